@@ -1,0 +1,4 @@
+pub mod demo;
+pub mod eval;
+pub mod simulate;
+pub mod synth;

@@ -1,0 +1,52 @@
+//! The `slsg` command-line tool: thin handlers that parse arguments and forward to the library.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "slsg",
+    version,
+    about = "Train and evaluate SLSG anomaly detectors for many product categories"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write the deterministic synthetic dataset (MVTec AD and MVTec LOCO AD layouts).
+    Synth(commands::synth::Args),
+    /// Write simulated anomalies of one category as PNG pairs and a contact sheet.
+    Simulate(commands::simulate::Args),
+    /// Score a folder of anomaly maps against a dataset's ground truth.
+    Eval(commands::eval::Args),
+    /// Run the whole job on the embedded default: synthetic data, local store.
+    Demo(commands::demo::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLSG_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Synth(args) => commands::synth::run(args),
+        Command::Simulate(args) => commands::simulate::run(args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Demo(args) => commands::demo::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

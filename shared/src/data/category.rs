@@ -1,0 +1,221 @@
+use std::path::{Path, PathBuf};
+
+use super::{DataError, DefectsConfig, IMAGE_EXTENSIONS, Layout, image_io::is_image_file};
+
+/// One product category of a dataset: its normal training images, validation images (LOCO),
+/// test images with their ground truth, and LOCO's defect types.
+#[derive(Clone, Debug)]
+pub struct Category {
+    pub name: String,
+    pub root: PathBuf,
+    pub layout: Layout,
+    pub train: Vec<PathBuf>,
+    /// Defect-free validation images (LOCO `validation/good`); empty for other layouts.
+    pub validation: Vec<PathBuf>,
+    pub test: Vec<TestImage>,
+    pub defects: Option<DefectsConfig>,
+}
+
+/// A test image, its folder name (`good`, `crack`, `logical_anomalies`, …) and where its
+/// ground truth lives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TestImage {
+    pub path: PathBuf,
+    /// The test sub-folder: the defect type, or the layout's defect-free folder.
+    pub kind: String,
+    pub anomalous: bool,
+    pub ground_truth: Option<GroundTruthSource>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum GroundTruthSource {
+    /// One binary mask for the whole image (MVTec AD, BTAD).
+    Mask(PathBuf),
+    /// A folder with one PNG per defect region (MVTec LOCO AD).
+    Regions(PathBuf),
+}
+
+impl TestImage {
+    /// The file stem, which names the anomaly map `<kind>/<id>.tiff`.
+    pub fn id(&self) -> &str {
+        self.path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+    }
+}
+
+impl Category {
+    /// Lists a category's files and checks that every anomalous test image has ground truth.
+    pub fn open(dataset_root: &Path, name: &str) -> Result<Category, DataError> {
+        let root = dataset_root.join(name);
+        if !root.is_dir() {
+            let available = super::discover_categories(dataset_root).unwrap_or_default();
+            if !dataset_root.is_dir() {
+                return Err(DataError::NotFound {
+                    path: dataset_root.to_path_buf(),
+                });
+            }
+            return Err(DataError::UnknownCategory {
+                category: name.to_string(),
+                root: dataset_root.to_path_buf(),
+                available,
+            });
+        }
+        let layout = Layout::detect(&root)?;
+        let (train_dir, validation) = match layout {
+            Layout::MvtecAd => (root.join("train/good"), Vec::new()),
+            Layout::Btad => (root.join("train/ok"), Vec::new()),
+            Layout::MvtecLoco => {
+                let validation_dir = root.join("validation/good");
+                let validation = if validation_dir.is_dir() {
+                    list_images(&validation_dir)?
+                } else {
+                    Vec::new()
+                };
+                (root.join("train/good"), validation)
+            }
+            Layout::Folder => (root.clone(), Vec::new()),
+        };
+        let train = if train_dir.is_dir() {
+            list_images(&train_dir)?
+        } else {
+            Vec::new()
+        };
+        if train.is_empty() {
+            return Err(DataError::EmptyTrain { path: train_dir });
+        }
+        let test = if layout == Layout::Folder {
+            Vec::new()
+        } else {
+            list_test_images(&root, layout)?
+        };
+        let defects_path = root.join("defects_config.json");
+        let defects = if defects_path.is_file() {
+            Some(DefectsConfig::read(&defects_path)?)
+        } else if layout == Layout::MvtecLoco && test.iter().any(|t| t.anomalous) {
+            return Err(DataError::NotFound { path: defects_path });
+        } else {
+            None
+        };
+        Ok(Category {
+            name: name.to_string(),
+            root,
+            layout,
+            train,
+            validation,
+            test,
+            defects,
+        })
+    }
+
+    /// Test images grouped by kind, in folder order.
+    pub fn test_kinds(&self) -> Vec<String> {
+        let mut kinds: Vec<String> = Vec::new();
+        for t in &self.test {
+            if !kinds.contains(&t.kind) {
+                kinds.push(t.kind.clone());
+            }
+        }
+        kinds
+    }
+}
+
+/// Image files directly inside `dir`, sorted by name.
+fn list_images(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
+        let path = entry.map_err(|e| DataError::io(dir, e))?.path();
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if !hidden && path.is_file() && is_image_file(&path) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn sorted_subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, DataError> {
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
+        let path = entry.map_err(|e| DataError::io(dir, e))?.path();
+        if let Some(name) = path.file_name().and_then(|n| n.to_str())
+            && path.is_dir()
+            && !name.starts_with('.')
+        {
+            dirs.push((name.to_string(), path.clone()));
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+fn list_test_images(root: &Path, layout: Layout) -> Result<Vec<TestImage>, DataError> {
+    let test_dir = root.join("test");
+    if !test_dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut test = Vec::new();
+    for (kind, dir) in sorted_subdirs(&test_dir)? {
+        let anomalous = kind != layout.good_folder();
+        for path in list_images(&dir)? {
+            let ground_truth = if anomalous {
+                Some(find_ground_truth(root, layout, &kind, &path)?)
+            } else {
+                None
+            };
+            test.push(TestImage {
+                path,
+                kind: kind.clone(),
+                anomalous,
+                ground_truth,
+            });
+        }
+    }
+    Ok(test)
+}
+
+fn find_ground_truth(
+    root: &Path,
+    layout: Layout,
+    kind: &str,
+    image: &Path,
+) -> Result<GroundTruthSource, DataError> {
+    let stem = image
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    let gt_dir = root.join("ground_truth").join(kind);
+    if layout == Layout::MvtecLoco {
+        let dir = gt_dir.join(stem);
+        return if dir.is_dir() {
+            Ok(GroundTruthSource::Regions(dir))
+        } else {
+            Err(DataError::MissingMask {
+                image: image.to_path_buf(),
+                expected: format!("{}/", dir.display()),
+            })
+        };
+    }
+    let candidates = [format!("{stem}_mask"), stem.to_string()];
+    for base in &candidates {
+        for ext in IMAGE_EXTENSIONS {
+            let path = gt_dir.join(format!("{base}.{ext}"));
+            if path.is_file() {
+                return Ok(GroundTruthSource::Mask(path));
+            }
+        }
+    }
+    Err(DataError::MissingMask {
+        image: image.to_path_buf(),
+        expected: format!(
+            "{}/{}.png or {}/{stem}.png",
+            gt_dir.display(),
+            candidates[0],
+            gt_dir.display()
+        ),
+    })
+}

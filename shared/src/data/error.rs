@@ -1,0 +1,59 @@
+use std::path::PathBuf;
+
+/// Everything that can be wrong with a dataset on disk. Every variant names the file or folder.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: no such file or folder")]
+    NotFound { path: PathBuf },
+    #[error("category `{category}` does not exist in {root} (available: {})", available.join(", "))]
+    UnknownCategory {
+        category: String,
+        root: PathBuf,
+        available: Vec<String>,
+    },
+    #[error(
+        "{path}: unknown dataset layout (expected MVTec AD `train/good`, BTAD `train/ok`, \
+         MVTec LOCO AD `validation/good` or `defects_config.json`, or a folder of images)"
+    )]
+    UnknownLayout { path: PathBuf },
+    #[error("{path}: no training images")]
+    EmptyTrain { path: PathBuf },
+    #[error("{image}: missing ground-truth mask (looked for {expected})")]
+    MissingMask { image: PathBuf, expected: String },
+    #[error("{path}: unreadable image: {source}")]
+    Unreadable {
+        path: PathBuf,
+        source: image::ImageError,
+    },
+    #[error(
+        "{mask}: mask is {mask_width}×{mask_height} but its image {image} is {image_width}×{image_height}"
+    )]
+    MaskSizeMismatch {
+        mask: PathBuf,
+        image: PathBuf,
+        mask_width: u32,
+        mask_height: u32,
+        image_width: u32,
+        image_height: u32,
+    },
+    #[error("{path}: invalid defects config: {message}")]
+    DefectsConfig { path: PathBuf, message: String },
+    #[error("{path}: invalid ground-truth region: {message}")]
+    GroundTruthRegion { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl DataError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        let path = path.into();
+        if source.kind() == std::io::ErrorKind::NotFound {
+            DataError::NotFound { path }
+        } else {
+            DataError::Io { path, source }
+        }
+    }
+}

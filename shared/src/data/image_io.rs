@@ -1,0 +1,88 @@
+use std::path::{Path, PathBuf};
+
+use image::{GrayImage, ImageReader, RgbImage};
+
+use super::DataError;
+use crate::raster::resize_rgb;
+
+/// File extensions read as images (compared case-insensitively).
+pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "bmp", "tif", "tiff"];
+
+pub fn is_image_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+fn decode(path: &Path) -> Result<image::DynamicImage, DataError> {
+    let reader = ImageReader::open(path).map_err(|e| DataError::io(path, e))?;
+    let reader = reader
+        .with_guessed_format()
+        .map_err(|e| DataError::io(path, e))?;
+    reader.decode().map_err(|source| DataError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads an image of any supported format and bit depth as 8-bit RGB.
+pub fn read_rgb(path: &Path) -> Result<RgbImage, DataError> {
+    Ok(decode(path)?.to_rgb8())
+}
+
+/// Reads an image as 8-bit grey levels (masks, ground-truth regions).
+pub fn read_gray(path: &Path) -> Result<GrayImage, DataError> {
+    Ok(decode(path)?.to_luma8())
+}
+
+/// Reads an image and resizes it to `width × height` (the training resolution).
+pub fn read_rgb_resized(path: &Path, width: u32, height: u32) -> Result<RgbImage, DataError> {
+    Ok(resize_rgb(&read_rgb(path)?, width, height))
+}
+
+/// Reads and resizes many images on `threads` threads, keeping their order. Fails with the
+/// first unreadable file in list order.
+pub fn read_rgb_resized_all(
+    paths: &[PathBuf],
+    width: u32,
+    height: u32,
+    threads: usize,
+) -> Result<Vec<RgbImage>, DataError> {
+    let threads = threads.clamp(1, paths.len().max(1));
+    let chunk = paths.len().div_ceil(threads).max(1);
+    let results: Vec<Result<Vec<RgbImage>, DataError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|p| read_rgb_resized(p, width, height))
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("image reader thread panicked"))
+            .collect()
+    });
+    let mut images = Vec::with_capacity(paths.len());
+    for part in results {
+        images.extend(part?);
+    }
+    Ok(images)
+}
+
+/// Width and height from the file header, without decoding the pixels.
+pub fn image_size(path: &Path) -> Result<(u32, u32), DataError> {
+    let reader = ImageReader::open(path).map_err(|e| DataError::io(path, e))?;
+    let reader = reader
+        .with_guessed_format()
+        .map_err(|e| DataError::io(path, e))?;
+    reader
+        .into_dimensions()
+        .map_err(|source| DataError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        })
+}

@@ -1,0 +1,20 @@
+//! Datasets as they are distributed (MVTec AD, BTAD, MVTec LOCO AD, a plain folder of normal
+//! images): layout detection, category discovery, image and ground-truth reading, with errors
+//! that name the offending file. Must not simulate anomalies, train or score anything.
+
+mod category;
+mod defects;
+mod error;
+mod ground_truth;
+mod image_io;
+mod layout;
+
+pub use category::{Category, GroundTruthSource, TestImage};
+pub use defects::{DefectSpec, DefectsConfig};
+pub use error::DataError;
+pub use ground_truth::{GroundTruth, GroundTruthRegion};
+pub use image_io::{
+    IMAGE_EXTENSIONS, image_size, is_image_file, read_gray, read_rgb, read_rgb_resized,
+    read_rgb_resized_all,
+};
+pub use layout::{Layout, discover_categories, resolve_categories};

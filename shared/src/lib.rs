@@ -1,0 +1,12 @@
+//! slsg: SLSG industrial anomaly detection (Yang et al.) as a library: datasets, synthetic data,
+//! anomaly simulation, metrics, and the contracts the worker and coordinator share.
+//!
+//! Data flows one way: `data` → `simulate` → `metrics`; `raster` and `seed` are the
+//! shared ground floor and `synth` only writes files.
+
+pub mod data;
+pub mod metrics;
+pub mod raster;
+pub mod seed;
+pub mod simulate;
+pub mod synth;
