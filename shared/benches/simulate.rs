@@ -23,7 +23,11 @@ fn texture_bank() -> (TextureBank, String) {
         });
     match TextureBank::from_folder(&dir, SIZE, SIZE, 512, 0, 2) {
         Ok(bank) => {
-            let label = format!("{} textures from {}", bank.len(), dir.display());
+            let label = format!(
+                "{} textures from {}",
+                bank.len(),
+                dir.canonicalize().unwrap_or(dir.clone()).display()
+            );
             (bank, label)
         }
         Err(_) => (

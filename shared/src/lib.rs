@@ -4,8 +4,10 @@
 //! Data flows one way: `data` → `simulate` → `metrics`; `raster` and `seed` are the
 //! shared ground floor and `synth` only writes files.
 
+pub mod config;
 pub mod data;
 pub mod metrics;
+pub mod prepare;
 pub mod raster;
 pub mod seed;
 pub mod simulate;

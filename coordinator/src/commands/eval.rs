@@ -1,5 +1,39 @@
+use std::path::PathBuf;
+
+use anyhow::Context;
+use slsg::data::Category;
+use slsg::metrics::{EvalOptions, ImageScore, evaluate_folder};
+
 #[derive(clap::Args)]
-pub struct Args {}
-pub fn run(_: Args) -> anyhow::Result<()> {
-    anyhow::bail!("todo")
+pub struct Args {
+    /// Dataset root holding the category folders.
+    #[arg(long)]
+    dataset: PathBuf,
+    #[arg(long)]
+    category: String,
+    /// Anomaly maps in the official layout: `<maps>/<category>/test/<kind>/<id>.tiff`.
+    #[arg(long)]
+    maps: PathBuf,
+    /// Also write every metric as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Image score taken from each map: `max` (the official evaluation's) or `top100` (the paper's).
+    #[arg(long, default_value = "max")]
+    image_score: ImageScore,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let category = Category::open(&args.dataset, &args.category)?;
+    let options = EvalOptions {
+        image_score: args.image_score,
+        ..EvalOptions::default()
+    };
+    let evaluation = evaluate_folder(&category, &args.maps, &options)?;
+    print!("{}", evaluation.table());
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&evaluation)?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }

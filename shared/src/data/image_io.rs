@@ -1,6 +1,7 @@
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use image::{GrayImage, ImageReader, RgbImage};
+use image::{GrayImage, ImageFormat, ImageReader, RgbImage};
 
 use super::DataError;
 use crate::raster::resize_rgb;
@@ -15,14 +16,33 @@ pub fn is_image_file(path: &Path) -> bool {
 }
 
 fn decode(path: &Path) -> Result<image::DynamicImage, DataError> {
-    let reader = ImageReader::open(path).map_err(|e| DataError::io(path, e))?;
-    let reader = reader
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let reader = ImageReader::new(Cursor::new(&bytes))
         .with_guessed_format()
         .map_err(|e| DataError::io(path, e))?;
+    if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
+        return Err(DataError::Unreadable {
+            path: path.to_path_buf(),
+            source: image::ImageError::IoError(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "truncated JPEG: no end-of-image marker after the last scan",
+            )),
+        });
+    }
     reader.decode().map_err(|source| DataError::Unreadable {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// The JPEG decoder fills a cut-off file with grey instead of failing, so a truncated file is
+/// recognised here: the last start-of-scan marker must be followed by an end-of-image marker.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_scan = bytes
+        .windows(2)
+        .rposition(|w| w == [0xFF, 0xDA])
+        .unwrap_or(0);
+    bytes[last_scan..].windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 /// Reads an image of any supported format and bit depth as 8-bit RGB.

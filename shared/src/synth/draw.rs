@@ -63,13 +63,13 @@ impl Canvas {
     pub fn to_image(&self, rng: &mut impl Rng, noise: f32) -> RgbImage {
         let mut image = RgbImage::new(self.width, self.height);
         for (out, px) in image.pixels_mut().zip(&self.pixels) {
-            for c in 0..3 {
+            for (channel, value) in out.0.iter_mut().zip(px) {
                 let n = if noise > 0.0 {
                     rng.random_range(-noise..noise)
                 } else {
                     0.0
                 };
-                out.0[c] = ((px[c] + n).clamp(0.0, 1.0) * 255.0).round() as u8;
+                *channel = ((value + n).clamp(0.0, 1.0) * 255.0).round() as u8;
             }
         }
         image

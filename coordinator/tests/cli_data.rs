@@ -1,0 +1,307 @@
+//! `slsg synth`, `simulate` and `eval` end to end, and every bad-input case of the dataset
+//! readers: each must exit non-zero with a message naming the file, never panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use slsg::data::{Category, GroundTruth};
+use slsg::metrics::{AnomalyMap, map_path, write_tiff};
+
+fn slsg(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_slsg"))
+        .args(args)
+        .env("SLSG_LOG", "warn")
+        .output()
+        .expect("running slsg")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Fails with the command's output if it did not succeed.
+fn ok(o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+/// Asserts a clean failure: non-zero exit, no panic, and every `needle` in the message.
+fn fails_with(o: Output, needles: &[&str]) {
+    let err = stderr(&o);
+    assert!(
+        !o.status.success(),
+        "expected a failure, got success:\n{}",
+        stdout(&o)
+    );
+    assert!(!err.contains("panicked"), "panicked:\n{err}");
+    for needle in needles {
+        assert!(err.contains(needle), "`{needle}` missing from:\n{err}");
+    }
+}
+
+fn synth(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    ok(slsg(&[
+        "synth",
+        "--out",
+        data.to_str().unwrap(),
+        "--size",
+        "64",
+        "--train",
+        "6",
+        "--test-per-defect",
+        "2",
+    ]));
+    data
+}
+
+/// Maps that mark the ground truth (plus a little structure) so every metric is well defined.
+fn write_oracle_maps(category: &Category, maps: &Path) {
+    for test in &category.test {
+        let gt = GroundTruth::read(test, category.defects.as_ref()).unwrap();
+        let union = gt.union_mask();
+        let values = union
+            .as_bytes()
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| 0.8 * d as f32 + 0.1 * ((i * 7919 % 101) as f32 / 101.0))
+            .collect();
+        let map = AnomalyMap {
+            width: gt.width,
+            height: gt.height,
+            values,
+        };
+        write_tiff(&map_path(maps, &category.name, &test.kind, test.id()), &map).unwrap();
+    }
+}
+
+#[test]
+fn synth_simulate_and_eval_work_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path());
+    let out = dir.path().join("sim");
+    let o = ok(slsg(&[
+        "simulate",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--category",
+        "tray",
+        "--out",
+        out.to_str().unwrap(),
+        "--count",
+        "8",
+        "--size",
+        "64",
+    ]));
+    assert!(stdout(&o).contains("wrote 8 samples"));
+    for name in [
+        "000_image.png",
+        "007_mask.png",
+        "contact_sheet.png",
+        "samples.csv",
+    ] {
+        assert!(out.join(name).is_file(), "{name}");
+    }
+    let csv = std::fs::read_to_string(out.join("samples.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 9);
+
+    for name in ["weave", "tray"] {
+        let category = Category::open(&data, name).unwrap();
+        let maps = dir.path().join("maps");
+        write_oracle_maps(&category, &maps);
+        let json = dir.path().join(format!("{name}.json"));
+        let o = ok(slsg(&[
+            "eval",
+            "--dataset",
+            data.to_str().unwrap(),
+            "--category",
+            name,
+            "--maps",
+            maps.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ]));
+        assert!(stdout(&o).contains("image AUROC"));
+        let metrics: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(metrics["image_auroc"], 1.0, "{name}");
+        assert!(metrics["pixel_auroc"].as_f64().unwrap() > 0.99);
+        assert!(metrics["pro_auc_0.3"].as_f64().unwrap() > 0.9);
+        if name == "tray" {
+            let spro = &metrics["spro_auc"];
+            for limit in ["0.01", "0.05", "0.1", "0.3", "1.0"] {
+                for kind in ["logical", "structural", "mean"] {
+                    assert!(spro[limit][kind].as_f64().unwrap() > 0.9, "{limit} {kind}");
+                }
+            }
+            assert_eq!(metrics["image_auroc_logical"], 1.0);
+            assert_eq!(metrics["image_auroc_structural"], 1.0);
+        } else {
+            assert!(metrics.get("spro_auc").is_none());
+        }
+    }
+}
+
+#[test]
+fn eval_refuses_missing_corrupt_and_misfit_maps() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path());
+    let category = Category::open(&data, "washer").unwrap();
+    let maps = dir.path().join("maps");
+    write_oracle_maps(&category, &maps);
+    let eval = |maps: &Path| {
+        slsg(&[
+            "eval",
+            "--dataset",
+            data.to_str().unwrap(),
+            "--category",
+            "washer",
+            "--maps",
+            maps.to_str().unwrap(),
+        ])
+    };
+
+    let first = &category.test[0];
+    let path = map_path(&maps, "washer", &first.kind, first.id());
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    fails_with(eval(&maps), &[path.to_str().unwrap()]);
+
+    write_tiff(
+        &path,
+        &AnomalyMap {
+            width: 10,
+            height: 10,
+            values: vec![0.0; 100],
+        },
+    )
+    .unwrap();
+    fails_with(eval(&maps), &[path.to_str().unwrap(), "10×10"]);
+
+    std::fs::remove_file(&path).unwrap();
+    fails_with(
+        eval(&maps),
+        &[
+            "no anomaly map",
+            first.path.to_str().unwrap(),
+            path.to_str().unwrap(),
+        ],
+    );
+
+    fails_with(
+        slsg(&[
+            "eval",
+            "--dataset",
+            data.to_str().unwrap(),
+            "--category",
+            "nonexistent",
+            "--maps",
+            maps.to_str().unwrap(),
+        ]),
+        &["nonexistent", "does not exist", "washer"],
+    );
+}
+
+#[test]
+fn bad_datasets_name_the_offending_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path());
+    let out = dir.path().join("out");
+    let simulate = |category: &str| {
+        slsg(&[
+            "simulate",
+            "--dataset",
+            data.to_str().unwrap(),
+            "--category",
+            category,
+            "--out",
+            out.to_str().unwrap(),
+            "--count",
+            "2",
+            "--size",
+            "64",
+        ])
+    };
+    let maps = dir.path().join("maps");
+    let eval = |category: &str| {
+        slsg(&[
+            "eval",
+            "--dataset",
+            data.to_str().unwrap(),
+            "--category",
+            category,
+            "--maps",
+            maps.to_str().unwrap(),
+        ])
+    };
+
+    // Missing mask.
+    let mask = data.join("weave/ground_truth/hole/000_mask.png");
+    std::fs::remove_file(&mask).unwrap();
+    fails_with(
+        eval("weave"),
+        &["missing ground-truth mask", "weave/test/hole/000.png"],
+    );
+
+    // Mask of another size than its image.
+    let category = Category::open(&data, "washer").unwrap();
+    write_oracle_maps(&category, &maps);
+    let mask = data.join("washer/ground_truth/crack/001_mask.png");
+    image::GrayImage::new(10, 12).save(&mask).unwrap();
+    fails_with(
+        eval("washer"),
+        &["washer/ground_truth/crack/001_mask.png", "10×12", "64×64"],
+    );
+
+    // Truncated and unreadable training images.
+    let image = data.join("tray/train/good/003.png");
+    let bytes = std::fs::read(&image).unwrap();
+    std::fs::write(&image, &bytes[..bytes.len() / 2]).unwrap();
+    fails_with(simulate("tray"), &["tray/train/good/003.png", "unreadable"]);
+    std::fs::write(&image, b"this is not an image").unwrap();
+    fails_with(simulate("tray"), &["tray/train/good/003.png"]);
+
+    // Empty train folder.
+    for entry in std::fs::read_dir(data.join("washer/train/good")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    fails_with(
+        simulate("washer"),
+        &["washer/train/good", "no training images"],
+    );
+
+    // Unknown layout and unknown category.
+    std::fs::create_dir_all(data.join("mystery/stuff")).unwrap();
+    fails_with(simulate("mystery"), &["mystery", "unknown dataset layout"]);
+    fails_with(simulate("nonexistent"), &["nonexistent", "does not exist"]);
+}
+
+#[test]
+fn truncated_jpeg_is_unreadable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.jpg");
+    let image = image::RgbImage::from_fn(64, 64, |x, y| {
+        image::Rgb([(x * 4) as u8, (y * 4) as u8, 90])
+    });
+    image.save(&path).unwrap();
+    let complete = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &complete[..complete.len() * 2 / 3]).unwrap();
+    match slsg::data::read_rgb(&path) {
+        Ok(_) => panic!("a truncated JPEG was decoded"),
+        Err(e) => assert!(
+            e.to_string().contains("cut.jpg") && e.to_string().contains("truncated"),
+            "{e}"
+        ),
+    }
+    std::fs::write(&path, &complete).unwrap();
+    assert!(slsg::data::read_rgb(&path).is_ok());
+}

@@ -1,0 +1,182 @@
+//! Anomaly maps on disk: one-channel 32-bit float TIFF at the original image size, in the
+//! layout the official MVTec LOCO evaluation reads (`<maps>/<category>/test/<kind>/<id>.tiff`).
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+
+use tiff::ColorType;
+use tiff::decoder::{Decoder, DecodingResult};
+use tiff::encoder::{TiffEncoder, colortype::Gray32Float};
+
+/// A row-major score map.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnomalyMap {
+    pub width: u32,
+    pub height: u32,
+    pub values: Vec<f32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MapError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a readable TIFF: {source}")]
+    Tiff {
+        path: PathBuf,
+        source: tiff::TiffError,
+    },
+    #[error("{path}: {message}")]
+    Unsupported { path: PathBuf, message: String },
+}
+
+/// Where the map of test image `<kind>/<id>` of `category` is written.
+pub fn map_path(root: &Path, category: &str, kind: &str, id: &str) -> PathBuf {
+    root.join(category)
+        .join("test")
+        .join(kind)
+        .join(format!("{id}.tiff"))
+}
+
+/// The map of a test image if one exists, with any of the extensions the official evaluation
+/// accepts (`.tif`, `.tiff`, either case).
+pub fn find_map(root: &Path, category: &str, kind: &str, id: &str) -> Option<PathBuf> {
+    let dir = root.join(category).join("test").join(kind);
+    ["tiff", "tif", "TIFF", "TIF"]
+        .iter()
+        .map(|ext| dir.join(format!("{id}.{ext}")))
+        .find(|p| p.is_file())
+}
+
+/// Writes a map as a one-channel 32-bit float TIFF, through a temporary file and a rename so
+/// a reader never sees half a map.
+pub fn write_tiff(path: &Path, map: &AnomalyMap) -> Result<(), MapError> {
+    let io = |source| MapError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let temporary = path.with_extension("tiff.partial");
+    {
+        let file = File::create(&temporary).map_err(io)?;
+        let mut encoder =
+            TiffEncoder::new(BufWriter::new(file)).map_err(|source| MapError::Tiff {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        encoder
+            .write_image::<Gray32Float>(map.width, map.height, &map.values)
+            .map_err(|source| MapError::Tiff {
+                path: path.to_path_buf(),
+                source,
+            })?;
+    }
+    std::fs::rename(&temporary, path).map_err(io)
+}
+
+/// Reads a one-channel TIFF of any numeric sample type as `f32`; rejects multi-channel images
+/// and non-finite scores.
+pub fn read_tiff(path: &Path) -> Result<AnomalyMap, MapError> {
+    let file = File::open(path).map_err(|source| MapError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let tiff_error = |source| MapError::Tiff {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut decoder = Decoder::new(BufReader::new(file)).map_err(tiff_error)?;
+    let (width, height) = decoder.dimensions().map_err(tiff_error)?;
+    let colortype = decoder.colortype().map_err(tiff_error)?;
+    if !matches!(colortype, ColorType::Gray(_)) {
+        return Err(MapError::Unsupported {
+            path: path.to_path_buf(),
+            message: format!("one channel expected, found {colortype:?}"),
+        });
+    }
+    let values: Vec<f32> = match decoder.read_image().map_err(tiff_error)? {
+        DecodingResult::F32(v) => v,
+        DecodingResult::F64(v) => v.into_iter().map(|x| x as f32).collect(),
+        DecodingResult::U8(v) => v.into_iter().map(f32::from).collect(),
+        DecodingResult::U16(v) => v.into_iter().map(f32::from).collect(),
+        DecodingResult::U32(v) => v.into_iter().map(|x| x as f32).collect(),
+        DecodingResult::I8(v) => v.into_iter().map(f32::from).collect(),
+        DecodingResult::I16(v) => v.into_iter().map(f32::from).collect(),
+        DecodingResult::I32(v) => v.into_iter().map(|x| x as f32).collect(),
+        other => {
+            return Err(MapError::Unsupported {
+                path: path.to_path_buf(),
+                message: format!("unsupported sample type {other:?}"),
+            });
+        }
+    };
+    if values.len() != width as usize * height as usize {
+        return Err(MapError::Unsupported {
+            path: path.to_path_buf(),
+            message: format!("{} samples for {width}×{height} pixels", values.len()),
+        });
+    }
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(MapError::Unsupported {
+            path: path.to_path_buf(),
+            message: format!(
+                "non-finite score at pixel ({}, {})",
+                i % width as usize,
+                i / width as usize
+            ),
+        });
+    }
+    Ok(AnomalyMap {
+        width,
+        height,
+        values,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float_tiff_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = map_path(dir.path(), "cat", "good", "000");
+        let map = AnomalyMap {
+            width: 3,
+            height: 2,
+            values: vec![0.0, 0.25, -1.5, 3.0e-7, 1.0, 0.5],
+        };
+        write_tiff(&path, &map).unwrap();
+        assert_eq!(read_tiff(&path).unwrap(), map);
+        assert_eq!(find_map(dir.path(), "cat", "good", "000"), Some(path));
+        assert_eq!(find_map(dir.path(), "cat", "good", "001"), None);
+    }
+
+    #[test]
+    fn corrupt_tiff_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken.tiff");
+        let map = AnomalyMap {
+            width: 64,
+            height: 64,
+            values: vec![0.5; 64 * 64],
+        };
+        write_tiff(&path, &map).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
+        let err = read_tiff(&path).unwrap_err().to_string();
+        assert!(err.contains("broken.tiff"), "{err}");
+        std::fs::write(&path, b"not a tiff at all").unwrap();
+        assert!(
+            read_tiff(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("broken.tiff")
+        );
+    }
+}
