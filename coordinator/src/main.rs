@@ -23,6 +23,12 @@ enum Command {
     Simulate(commands::simulate::Args),
     /// Score a folder of anomaly maps against a dataset's ground truth.
     Eval(commands::eval::Args),
+    /// Train both stages for one category in this process and evaluate on its test split.
+    Fit(commands::fit::Args),
+    /// Score images with a trained model: TIFF maps, heat-map overlays, scores.csv.
+    Predict(commands::predict::Args),
+    /// Check a config, print the defaults, or count the networks' parameters.
+    Config(commands::config::Args),
     /// Run the whole job on the embedded default: synthetic data, local store.
     Demo(commands::demo::Args),
 }
@@ -40,6 +46,9 @@ fn main() -> std::process::ExitCode {
         Command::Synth(args) => commands::synth::run(args),
         Command::Simulate(args) => commands::simulate::run(args),
         Command::Eval(args) => commands::eval::run(args),
+        Command::Fit(args) => commands::fit::run(args),
+        Command::Predict(args) => commands::predict::run(args),
+        Command::Config(args) => commands::config::run(args),
         Command::Demo(args) => commands::demo::run(args),
     };
     match result {

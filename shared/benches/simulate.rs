@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use slsg::data::{Category, read_rgb_resized_all};
 use slsg::seed::rng_for;
-use slsg::simulate::{BatchProducer, ProducerConfig, SimulationConfig, Simulator, TextureBank};
+use slsg::simulate::{ProducerConfig, SimulationConfig, Simulator, TextureBank, batch_producer};
 use slsg::synth::{SynthOptions, write_dataset};
 
 const SIZE: u32 = 256;
@@ -95,7 +95,7 @@ fn main() {
             simulated_per_batch: 4,
             start_batch: 0,
         };
-        let mut producer = BatchProducer::start(simulator.clone(), config);
+        let mut producer = batch_producer(simulator.clone(), config);
         producer.next();
         let batches = 200;
         let start = Instant::now();

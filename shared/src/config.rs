@@ -1,16 +1,61 @@
-//! The run configuration: one TOML document with a section per stage, every default from the
-//! SPEC, unknown fields and out-of-range values refused with the field's path.
+//! The run configuration: one TOML document with a section per stage and every default from
+//! the SPEC. Unknown fields and out-of-range values are refused with the field's path;
+//! `section.field=value` overrides apply on top of a file or the defaults.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::simulate::SimulationConfig;
+use crate::metrics::ImageScore;
+use crate::model::ModelConfig;
+use crate::simulate::{InvalidField, SimulationConfig};
+use crate::train::{PretrainConfig, SegnetConfig, ValidationConfig};
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// Seeds weight initialisation, masks, simulation and the validation split.
+    pub seed: u64,
+    /// CPU threads for data loading and anomaly simulation (0: every core).
+    pub threads: usize,
+    pub model: ModelConfig,
+    pub pretrain: PretrainConfig,
+    pub segnet: SegnetConfig,
+    pub validation: ValidationConfig,
+    pub inference: InferenceConfig,
     pub simulation: SimulationConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            threads: 0,
+            model: ModelConfig::default(),
+            pretrain: PretrainConfig::default(),
+            segnet: SegnetConfig::default(),
+            validation: ValidationConfig::default(),
+            inference: InferenceConfig::default(),
+            simulation: SimulationConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InferenceConfig {
+    /// The image score of a map: the paper's mean of the 100 highest pixels, or the maximum.
+    pub image_score: ImageScore,
+    pub batch_size: usize,
+}
+
+impl Default for InferenceConfig {
+    fn default() -> Self {
+        Self {
+            image_score: ImageScore::Top100,
+            batch_size: 16,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -28,41 +73,151 @@ pub enum ConfigError {
         field: String,
         message: String,
     },
+    #[error("--set {assignment}: {message}")]
+    Override { assignment: String, message: String },
 }
 
 impl Config {
     /// Reads and validates a TOML config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.display().to_string(),
-            source,
+        Self::load_with(Some(path), &[])
+    }
+
+    /// The defaults, or `path` if given, with `section.field=value` assignments applied.
+    pub fn load_with(path: Option<&Path>, assignments: &[String]) -> Result<Config, ConfigError> {
+        let (text, origin) = match path {
+            Some(path) => (
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })?,
+                path.display().to_string(),
+            ),
+            None => (String::new(), "defaults".to_string()),
+        };
+        let mut document: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            origin: origin.clone(),
+            message: e.to_string(),
         })?;
-        Self::parse(&text, &path.display().to_string())
+        let known = toml::Table::try_from(Config::default()).expect("the defaults serialise");
+        for assignment in assignments {
+            apply_override(&mut document, &known, assignment)?;
+        }
+        Self::from_table(document, &origin)
     }
 
     /// Parses and validates TOML text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let document: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
             origin: origin.to_string(),
             message: e.to_string(),
         })?;
+        Self::from_table(document, origin)
+    }
+
+    fn from_table(document: toml::Table, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config =
+            toml::Value::Table(document)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    origin: origin.to_string(),
+                    message: e.to_string(),
+                })?;
         config.validate(origin)?;
         Ok(config)
     }
 
     pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        self.simulation
-            .validate("simulation")
-            .map_err(|e| ConfigError::Invalid {
-                origin: origin.to_string(),
-                field: e.field,
-                message: e.message,
-            })
+        let invalid = |e: InvalidField| ConfigError::Invalid {
+            origin: origin.to_string(),
+            field: e.field,
+            message: e.message,
+        };
+        self.model.validate("model").map_err(invalid)?;
+        self.pretrain.validate("pretrain").map_err(invalid)?;
+        self.segnet.validate("segnet").map_err(invalid)?;
+        self.validation.validate("validation").map_err(invalid)?;
+        self.simulation.validate("simulation").map_err(invalid)?;
+        if self.inference.batch_size == 0 {
+            return Err(invalid(InvalidField {
+                field: "inference.batch_size".into(),
+                message: "must be at least 1".into(),
+            }));
+        }
+        Ok(())
+    }
+
+    /// Threads for CPU-side work.
+    pub fn threads(&self) -> usize {
+        if self.threads > 0 {
+            self.threads
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
     }
 
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("the config always serialises")
     }
+}
+
+/// Sets `a.b.c = value` in `document`. The path must exist in the defaults (`known`), so a typo
+/// is an error; the value is read as TOML (`0.5`, `true`, `[1, 2]`, `"text"`), or as a plain
+/// string when it is not valid TOML.
+fn apply_override(
+    document: &mut toml::Table,
+    known: &toml::Table,
+    assignment: &str,
+) -> Result<(), ConfigError> {
+    let fail = |message: String| ConfigError::Override {
+        assignment: assignment.to_string(),
+        message,
+    };
+    let (path, raw) = assignment
+        .split_once('=')
+        .ok_or_else(|| fail("expected section.field=value".into()))?;
+    let keys: Vec<&str> = path.trim().split('.').collect();
+    let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").expect("just parsed"),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    let (last, parents) = keys
+        .split_last()
+        .ok_or_else(|| fail("empty field path".into()))?;
+    let mut table = document;
+    let mut reference = Some(known);
+    for (depth, key) in parents.iter().enumerate() {
+        let entry = reference.and_then(|r| r.get(*key));
+        let open_map = entry.is_none() && depth > 0 && keys[depth - 1] == "categories";
+        if entry.is_some_and(|e| !e.is_table())
+            || (entry.is_none() && !open_map && reference.is_some())
+        {
+            return Err(fail(format!(
+                "unknown field `{}`",
+                keys[..=depth].join(".")
+            )));
+        }
+        reference = entry.and_then(|e| e.as_table());
+        table = table
+            .entry(key.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| fail(format!("`{}` is not a section", keys[..=depth].join("."))))?;
+    }
+    if let Some(reference) = reference
+        && !reference.contains_key(*last)
+        && !parents.last().is_some_and(|p| *p == "categories")
+        && !optional_field(path.trim())
+    {
+        return Err(fail(format!("unknown field `{}`", path.trim())));
+    }
+    table.insert(last.to_string(), value);
+    Ok(())
+}
+
+/// Fields whose default is absent (`None`), so the defaults' TOML does not list them.
+fn optional_field(path: &str) -> bool {
+    matches!(path, "pretrain.max_steps" | "simulation.textures") || path.contains(".categories.")
 }
 
 #[cfg(test)]
@@ -98,5 +253,54 @@ mod tests {
             err.contains("simulation.categories.screw.logical_probability"),
             "{err}"
         );
+        let err = Config::parse("[segnet]\nlr = -0.1\n", "run.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("segnet.lr"), "{err}");
+        let err = Config::parse("[model]\nimage_size = 100\n", "run.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("model.image_size") && err.contains("multiple of 16"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn overrides_apply_and_typos_are_refused() {
+        let set = |a: &[&str]| {
+            Config::load_with(None, &a.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        let config = set(&[
+            "segnet.steps=12",
+            "model.width=0.25",
+            "inference.image_score=max",
+            "pretrain.max_steps=3",
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                config.segnet.steps,
+                config.model.width,
+                config.pretrain.max_steps
+            ),
+            (12, 0.25, Some(3))
+        );
+        assert_eq!(config.inference.image_score, ImageScore::Max);
+        let config = set(&["simulation.categories.screw.logical_probability=0.2"]).unwrap();
+        assert_eq!(
+            config.simulation.for_category("screw").logical_probability,
+            0.2
+        );
+        for (assignment, needle) in [
+            ("segnet.stepz=3", "segnet.stepz"),
+            ("segment.steps=3", "segment"),
+            ("segnet.steps=-3", "segnet"),
+            ("segnet.lr=2000", "segnet.lr"),
+            ("segnet", "section.field=value"),
+        ] {
+            let err = set(&[assignment]).unwrap_err().to_string();
+            assert!(err.contains(needle), "{assignment}: {err}");
+        }
     }
 }

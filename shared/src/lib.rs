@@ -4,11 +4,16 @@
 //! Data flows one way: `data` → `simulate` → `metrics`; `raster` and `seed` are the
 //! shared ground floor and `synth` only writes files.
 
+pub mod backend;
 pub mod config;
 pub mod data;
+pub mod infer;
 pub mod metrics;
+pub mod model;
+pub mod pipeline;
 pub mod prepare;
 pub mod raster;
 pub mod seed;
 pub mod simulate;
 pub mod synth;
+pub mod train;

@@ -48,6 +48,19 @@ pub fn resize_rgb(image: &RgbImage, width: u32, height: u32) -> RgbImage {
     imageops::resize(image, width, height, imageops::FilterType::Triangle)
 }
 
+/// Writes an RGB image as channel-first floats in `[0, 1]`.
+pub fn write_chw(image: &RgbImage, out: &mut [f32]) {
+    let plane = image.width() as usize * image.height() as usize;
+    assert_eq!(out.len(), 3 * plane, "output buffer size");
+    let (r, rest) = out.split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    for (i, p) in image.as_raw().chunks_exact(3).enumerate() {
+        r[i] = p[0] as f32 * (1.0 / 255.0);
+        g[i] = p[1] as f32 * (1.0 / 255.0);
+        b[i] = p[2] as f32 * (1.0 / 255.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

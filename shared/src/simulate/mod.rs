@@ -18,7 +18,7 @@ pub use config::{
 };
 pub use foreground::{foreground_mask, otsu_threshold};
 pub use perlin::{perlin_field, perlin_mask};
-pub use producer::{Batch, BatchProducer, EpochOrder, ProducerConfig, produce_batch};
+pub use producer::{Batch, EpochOrder, ProducerConfig, batch_producer, produce_batch};
 pub use simulator::{Branch, SampleInfo, Simulator};
 pub use texture::TextureBank;
 

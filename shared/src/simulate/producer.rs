@@ -1,14 +1,13 @@
-//! The batch producer: a pool of CPU threads simulating batches of `normal + simulated` images
-//! into bounded channels. Sample `j` of batch `b` draws from its own seeded stream, and batches
-//! come out in index order, so the sequence is the same whatever the thread count.
+//! Training batches of `normal + simulated` images, produced on a pool of CPU threads. Sample
+//! `j` of batch `b` draws from its own seeded stream, and batches come out in index order, so
+//! the sequence is the same whatever the thread count.
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender, bounded};
 use rand::seq::SliceRandom;
 
 use super::simulator::{SampleInfo, Simulator};
+use crate::pipeline::OrderedProducer;
 use crate::seed::rng_for;
 
 const EPOCH_STREAM: u64 = 0xE90C;
@@ -61,78 +60,15 @@ impl Batch {
     }
 }
 
-/// Batches in index order from `start_batch` on, for as long as the consumer reads.
-pub struct BatchProducer {
-    receivers: Vec<Receiver<Batch>>,
-    next: u64,
-    start: u64,
-    workers: Vec<JoinHandle<()>>,
-}
-
-impl BatchProducer {
-    pub fn start(simulator: Arc<Simulator>, config: ProducerConfig) -> BatchProducer {
-        let threads = config.threads.max(1);
-        let per_worker = config.capacity.div_ceil(threads).max(1);
-        let mut receivers = Vec::with_capacity(threads);
-        let mut workers = Vec::with_capacity(threads);
-        for worker in 0..threads {
-            let (sender, receiver) = bounded(per_worker);
-            receivers.push(receiver);
-            let (simulator, config) = (simulator.clone(), config.clone());
-            let handle = std::thread::Builder::new()
-                .name(format!("slsg-simulate-{worker}"))
-                .spawn(move || {
-                    run_worker(&simulator, &config, worker as u64, threads as u64, sender)
-                })
-                .expect("spawning a simulation thread");
-            workers.push(handle);
-        }
-        BatchProducer {
-            receivers,
-            next: config.start_batch,
-            start: config.start_batch,
-            workers,
-        }
-    }
-}
-
-impl Iterator for BatchProducer {
-    type Item = Batch;
-
-    fn next(&mut self) -> Option<Batch> {
-        let slot = ((self.next - self.start) % self.receivers.len() as u64) as usize;
-        let batch = self.receivers[slot].recv().ok()?;
-        self.next += 1;
-        Some(batch)
-    }
-}
-
-impl Drop for BatchProducer {
-    fn drop(&mut self) {
-        // Dropping the receivers makes every blocked `send` fail, which ends the workers.
-        self.receivers.clear();
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
-        }
-    }
-}
-
-fn run_worker(
-    simulator: &Simulator,
-    config: &ProducerConfig,
-    worker: u64,
-    threads: u64,
-    sender: Sender<Batch>,
-) {
-    let mut epochs = EpochOrder::default();
-    let mut index = config.start_batch + worker;
-    loop {
-        let batch = produce_batch(simulator, config, index, &mut epochs);
-        if sender.send(batch).is_err() {
-            return;
-        }
-        index += threads;
-    }
+/// Starts simulating batches `start_batch, start_batch + 1, …` on `config.threads` threads;
+/// iterate it to receive them in order.
+pub fn batch_producer(simulator: Arc<Simulator>, config: ProducerConfig) -> OrderedProducer<Batch> {
+    let (threads, capacity, first) = (config.threads, config.capacity, config.start_batch);
+    OrderedProducer::start("slsg-simulate", threads, capacity, first, move || {
+        let (simulator, config) = (simulator.clone(), config.clone());
+        let mut epochs = EpochOrder::default();
+        move |index| produce_batch(&simulator, &config, index, &mut epochs)
+    })
 }
 
 /// Produces batch `index` of the sequence defined by `config.seed`.

@@ -11,7 +11,7 @@ use super::config::{PerlinConfig, SimulationConfig};
 use super::foreground::foreground_mask;
 use super::perlin::{largest_blob, perlin_field, perlin_mask};
 use super::texture::TextureBank;
-use crate::raster::{BoundingBox, Mask};
+use crate::raster::{BoundingBox, Mask, write_chw};
 
 /// Where the anomaly's pixels come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -372,19 +372,6 @@ fn jitter(region: &mut RgbImage, pixels: &[u32], contrast: f32, brightness: f32)
         for v in &mut raw[i as usize * 3..i as usize * 3 + 3] {
             *v = lut[*v as usize];
         }
-    }
-}
-
-/// Writes an RGB image as channel-first floats in `[0, 1]`.
-pub(crate) fn write_chw(image: &RgbImage, out: &mut [f32]) {
-    let plane = image.width() as usize * image.height() as usize;
-    assert_eq!(out.len(), 3 * plane, "output buffer size");
-    let (r, rest) = out.split_at_mut(plane);
-    let (g, b) = rest.split_at_mut(plane);
-    for (i, p) in image.as_raw().chunks_exact(3).enumerate() {
-        r[i] = p[0] as f32 * (1.0 / 255.0);
-        g[i] = p[1] as f32 * (1.0 / 255.0);
-        b[i] = p[2] as f32 * (1.0 / 255.0);
     }
 }
 

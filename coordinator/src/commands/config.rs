@@ -1,0 +1,53 @@
+use std::path::PathBuf;
+
+use slsg::backend::CpuTrain;
+use slsg::config::Config;
+use slsg::model::trainable_parameters;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A TOML config to check (the defaults otherwise).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override a field, e.g. `--set model.width=0.5` (repeatable).
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    overrides: Vec<String>,
+    /// Print the resolved config as TOML (with no file, every default).
+    #[arg(long)]
+    print_default: bool,
+    /// Print the trainable parameters of each network for the resolved `[model]`.
+    #[arg(long)]
+    params: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let config = Config::load_with(args.config.as_deref(), &args.overrides)?;
+    if args.print_default || !args.params {
+        print!("{}", config.to_toml());
+    }
+    if args.params {
+        let device = Default::default();
+        let m = &config.model;
+        println!(
+            "trainable parameters at {}×{} px, width {}:",
+            m.image_size, m.image_size, m.width
+        );
+        println!(
+            "  encoder (ResNet-18)  {:>12}",
+            trainable_parameters(&m.encoder().init::<CpuTrain>(&device))
+        );
+        println!(
+            "  GPT-Net              {:>12}",
+            trainable_parameters(&m.gpt_net().init::<CpuTrain>(&device))
+        );
+        println!(
+            "  D-Net                {:>12}",
+            trainable_parameters(&m.discriminator().init::<CpuTrain>(&device))
+        );
+        println!(
+            "  SegNet               {:>12}   (the paper reports 20.46 M)",
+            trainable_parameters(&m.segnet().init::<CpuTrain>(&device))
+        );
+    }
+    Ok(())
+}

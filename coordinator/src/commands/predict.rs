@@ -1,0 +1,163 @@
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use burn::tensor::backend::AutodiffBackend;
+use image::{Rgb, RgbImage};
+use slsg::backend::{BackendJob, Device, run_on};
+use slsg::data::{Category, Layout, is_image_file, read_rgb};
+use slsg::infer::load_model;
+use slsg::metrics::{map_path, write_tiff};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A model folder written by `slsg fit` (`model.json`, `weights.ckpt`).
+    #[arg(long)]
+    model: PathBuf,
+    /// An image, a folder of images, or a dataset category folder (its test split is scored and
+    /// the maps are written in the official layout `<out>/<category>/test/<kind>/<id>.tiff`).
+    #[arg(long)]
+    input: PathBuf,
+    /// Where the TIFF maps, `_overlay.png` heat maps and `scores.csv` go.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value = "cpu")]
+    device: Device,
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+}
+
+/// An input image and where its map goes (without extension).
+struct Item {
+    image: PathBuf,
+    output: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let items = collect_inputs(&args.input, &args.out)?;
+    if items.is_empty() {
+        anyhow::bail!("{}: no images to score", args.input.display());
+    }
+    run_on(args.device, PredictJob { args, items })?
+}
+
+fn collect_inputs(input: &Path, out: &Path) -> anyhow::Result<Vec<Item>> {
+    if input.is_file() {
+        let stem = input
+            .file_stem()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("image"));
+        return Ok(vec![Item {
+            image: input.to_path_buf(),
+            output: out.join(stem),
+        }]);
+    }
+    if !input.is_dir() {
+        anyhow::bail!("{}: no such file or folder", input.display());
+    }
+    if let Ok(layout) = Layout::detect(input)
+        && layout != Layout::Folder
+    {
+        let name = input
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("category folder name")?;
+        let root = input.parent().unwrap_or(Path::new("."));
+        let category = Category::open(root, name)?;
+        return Ok(category
+            .test
+            .iter()
+            .map(|t| Item {
+                image: t.path.clone(),
+                output: map_path(out, name, &t.kind, t.id()).with_extension(""),
+            })
+            .collect());
+    }
+    let mut items = Vec::new();
+    walk(input, input, out, &mut items)?;
+    items.sort_by(|a, b| a.image.cmp(&b.image));
+    Ok(items)
+}
+
+fn walk(root: &Path, dir: &Path, out: &Path, items: &mut Vec<Item>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(root, &path, out, items)?;
+        } else if is_image_file(&path) {
+            let relative = path.strip_prefix(root).unwrap_or(&path).with_extension("");
+            items.push(Item {
+                image: path,
+                output: out.join(relative),
+            });
+        }
+    }
+    Ok(())
+}
+
+struct PredictJob {
+    args: Args,
+    items: Vec<Item>,
+}
+
+impl BackendJob for PredictJob {
+    type Output = anyhow::Result<()>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
+        let detector = load_model::<B::InnerBackend>(&self.args.model, &device)?;
+        let threshold = detector.card().decision_threshold;
+        let mut csv = String::from("image,score,anomalous\n");
+        let (mut count, mut seconds) = (0usize, 0.0f64);
+        for chunk in self.items.chunks(self.args.batch_size.max(1)) {
+            let images = chunk
+                .iter()
+                .map(|item| read_rgb(&item.image))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (predictions, elapsed) = detector.predict_all(&images, self.args.batch_size);
+            seconds += elapsed.as_secs_f64();
+            for ((item, image), prediction) in chunk.iter().zip(&images).zip(predictions) {
+                write_tiff(&item.output.with_extension("tiff"), &prediction.map)?;
+                let overlay_path = PathBuf::from(format!("{}_overlay.png", item.output.display()));
+                overlay(image, &prediction.map.values)
+                    .save(&overlay_path)
+                    .with_context(|| format!("writing {}", overlay_path.display()))?;
+                let verdict =
+                    threshold.map_or(String::new(), |t| (prediction.score >= t).to_string());
+                writeln!(
+                    csv,
+                    "{},{:.6},{verdict}",
+                    item.image.display(),
+                    prediction.score
+                )?;
+                count += 1;
+            }
+        }
+        std::fs::create_dir_all(&self.args.out)?;
+        let csv_path = self.args.out.join("scores.csv");
+        std::fs::write(&csv_path, csv)
+            .with_context(|| format!("writing {}", csv_path.display()))?;
+        println!(
+            "scored {count} images in {seconds:.2} s ({:.1} images/s); maps, overlays and {} in {}",
+            count as f64 / seconds.max(1e-9),
+            csv_path.display(),
+            self.args.out.display()
+        );
+        Ok(())
+    }
+}
+
+/// The image with the anomaly probability laid over it in a blue → red colour map.
+fn overlay(image: &RgbImage, map: &[f32]) -> RgbImage {
+    RgbImage::from_fn(image.width(), image.height(), |x, y| {
+        let p = map[(y * image.width() + x) as usize].clamp(0.0, 1.0);
+        let heat = [
+            (1.5 - (4.0 * p - 3.0).abs()).clamp(0.0, 1.0),
+            (1.5 - (4.0 * p - 2.0).abs()).clamp(0.0, 1.0),
+            (1.5 - (4.0 * p - 1.0).abs()).clamp(0.0, 1.0),
+        ];
+        let base = image.get_pixel(x, y).0;
+        Rgb(std::array::from_fn(|c| {
+            (0.5 * base[c] as f32 + 0.5 * heat[c] * 255.0) as u8
+        }))
+    })
+}

@@ -1,0 +1,114 @@
+//! Inference: anomaly probability maps from a trained SegNet, brought back to each image's
+//! original size, with image scores; batched and timed. The saved model (card + weights) lives
+//! in `bundle`.
+
+mod bundle;
+
+pub use bundle::{
+    MODEL_FORMAT_VERSION, ModelCard, ModelError, TrainingSummary, load_model, save_model,
+};
+
+use std::time::{Duration, Instant};
+
+use burn::prelude::*;
+use image::RgbImage;
+
+use crate::metrics::{AnomalyMap, ImageScore};
+use crate::model::{SegNet, anomaly_probability};
+use crate::raster::{resize_bilinear_f32, resize_rgb, write_chw};
+
+/// Anomalous-class probability maps at the model's input size, one row-major map per image.
+pub fn anomaly_maps<B: Backend>(model: &SegNet<B>, images: Tensor<B, 4>) -> Vec<Vec<f32>> {
+    let [n, _, h, w] = images.dims();
+    let probabilities = anomaly_probability(model.forward(images).logits);
+    let values: Vec<f32> = probabilities
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .expect("float maps");
+    values.chunks(h * w).take(n).map(|m| m.to_vec()).collect()
+}
+
+/// One image's result.
+pub struct Prediction {
+    /// At the image's original size.
+    pub map: AnomalyMap,
+    pub score: f64,
+}
+
+/// A trained SegNet ready to score images of any size.
+pub struct Detector<B: Backend> {
+    model: SegNet<B>,
+    card: ModelCard,
+    device: B::Device,
+}
+
+impl<B: Backend> Detector<B> {
+    pub fn new(model: SegNet<B>, card: ModelCard, device: B::Device) -> Self {
+        Self {
+            model,
+            card,
+            device,
+        }
+    }
+
+    pub fn card(&self) -> &ModelCard {
+        &self.card
+    }
+
+    pub fn image_score(&self) -> ImageScore {
+        self.card.image_score
+    }
+
+    /// Scores a batch: resize to the model's size, one forward pass, maps resized back.
+    pub fn predict(&self, images: &[RgbImage]) -> Vec<Prediction> {
+        if images.is_empty() {
+            return Vec::new();
+        }
+        let size = self.card.model.image_size;
+        let plane = (size * size) as usize;
+        let mut data = vec![0.0f32; images.len() * 3 * plane];
+        for (i, image) in images.iter().enumerate() {
+            write_chw(
+                &resize_rgb(image, size, size),
+                &mut data[i * 3 * plane..(i + 1) * 3 * plane],
+            );
+        }
+        let input = Tensor::<B, 4>::from_data(
+            TensorData::new(data, [images.len(), 3, size as usize, size as usize]),
+            &self.device,
+        );
+        anomaly_maps(&self.model, input)
+            .into_iter()
+            .zip(images)
+            .map(|(map, image)| {
+                let (w, h) = image.dimensions();
+                let values = resize_bilinear_f32(&map, size, size, w, h);
+                let score = self.card.image_score.score(&values);
+                Prediction {
+                    map: AnomalyMap {
+                        width: w,
+                        height: h,
+                        values,
+                    },
+                    score,
+                }
+            })
+            .collect()
+    }
+
+    /// [`predict`](Self::predict) in batches of `batch_size`, returning the time spent in
+    /// prediction as well.
+    pub fn predict_all(
+        &self,
+        images: &[RgbImage],
+        batch_size: usize,
+    ) -> (Vec<Prediction>, Duration) {
+        let start = Instant::now();
+        let predictions = images
+            .chunks(batch_size.max(1))
+            .flat_map(|chunk| self.predict(chunk))
+            .collect();
+        (predictions, start.elapsed())
+    }
+}

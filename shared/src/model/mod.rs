@@ -1,0 +1,47 @@
+//! The SLSG networks in Burn, generic over the backend: the ResNet-18 encoder, GPT-Net and its
+//! discriminator (pre-training), SegNet with the SG block (segmentation), and the losses. Each
+//! `Module` sits beside its `Config`; nothing here reads files or knows about training loops.
+
+mod aux_head;
+mod blocks;
+mod config;
+mod decoder;
+mod discriminator;
+mod encoder;
+mod gpt_net;
+pub mod loss;
+mod norm;
+mod segnet;
+mod sg_block;
+
+pub use aux_head::{AuxHead, AuxHeadConfig};
+pub use blocks::resize;
+pub use config::ModelConfig;
+pub use decoder::{Decoder, DecoderConfig};
+pub use discriminator::{Discriminator, DiscriminatorConfig};
+pub use encoder::{Encoder, EncoderConfig, EncoderFeatures};
+pub use gpt_net::{GptNet, GptNetConfig, Reconstruction};
+pub use norm::{BatchNorm2d, BatchNorm2dConfig};
+pub use segnet::{SegNet, SegNetConfig, Segmentation, anomaly_probability};
+pub use sg_block::{SgBlock, SgBlockConfig, position_encoding};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+
+/// Trainable parameters (BatchNorm running statistics are state, not parameters), counted as
+/// PyTorch counts `p.numel()` over `parameters()`. Needs an autodiff backend, where only
+/// trainable tensors require gradients.
+pub fn trainable_parameters<B: AutodiffBackend, M: Module<B>>(module: &M) -> usize {
+    struct Counter(usize);
+    impl<B: Backend> ModuleVisitor<B> for Counter {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if param.is_require_grad() {
+                self.0 += param.shape().num_elements();
+            }
+        }
+    }
+    let mut counter = Counter(0);
+    module.visit(&mut counter);
+    counter.0
+}

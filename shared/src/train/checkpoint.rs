@@ -1,0 +1,404 @@
+//! Checkpoints: a versioned, checksummed container of named sections (model, optimiser state,
+//! …) plus JSON metadata, and the storage interface training writes them through. A corrupt
+//! or foreign file is refused with a clear error; loading falls back to the previous
+//! checkpoint.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorder};
+use burn::tensor::backend::Backend;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+const MAGIC: &[u8; 8] = b"SLSGCKPT";
+/// Bumped whenever the layout of the container or of a section changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{origin}: not an slsg checkpoint")]
+    NotACheckpoint { origin: String },
+    #[error(
+        "{origin}: checkpoint format {found} is not supported by this slsg (format {FORMAT_VERSION}); retrain or use the slsg version that wrote it"
+    )]
+    UnsupportedFormat { origin: String, found: u32 },
+    #[error("{origin}: checkpoint is corrupt ({reason})")]
+    Corrupt { origin: String, reason: String },
+    #[error("{origin}: checkpoint has no `{section}` section")]
+    MissingSection { origin: String, section: String },
+    #[error("{origin}: section `{section}` does not fit this model: {message}")]
+    Incompatible {
+        origin: String,
+        section: String,
+        message: String,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("checkpoint store: {0}")]
+    Store(String),
+}
+
+/// What a checkpoint is, beyond its tensors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    /// `pretrain`, `segnet`, or `model` for a finished model.
+    pub stage: String,
+    /// Training steps completed.
+    pub step: u64,
+    pub total_steps: u64,
+    pub seed: u64,
+    /// Free-form values the stage keeps across a resume (best validation score, …).
+    #[serde(default)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    pub meta: CheckpointMeta,
+    sections: BTreeMap<String, Vec<u8>>,
+}
+
+type Bytes = NamedMpkBytesRecorder<FullPrecisionSettings>;
+
+impl Checkpoint {
+    pub fn new(meta: CheckpointMeta) -> Self {
+        Self {
+            meta,
+            sections: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a module's parameters and running statistics.
+    pub fn put_module<B: Backend, M: Module<B>>(&mut self, name: &str, module: &M) {
+        self.put_record::<B, _>(name, module.clone().into_record());
+    }
+
+    /// Adds any Burn record (optimiser state, …).
+    pub fn put_record<B: Backend, R: Record<B>>(&mut self, name: &str, record: R) {
+        let bytes = Bytes::default()
+            .record(record, ())
+            .expect("records always serialise");
+        self.sections.insert(name.to_string(), bytes);
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.sections.contains_key(name)
+    }
+
+    /// Loads section `name` into `module` (which fixes the architecture).
+    pub fn load_module<B: Backend, M: Module<B>>(
+        &self,
+        name: &str,
+        module: M,
+        device: &B::Device,
+        origin: &str,
+    ) -> Result<M, CheckpointError> {
+        let record = self.load_record::<B, M::Record>(name, device, origin)?;
+        Ok(module.load_record(record))
+    }
+
+    pub fn load_record<B: Backend, R: Record<B>>(
+        &self,
+        name: &str,
+        device: &B::Device,
+        origin: &str,
+    ) -> Result<R, CheckpointError> {
+        let bytes = self
+            .sections
+            .get(name)
+            .ok_or_else(|| CheckpointError::MissingSection {
+                origin: origin.to_string(),
+                section: name.to_string(),
+            })?;
+        Bytes::default()
+            .load(bytes.clone(), device)
+            .map_err(|e| CheckpointError::Incompatible {
+                origin: origin.to_string(),
+                section: name.to_string(),
+                message: e.to_string(),
+            })
+    }
+
+    /// `MAGIC | format u32 | sha256(body) | body`, body = meta JSON and the sections.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        let meta = serde_json::to_vec(&self.meta).expect("metadata serialises");
+        body.extend_from_slice(&(meta.len() as u64).to_le_bytes());
+        body.extend_from_slice(&meta);
+        body.extend_from_slice(&(self.sections.len() as u32).to_le_bytes());
+        for (name, data) in &self.sections {
+            body.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            body.extend_from_slice(name.as_bytes());
+            body.extend_from_slice(&(data.len() as u64).to_le_bytes());
+            body.extend_from_slice(data);
+        }
+        let mut out = Vec::with_capacity(body.len() + 44);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&Sha256::digest(&body));
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Decodes and verifies a checkpoint; `origin` names it in errors.
+    pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, CheckpointError> {
+        let corrupt = |reason: &str| CheckpointError::Corrupt {
+            origin: origin.to_string(),
+            reason: reason.to_string(),
+        };
+        if bytes.len() < 12 || &bytes[..8] != MAGIC {
+            return Err(CheckpointError::NotACheckpoint {
+                origin: origin.to_string(),
+            });
+        }
+        let format = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+        if format != FORMAT_VERSION {
+            return Err(CheckpointError::UnsupportedFormat {
+                origin: origin.to_string(),
+                found: format,
+            });
+        }
+        if bytes.len() < 44 {
+            return Err(corrupt("truncated header"));
+        }
+        let body = &bytes[44..];
+        if Sha256::digest(body).as_slice() != &bytes[12..44] {
+            return Err(corrupt(
+                "checksum mismatch: the file is truncated or damaged",
+            ));
+        }
+        let mut reader = Reader { bytes: body, at: 0 };
+        let meta_len = reader.u64().ok_or_else(|| corrupt("truncated metadata"))? as usize;
+        let meta = reader
+            .take(meta_len)
+            .ok_or_else(|| corrupt("truncated metadata"))?;
+        let meta: CheckpointMeta =
+            serde_json::from_slice(meta).map_err(|e| corrupt(&format!("metadata: {e}")))?;
+        let count = reader
+            .u32()
+            .ok_or_else(|| corrupt("truncated section table"))?;
+        let mut sections = BTreeMap::new();
+        for _ in 0..count {
+            let name_len = reader.u32().ok_or_else(|| corrupt("truncated section"))? as usize;
+            let name = reader
+                .take(name_len)
+                .ok_or_else(|| corrupt("truncated section"))?;
+            let name = String::from_utf8(name.to_vec()).map_err(|_| corrupt("section name"))?;
+            let len = reader.u64().ok_or_else(|| corrupt("truncated section"))? as usize;
+            let data = reader
+                .take(len)
+                .ok_or_else(|| corrupt("truncated section"))?;
+            sections.insert(name, data.to_vec());
+        }
+        Ok(Checkpoint { meta, sections })
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let slice = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(slice)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+}
+
+/// Where a training run keeps its checkpoints (a folder for `slsg fit`, the object store for
+/// the cluster). Writes must be atomic: a reader never sees half a checkpoint.
+pub trait CheckpointStore {
+    fn save(&mut self, stage: &str, step: u64, bytes: &[u8]) -> Result<(), CheckpointError>;
+    /// The steps saved for `stage`, ascending.
+    fn steps(&self, stage: &str) -> Result<Vec<u64>, CheckpointError>;
+    fn load(&self, stage: &str, step: u64) -> Result<Vec<u8>, CheckpointError>;
+    fn remove(&mut self, stage: &str, step: u64) -> Result<(), CheckpointError>;
+    /// A name for `stage`'s checkpoint at `step` in messages.
+    fn describe(&self, stage: &str, step: u64) -> String;
+}
+
+/// The newest checkpoint of `stage` that decodes; corrupt ones are reported and skipped.
+pub fn latest_checkpoint(
+    store: &dyn CheckpointStore,
+    stage: &str,
+) -> Result<Option<Checkpoint>, CheckpointError> {
+    for step in store.steps(stage)?.into_iter().rev() {
+        let origin = store.describe(stage, step);
+        match store
+            .load(stage, step)
+            .and_then(|bytes| Checkpoint::decode(&bytes, &origin))
+        {
+            Ok(checkpoint) => return Ok(Some(checkpoint)),
+            Err(e @ CheckpointError::UnsupportedFormat { .. }) => return Err(e),
+            Err(e) => tracing::warn!("skipping unusable checkpoint: {e}"),
+        }
+    }
+    Ok(None)
+}
+
+/// Saves a checkpoint and keeps only the newest `keep` of its stage.
+pub fn save_checkpoint(
+    store: &mut dyn CheckpointStore,
+    checkpoint: &Checkpoint,
+    keep: usize,
+) -> Result<(), CheckpointError> {
+    let stage = checkpoint.meta.stage.clone();
+    store.save(&stage, checkpoint.meta.step, &checkpoint.encode())?;
+    let steps = store.steps(&stage)?;
+    for &old in steps.iter().take(steps.len().saturating_sub(keep.max(1))) {
+        store.remove(&stage, old)?;
+    }
+    Ok(())
+}
+
+/// Checkpoints as files `<dir>/<stage>-<step>.ckpt`, written through a temporary file.
+pub struct DirCheckpoints {
+    dir: PathBuf,
+}
+
+impl DirCheckpoints {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    fn path(&self, stage: &str, step: u64) -> PathBuf {
+        self.dir.join(format!("{stage}-{step:08}.ckpt"))
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl CheckpointStore for DirCheckpoints {
+    fn save(&mut self, stage: &str, step: u64, bytes: &[u8]) -> Result<(), CheckpointError> {
+        std::fs::create_dir_all(&self.dir).map_err(io_error(&self.dir))?;
+        let path = self.path(stage, step);
+        let temporary = path.with_extension("ckpt.partial");
+        std::fs::write(&temporary, bytes).map_err(io_error(&temporary))?;
+        std::fs::rename(&temporary, &path).map_err(io_error(&path))
+    }
+
+    fn steps(&self, stage: &str) -> Result<Vec<u64>, CheckpointError> {
+        if !self.dir.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut steps: Vec<u64> = std::fs::read_dir(&self.dir)
+            .map_err(io_error(&self.dir))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|name| {
+                name.strip_prefix(&format!("{stage}-"))?
+                    .strip_suffix(".ckpt")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        steps.sort_unstable();
+        Ok(steps)
+    }
+
+    fn load(&self, stage: &str, step: u64) -> Result<Vec<u8>, CheckpointError> {
+        let path = self.path(stage, step);
+        std::fs::read(&path).map_err(io_error(&path))
+    }
+
+    fn remove(&mut self, stage: &str, step: u64) -> Result<(), CheckpointError> {
+        let path = self.path(stage, step);
+        std::fs::remove_file(&path).map_err(io_error(&path))
+    }
+
+    fn describe(&self, stage: &str, step: u64) -> String {
+        self.path(stage, step).display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Checkpoint {
+        let mut c = Checkpoint::new(CheckpointMeta {
+            stage: "segnet".into(),
+            step: 7,
+            total_steps: 10,
+            seed: 1,
+            extra: BTreeMap::new(),
+        });
+        c.sections.insert("model".into(), vec![1, 2, 3]);
+        c
+    }
+
+    #[test]
+    fn round_trip_and_damage_detection() {
+        let bytes = sample().encode();
+        let back = Checkpoint::decode(&bytes, "x").unwrap();
+        assert_eq!(
+            (back.meta, back.sections),
+            (sample().meta, sample().sections)
+        );
+        let mut damaged = bytes.clone();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0xFF;
+        assert!(matches!(
+            Checkpoint::decode(&damaged, "x"),
+            Err(CheckpointError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            Checkpoint::decode(&bytes[..bytes.len() - 5], "x"),
+            Err(CheckpointError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            Checkpoint::decode(b"hello world, not a checkpoint", "x"),
+            Err(CheckpointError::NotACheckpoint { .. })
+        ));
+        let mut future = bytes;
+        future[8] = 99;
+        let err = Checkpoint::decode(&future, "model/weights.ckpt")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("model/weights.ckpt") && err.contains("format 99"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn latest_skips_a_corrupt_checkpoint_and_save_prunes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = DirCheckpoints::new(dir.path());
+        for step in [5, 10, 15] {
+            let mut c = sample();
+            c.meta.step = step;
+            save_checkpoint(&mut store, &c, 2).unwrap();
+        }
+        assert_eq!(store.steps("segnet").unwrap(), vec![10, 15]);
+        std::fs::write(dir.path().join("segnet-00000015.ckpt"), b"SLSGCKPT garbage").unwrap();
+        assert_eq!(
+            latest_checkpoint(&store, "segnet")
+                .unwrap()
+                .unwrap()
+                .meta
+                .step,
+            10
+        );
+        assert!(latest_checkpoint(&store, "pretrain").unwrap().is_none());
+    }
+}

@@ -1,0 +1,230 @@
+//! SegNet training (SPEC §5): the pre-trained encoder (frozen by default), batches of normal and
+//! simulated images from the CPU producer, focal + L1 + auxiliary loss (Eq. 11), SGD with
+//! momentum, weight decay and a cosine schedule; periodic validation keeps the best model.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{
+    GradientsParams, Optimizer, Sgd, SgdConfig, adaptor::OptimizerAdaptor, decay::WeightDecayConfig,
+};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+
+use super::checkpoint::{
+    Checkpoint, CheckpointMeta, CheckpointStore, latest_checkpoint, save_checkpoint,
+};
+use super::config::{SegnetConfig, ValidationConfig};
+use super::progress::{Progress, Stage, StepReport, TrainEvent, ValidationReport};
+use super::validation::{ValidationSet, score};
+use super::{TrainError, finite, images_tensor};
+use crate::model::loss::{focal, l1};
+use crate::model::{Encoder, ModelConfig, SegNet, anomaly_probability};
+use crate::simulate::{ProducerConfig, Simulator, batch_producer};
+
+const INIT_STREAM: u64 = 0x5E6;
+
+pub struct SegmentInputs {
+    pub model: ModelConfig,
+    pub config: SegnetConfig,
+    pub validation: ValidationConfig,
+    pub simulator: Arc<Simulator>,
+    /// `None` when the category has no image to spare for validation: the last model is kept.
+    pub validation_set: Option<ValidationSet>,
+    pub seed: u64,
+    pub threads: usize,
+}
+
+/// The selected model and how it was selected.
+pub struct SegmentOutcome<B: Backend> {
+    pub model: SegNet<B>,
+    pub steps: u64,
+    pub best_step: u64,
+    pub validation: Option<ValidationReport>,
+}
+
+type SegnetOptimizer<B> = OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, SegNet<B>, B>;
+
+/// Trains SegNet on top of `encoder` (resuming from the latest checkpoint in `store`).
+pub fn train_segnet<B: AutodiffBackend>(
+    inputs: &SegmentInputs,
+    encoder: Encoder<B>,
+    device: &B::Device,
+    store: &mut dyn CheckpointStore,
+    progress: &mut dyn Progress,
+) -> Result<SegmentOutcome<B::InnerBackend>, TrainError> {
+    let c = &inputs.config;
+    B::seed(
+        device,
+        crate::seed::derive_seed(inputs.seed, &[INIT_STREAM]),
+    );
+    let mut model: SegNet<B> = inputs.model.segnet().init(device);
+    model.encoder = encoder;
+    let mut optimizer: SegnetOptimizer<B> = SgdConfig::new()
+        .with_momentum(Some(
+            MomentumConfig::new()
+                .with_momentum(c.momentum)
+                .with_dampening(0.0),
+        ))
+        .with_weight_decay(
+            (c.weight_decay > 0.0).then(|| WeightDecayConfig::new(c.weight_decay as f32)),
+        )
+        .init();
+    let mut step = 0;
+    let mut best: Option<(SegNet<B::InnerBackend>, ValidationReport)> = None;
+    if let Some(checkpoint) = latest_checkpoint(store, Stage::Segnet.name())? {
+        let origin = store.describe(Stage::Segnet.name(), checkpoint.meta.step);
+        model = checkpoint.load_module("model", model, device, &origin)?;
+        optimizer = optimizer.load_record(checkpoint.load_record("optimizer", device, &origin)?);
+        if checkpoint.has("best") {
+            let best_model = checkpoint.load_module("best", model.valid(), device, &origin)?;
+            let report = checkpoint
+                .meta
+                .extra
+                .get("best")
+                .cloned()
+                .and_then(|v| serde_json::from_value(v).ok());
+            best = report.map(|r| (best_model, r));
+        }
+        step = checkpoint.meta.step;
+        progress.on_event(&TrainEvent::Resumed {
+            stage: Stage::Segnet,
+            step,
+        });
+    }
+
+    let size = inputs.model.image_size as usize;
+    let producer_config = ProducerConfig {
+        seed: inputs.seed,
+        threads: inputs.threads,
+        capacity: 2 * inputs.threads.max(1),
+        normal_per_batch: c.normal_per_batch,
+        simulated_per_batch: c.simulated_per_batch,
+        start_batch: step,
+    };
+    let batches =
+        (step < c.steps).then(|| batch_producer(inputs.simulator.clone(), producer_config));
+    let save = |step: u64,
+                model: &SegNet<B>,
+                optimizer: &SegnetOptimizer<B>,
+                best: &Option<(SegNet<B::InnerBackend>, ValidationReport)>,
+                store: &mut dyn CheckpointStore| {
+        let mut checkpoint = Checkpoint::new(CheckpointMeta {
+            stage: Stage::Segnet.name().into(),
+            step,
+            total_steps: c.steps,
+            seed: inputs.seed,
+            extra: Default::default(),
+        });
+        checkpoint.put_module::<B, _>("model", model);
+        checkpoint.put_record::<B, _>("optimizer", optimizer.to_record());
+        if let Some((best_model, report)) = best {
+            checkpoint.put_module::<B::InnerBackend, _>("best", best_model);
+            checkpoint.meta.extra.insert(
+                "best".into(),
+                serde_json::to_value(report).expect("report serialises"),
+            );
+        }
+        save_checkpoint(store, &checkpoint, c.keep_checkpoints)
+    };
+
+    let mut window = (Instant::now(), 0usize);
+    for batch in batches.into_iter().flatten() {
+        let n = batch.len();
+        let x = images_tensor::<B>(batch.images, n, size, device);
+        let target =
+            Tensor::<B, 4>::from_data(TensorData::new(batch.masks, [n, 1, size, size]), device);
+        let segmentation = if c.freeze_encoder {
+            let features = model
+                .encoder
+                .valid()
+                .forward(x.inner())
+                .map(Tensor::from_inner);
+            model.forward_features(features, [size, size])
+        } else {
+            model.forward(x)
+        };
+        let focal_loss = focal(segmentation.logits.clone(), target.clone(), c.focal_gamma);
+        let l1_loss = l1(anomaly_probability(segmentation.logits), target.clone());
+        let aux_loss = focal(segmentation.aux_logits, target, c.focal_gamma);
+        let loss = focal_loss.clone().mul_scalar(c.alpha[0])
+            + l1_loss.clone().mul_scalar(c.alpha[1])
+            + aux_loss.clone().mul_scalar(c.alpha[2]);
+        let learning_rate = c.learning_rate(step);
+        let grads = GradientsParams::from_grads(loss.clone().backward(), &model);
+        model = optimizer.step(learning_rate, model, grads);
+
+        step += 1;
+        window.1 += n;
+        if step % c.log_every == 0 || step == c.steps {
+            let losses = vec![
+                ("total", finite(loss, Stage::Segnet, step)?),
+                ("focal", focal_loss.into_scalar().elem::<f64>()),
+                ("l1", l1_loss.into_scalar().elem::<f64>()),
+                ("auxiliary", aux_loss.into_scalar().elem::<f64>()),
+            ];
+            let images_per_second = window.1 as f64 / window.0.elapsed().as_secs_f64();
+            window = (Instant::now(), 0);
+            progress.on_event(&TrainEvent::Step(StepReport {
+                stage: Stage::Segnet,
+                step,
+                total_steps: c.steps,
+                losses,
+                learning_rate,
+                images_per_second,
+            }));
+        }
+        if let Some(set) = &inputs.validation_set
+            && (step % c.validate_every == 0 || step == c.steps)
+        {
+            let candidate = model.valid();
+            let scores = score(&candidate, set, inputs.validation.image_score, 16, device);
+            let improved = best.as_ref().is_none_or(|(_, b)| scores.score() > b.score);
+            let report = ValidationReport {
+                step,
+                image_auroc: scores.image_auroc,
+                pixel_auroc: scores.pixel_auroc,
+                score: scores.score(),
+                threshold: scores.threshold,
+                best: improved,
+            };
+            progress.on_event(&TrainEvent::Validation(report.clone()));
+            if improved {
+                best = Some((candidate, report));
+            }
+        }
+        let stop = progress.stop_requested();
+        if step % c.checkpoint_every == 0 || step == c.steps || stop {
+            save(step, &model, &optimizer, &best, store)?;
+            progress.on_event(&TrainEvent::Checkpoint {
+                stage: Stage::Segnet,
+                step,
+            });
+        }
+        if stop && step < c.steps {
+            return Err(TrainError::Interrupted {
+                stage: Stage::Segnet,
+                step,
+            });
+        }
+        if step >= c.steps {
+            break;
+        }
+    }
+    Ok(match best {
+        Some((model, report)) => SegmentOutcome {
+            model,
+            steps: step,
+            best_step: report.step,
+            validation: Some(report),
+        },
+        None => SegmentOutcome {
+            model: model.valid(),
+            steps: step,
+            best_step: step,
+            validation: None,
+        },
+    })
+}

@@ -1,0 +1,317 @@
+//! The networks on tiny configurations: output shapes, gradients reaching every trainable
+//! parameter, over-fitting a fixed batch, the SG block's neighbour choice, parameter counts.
+
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use slsg::backend::{Cpu, CpuTrain};
+use slsg::model::loss::{focal, l1, l2, lsgan_discriminator, lsgan_generator};
+use slsg::model::{
+    DiscriminatorConfig, EncoderConfig, GptNetConfig, ModelConfig, SegNetConfig, SgBlockConfig,
+    anomaly_probability, trainable_parameters,
+};
+
+type B = CpuTrain;
+
+fn tiny() -> EncoderConfig {
+    EncoderConfig::new().with_width(0.125)
+}
+
+fn batch(n: usize, size: usize) -> Tensor<B, 4> {
+    Tensor::random(
+        [n, 3, size, size],
+        Distribution::Uniform(0.0, 1.0),
+        &Default::default(),
+    )
+}
+
+#[test]
+fn output_shapes() {
+    let device = Default::default();
+    let x = batch(2, 64);
+    let encoder = tiny().init::<B>(&device);
+    let f = encoder.forward(x.clone());
+    let dims = [
+        f.stem.dims(),
+        f.layer1.dims(),
+        f.layer2.dims(),
+        f.layer3.dims(),
+        f.layer4.dims(),
+    ];
+    assert_eq!(
+        dims,
+        [
+            [2, 8, 32, 32],
+            [2, 8, 32, 32],
+            [2, 16, 16, 16],
+            [2, 32, 8, 8],
+            [2, 64, 4, 4]
+        ]
+    );
+
+    let pooled = tiny()
+        .with_skip_max_pool(false)
+        .init::<B>(&device)
+        .forward(x.clone());
+    assert_eq!(
+        [pooled.layer1.dims(), pooled.layer4.dims()],
+        [[2, 8, 16, 16], [2, 64, 2, 2]]
+    );
+
+    let gpt = GptNetConfig::new(tiny())
+        .with_aux_hidden(8)
+        .init::<B>(&device)
+        .forward(x.clone());
+    assert_eq!(
+        [gpt.image.dims(), gpt.auxiliary.dims()],
+        [[2, 3, 64, 64]; 2]
+    );
+    let gpt_pooled = GptNetConfig::new(tiny().with_skip_max_pool(false))
+        .init::<B>(&device)
+        .forward(x.clone());
+    assert_eq!(gpt_pooled.image.dims(), [2, 3, 64, 64]);
+
+    let d = DiscriminatorConfig::new()
+        .with_width(0.125)
+        .init::<B>(&device)
+        .forward(x.clone());
+    assert_eq!(d.dims(), [2, 1, 8, 8]);
+
+    let sg = SgBlockConfig::new(64)
+        .init::<B>(&device)
+        .forward(f.layer4.clone());
+    assert_eq!(sg.dims(), [2, 64, 4, 4]);
+
+    let seg = SegNetConfig::new(tiny())
+        .with_sg_skip_channels(8)
+        .init::<B>(&device)
+        .forward(x);
+    assert_eq!(
+        [seg.logits.dims(), seg.aux_logits.dims()],
+        [[2, 2, 64, 64]; 2]
+    );
+    assert_eq!(anomaly_probability(seg.logits).dims(), [2, 1, 64, 64]);
+}
+
+/// Names of trainable parameters without a non-zero gradient.
+fn missing_gradients<M: AutodiffModule<B>>(
+    module: &M,
+    grads: &<B as burn::tensor::backend::AutodiffBackend>::Gradients,
+) -> Vec<String> {
+    struct Check<'a> {
+        grads: &'a <B as burn::tensor::backend::AutodiffBackend>::Gradients,
+        missing: Vec<String>,
+        seen: usize,
+    }
+    impl ModuleVisitor<B> for Check<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if !param.is_require_grad() {
+                return;
+            }
+            self.seen += 1;
+            let reached = param
+                .val()
+                .grad(self.grads)
+                .is_some_and(|g| g.abs().sum().into_scalar() > 0.0);
+            if !reached {
+                self.missing
+                    .push(format!("{} {:?}", param.id, param.shape()));
+            }
+        }
+    }
+    let mut check = Check {
+        grads,
+        missing: Vec::new(),
+        seen: 0,
+    };
+    module.visit(&mut check);
+    assert!(check.seen > 10, "visited only {} parameters", check.seen);
+    check.missing
+}
+
+#[test]
+fn gradients_reach_every_trainable_parameter() {
+    let device = Default::default();
+    let x = batch(2, 64);
+    let target = Tensor::<B, 4>::random([2, 1, 64, 64], Distribution::Bernoulli(0.3), &device);
+
+    let segnet = SegNetConfig::new(tiny())
+        .with_sg_skip_channels(8)
+        .init::<B>(&device);
+    let out = segnet.forward(x.clone());
+    let loss = focal(out.logits.clone(), target.clone(), 4.0)
+        + l1(anomaly_probability(out.logits), target.clone())
+        + focal(out.aux_logits, target, 4.0);
+    let grads = loss.backward();
+    assert_eq!(
+        missing_gradients(&segnet, &grads),
+        Vec::<String>::new(),
+        "SegNet"
+    );
+
+    let gpt = GptNetConfig::new(tiny()).init::<B>(&device);
+    let d = DiscriminatorConfig::new()
+        .with_width(0.125)
+        .init::<B>(&device);
+    let reconstruction = gpt.forward(x.clone());
+    let loss = lsgan_generator(d.forward(reconstruction.image.clone()))
+        + l1(reconstruction.image, x.clone())
+        + l2(reconstruction.auxiliary, x.clone());
+    let grads = loss.backward();
+    assert_eq!(
+        missing_gradients(&gpt, &grads),
+        Vec::<String>::new(),
+        "GPT-Net"
+    );
+    let loss = lsgan_discriminator(
+        d.forward(gpt.forward(x.clone()).image.detach()),
+        d.forward(x),
+    );
+    assert_eq!(
+        missing_gradients(&d, &loss.backward()),
+        Vec::<String>::new(),
+        "D-Net"
+    );
+}
+
+#[test]
+fn segnet_overfits_a_fixed_batch() {
+    let device = Default::default();
+    let n = 4;
+    // Bright squares on noise, the mask marks the squares.
+    let mut images = vec![0.0f32; n * 3 * 64 * 64];
+    let mut masks = vec![0.0f32; n * 64 * 64];
+    let mut rng = slsg::seed::rng_for(3, &[]);
+    for k in 0..n {
+        let (x0, y0) = (8 + 10 * k, 40 - 8 * k);
+        for c in 0..3 {
+            for i in 0..64 * 64 {
+                let inside =
+                    (i % 64) >= x0 && (i % 64) < x0 + 12 && (i / 64) >= y0 && (i / 64) < y0 + 12;
+                images[k * 3 * 4096 + c * 4096 + i] = if inside {
+                    0.9
+                } else {
+                    rand::RngExt::random_range(&mut rng, 0.0..0.5)
+                };
+                masks[k * 4096 + i] = if inside { 1.0 } else { 0.0 };
+            }
+        }
+    }
+    let x = Tensor::<B, 4>::from_data(TensorData::new(images, [n, 3, 64, 64]), &device);
+    let target = Tensor::<B, 4>::from_data(TensorData::new(masks, [n, 1, 64, 64]), &device);
+    let mut model = SegNetConfig::new(tiny())
+        .with_sg_skip_channels(8)
+        .init::<B>(&device);
+    let mut optimizer = SgdConfig::new()
+        .with_momentum(Some(
+            MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
+        ))
+        .init();
+    let mut losses = Vec::new();
+    for _ in 0..80 {
+        let out = model.forward(x.clone());
+        let loss = focal(out.logits.clone(), target.clone(), 4.0).mul_scalar(0.4)
+            + l1(anomaly_probability(out.logits), target.clone()).mul_scalar(0.6)
+            + focal(out.aux_logits, target.clone(), 4.0).mul_scalar(0.3);
+        losses.push(loss.clone().into_scalar().elem::<f64>());
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(0.04, model, grads);
+    }
+    let (first, last) = (losses[0], *losses.last().unwrap());
+    assert!(
+        last * 10.0 <= first,
+        "loss {first:.4} → {last:.4}: {losses:?}"
+    );
+}
+
+/// Features that vary smoothly down the rows and repeat with period 8 across the columns of a
+/// 16×16 grid: every node has an exact copy 8 columns away, and its adjacent nodes are nearly
+/// as similar. By feature similarity alone, about a quarter of the chosen neighbours are adjacent; after
+/// subtracting the position similarity (Eq. 5) the copy and its surroundings are chosen.
+#[test]
+fn position_similarity_moves_neighbours_to_repeated_content() {
+    let device: burn::backend::flex::FlexDevice = Default::default();
+    let (h, w) = (16usize, 16usize);
+    let mut features = vec![0.0f32; 4 * h * w];
+    for i in 0..h {
+        for j in 0..w {
+            let (a, b) = (
+                std::f32::consts::TAU * i as f32 / 32.0,
+                std::f32::consts::TAU * j as f32 / 8.0,
+            );
+            for (c, v) in [a.cos(), a.sin(), b.cos(), b.sin()].into_iter().enumerate() {
+                features[c * h * w + i * w + j] = v;
+            }
+        }
+    }
+    let x = Tensor::<Cpu, 4>::from_data(TensorData::new(features, [1, 4, h, w]), &device);
+    let identity = || Tensor::<Cpu, 2>::eye(4, &device).reshape([4, 4, 1, 1]);
+    let block = |subtract: bool| {
+        let mut block = SgBlockConfig::new(4)
+            .with_reduction(1)
+            .with_subtract_position(subtract)
+            .init::<Cpu>(&device);
+        for conv in [&mut block.f, &mut block.g] {
+            conv.weight = Param::from_tensor(identity());
+            conv.bias = Some(Param::from_tensor(Tensor::zeros([4], &device)));
+        }
+        block
+    };
+    let stats = |subtract: bool| {
+        let indices: Vec<i64> = block(subtract)
+            .neighbours_of(x.clone())
+            .into_data()
+            .convert::<i64>()
+            .into_vec()
+            .unwrap();
+        let (mut adjacent, mut copies, mut total) = (0, 0, 0);
+        for node in 0..h * w {
+            let (i, j) = ((node / w) as i64, (node % w) as i64);
+            for &other in &indices[node * 9..node * 9 + 9] {
+                let (oi, oj) = (other / w as i64, other % w as i64);
+                if other as usize == node {
+                    continue;
+                }
+                total += 1;
+                adjacent += usize::from((oi - i).abs() <= 1 && (oj - j).abs() <= 1);
+                copies += usize::from(oi == i && (oj - j).abs() == 8);
+            }
+        }
+        (adjacent as f64 / total as f64, copies)
+    };
+    let (adjacent_plain, _) = stats(false);
+    let (adjacent_sg, copies_sg) = stats(true);
+    assert!(
+        adjacent_plain >= 0.2,
+        "feature similarity alone picks adjacent nodes {adjacent_plain:.2} of the time"
+    );
+    assert!(
+        adjacent_sg <= 0.02,
+        "with W_p subtracted {adjacent_sg:.2} of the neighbours are adjacent"
+    );
+    assert_eq!(
+        copies_sg,
+        h * w,
+        "every node's repeated copy is among its neighbours"
+    );
+}
+
+#[test]
+fn full_size_parameter_counts() {
+    let device = Default::default();
+    let config = ModelConfig::default();
+    // torchvision's resnet18 has 11 689 512 parameters, 513 000 of them in the classifier.
+    assert_eq!(
+        trainable_parameters(&config.encoder().init::<B>(&device)),
+        11_176_512
+    );
+    let segnet = trainable_parameters(&config.segnet().init::<B>(&device));
+    let gpt = trainable_parameters(&config.gpt_net().init::<B>(&device));
+    println!("SegNet {segnet} parameters (the paper reports 20.46 M), GPT-Net {gpt}");
+    assert!(
+        (15_000_000..25_000_000).contains(&segnet),
+        "SegNet {segnet}"
+    );
+}
