@@ -11,7 +11,7 @@ use crate::model::ModelConfig;
 use crate::simulate::{InvalidField, SimulationConfig};
 use crate::train::{PretrainConfig, SegnetConfig, ValidationConfig};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Seeds weight initialisation, masks, simulation and the validation split.
@@ -24,21 +24,6 @@ pub struct Config {
     pub validation: ValidationConfig,
     pub inference: InferenceConfig,
     pub simulation: SimulationConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            seed: 0,
-            threads: 0,
-            model: ModelConfig::default(),
-            pretrain: PretrainConfig::default(),
-            segnet: SegnetConfig::default(),
-            validation: ValidationConfig::default(),
-            inference: InferenceConfig::default(),
-            simulation: SimulationConfig::default(),
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -103,7 +88,27 @@ impl Config {
         for assignment in assignments {
             apply_override(&mut document, &known, assignment)?;
         }
-        Self::from_table(document, &origin)
+        Self::from_document(document, &origin)
+    }
+
+    /// A config from a TOML table (e.g. the `[training]` section of a cluster config) with
+    /// `field → value` assignments on top, validated.
+    pub fn from_table(
+        mut document: toml::Table,
+        values: &[(String, toml::Value)],
+        origin: &str,
+    ) -> Result<Config, ConfigError> {
+        let known = toml::Table::try_from(Config::default()).expect("the defaults serialise");
+        for (path, value) in values {
+            apply_value(&mut document, &known, path, value.clone()).map_err(|message| {
+                ConfigError::Invalid {
+                    origin: origin.to_string(),
+                    field: path.clone(),
+                    message,
+                }
+            })?;
+        }
+        Self::from_document(document, origin)
     }
 
     /// Parses and validates TOML text; `origin` names it in errors.
@@ -112,10 +117,10 @@ impl Config {
             origin: origin.to_string(),
             message: e.to_string(),
         })?;
-        Self::from_table(document, origin)
+        Self::from_document(document, origin)
     }
 
-    fn from_table(document: toml::Table, origin: &str) -> Result<Config, ConfigError> {
+    fn from_document(document: toml::Table, origin: &str) -> Result<Config, ConfigError> {
         let config: Config =
             toml::Value::Table(document)
                 .try_into()
@@ -161,9 +166,8 @@ impl Config {
     }
 }
 
-/// Sets `a.b.c = value` in `document`. The path must exist in the defaults (`known`), so a typo
-/// is an error; the value is read as TOML (`0.5`, `true`, `[1, 2]`, `"text"`), or as a plain
-/// string when it is not valid TOML.
+/// Sets `a.b.c = value` from `assignment`; the value is read as TOML (`0.5`, `true`, `[1, 2]`,
+/// `"text"`), or as a plain string when it is not valid TOML.
 fn apply_override(
     document: &mut toml::Table,
     known: &toml::Table,
@@ -176,14 +180,25 @@ fn apply_override(
     let (path, raw) = assignment
         .split_once('=')
         .ok_or_else(|| fail("expected section.field=value".into()))?;
-    let keys: Vec<&str> = path.trim().split('.').collect();
     let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
         Ok(mut t) => t.remove("v").expect("just parsed"),
         Err(_) => toml::Value::String(raw.to_string()),
     };
+    apply_value(document, known, path.trim(), value).map_err(fail)
+}
+
+/// Sets the field at dotted `path` in `document`. The path must exist in the defaults
+/// (`known`), so a typo is an error; per-category sections may be new.
+fn apply_value(
+    document: &mut toml::Table,
+    known: &toml::Table,
+    path: &str,
+    value: toml::Value,
+) -> Result<(), String> {
+    let keys: Vec<&str> = path.split('.').collect();
     let (last, parents) = keys
         .split_last()
-        .ok_or_else(|| fail("empty field path".into()))?;
+        .ok_or_else(|| "empty field path".to_string())?;
     let mut table = document;
     let mut reference = Some(known);
     for (depth, key) in parents.iter().enumerate() {
@@ -192,24 +207,21 @@ fn apply_override(
         if entry.is_some_and(|e| !e.is_table())
             || (entry.is_none() && !open_map && reference.is_some())
         {
-            return Err(fail(format!(
-                "unknown field `{}`",
-                keys[..=depth].join(".")
-            )));
+            return Err(format!("unknown field `{}`", keys[..=depth].join(".")));
         }
         reference = entry.and_then(|e| e.as_table());
         table = table
             .entry(key.to_string())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()))
             .as_table_mut()
-            .ok_or_else(|| fail(format!("`{}` is not a section", keys[..=depth].join("."))))?;
+            .ok_or_else(|| format!("`{}` is not a section", keys[..=depth].join(".")))?;
     }
     if let Some(reference) = reference
         && !reference.contains_key(*last)
-        && !parents.last().is_some_and(|p| *p == "categories")
-        && !optional_field(path.trim())
+        && parents.last().is_none_or(|p| *p != "categories")
+        && !optional_field(path)
     {
-        return Err(fail(format!("unknown field `{}`", path.trim())));
+        return Err(format!("unknown field `{path}`"));
     }
     table.insert(last.to_string(), value);
     Ok(())

@@ -101,15 +101,87 @@ impl<B: Backend> UpBlock<B> {
     }
 }
 
-/// Bilinear resize with half-pixel centres (PyTorch's `align_corners=False`).
+/// Bilinear resize with half-pixel centres (PyTorch's `align_corners=False`). Power-of-two
+/// enlargements, the only ones the networks make, are done as successive [`upsample2x`] steps,
+/// which have a gradient on every backend; anything else uses Burn's `interpolate`, whose
+/// backward pass the CubeCL backends (CUDA) do not implement in Burn 0.21.
 pub fn resize<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
     let [_, _, h, w] = x.dims();
     if [h, w] == size {
         return x;
+    }
+    let factor = size[0] / h.max(1);
+    if factor > 1 && factor.is_power_of_two() && size == [h * factor, w * factor] {
+        return (0..factor.trailing_zeros()).fold(x, |x, _| upsample2x(x));
     }
     interpolate(
         x,
         size,
         InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false),
     )
+}
+
+/// Bilinear ×2 up-sampling with half-pixel centres and a replicated border: along each axis,
+/// output `2i` is `¾·x[i] + ¼·x[i−1]` and `2i+1` is `¾·x[i] + ¼·x[i+1]`, exactly what
+/// `interpolate(bilinear, align_corners=false)` gives at scale 2.
+pub fn upsample2x<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    upsample_axis(upsample_axis(x, 2), 3)
+}
+
+fn upsample_axis<B: Backend>(x: Tensor<B, 4>, dim: usize) -> Tensor<B, 4> {
+    let mut shape = x.dims();
+    let n = shape[dim];
+    shape[dim] = 2 * n;
+    if n == 1 {
+        return Tensor::cat(vec![x.clone(), x], dim);
+    }
+    let previous = Tensor::cat(
+        vec![x.clone().narrow(dim, 0, 1), x.clone().narrow(dim, 0, n - 1)],
+        dim,
+    );
+    let next = Tensor::cat(
+        vec![
+            x.clone().narrow(dim, 1, n - 1),
+            x.clone().narrow(dim, n - 1, 1),
+        ],
+        dim,
+    );
+    let even = x.clone().mul_scalar(0.75) + previous.mul_scalar(0.25);
+    let odd = x.mul_scalar(0.75) + next.mul_scalar(0.25);
+    Tensor::stack::<5>(vec![even, odd], dim + 1).reshape(shape)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::CpuTrain;
+    use burn::tensor::{Distribution, Tolerance};
+
+    /// The same values as Burn's bilinear `interpolate`, and a gradient.
+    #[test]
+    fn upsample2x_matches_bilinear_interpolation() {
+        let device = Default::default();
+        for [h, w] in [[1, 1], [3, 5], [8, 8]] {
+            let x = Tensor::<CpuTrain, 4>::random(
+                [2, 3, h, w],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            )
+            .require_grad();
+            let expected = interpolate(
+                x.clone(),
+                [2 * h, 2 * w],
+                InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false),
+            );
+            let ours = upsample2x(x.clone());
+            ours.clone()
+                .into_data()
+                .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-5));
+            let grads = ours.sum().backward();
+            assert!(x.grad(&grads).is_some());
+        }
+        let x =
+            Tensor::<CpuTrain, 4>::random([1, 2, 2, 3], Distribution::Normal(0.0, 1.0), &device);
+        assert_eq!(resize(x, [16, 24]).dims(), [1, 2, 16, 24]);
+    }
 }

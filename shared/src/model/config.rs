@@ -87,7 +87,7 @@ impl ModelConfig {
             })
         };
         if self.image_size < 2 * self.stride()
-            || self.image_size % self.stride() != 0
+            || !self.image_size.is_multiple_of(self.stride())
             || self.image_size > 4096
         {
             return invalid(
@@ -116,7 +116,7 @@ impl ModelConfig {
         if self.neighbours == 0 {
             return invalid("neighbours", "must be at least 1".into());
         }
-        if self.position_channels < 4 || self.position_channels % 4 != 0 {
+        if self.position_channels < 4 || !self.position_channels.is_multiple_of(4) {
             return invalid(
                 "position_channels",
                 format!(

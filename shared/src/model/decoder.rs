@@ -55,8 +55,8 @@ impl<B: Backend> Decoder<B> {
         self.ups.len()
     }
 
-    /// Decodes `bottleneck` with `skips` (coarsest first) to `output_size`; `extra` (any
-    /// resolution) is resized to and concatenated at every skip level.
+    /// Decodes `bottleneck` with `skips` (coarsest first) to `output_size`; `extra` is
+    /// up-sampled level by level and concatenated at every skip level.
     pub fn forward(
         &self,
         bottleneck: Tensor<B, 4>,
@@ -65,12 +65,15 @@ impl<B: Backend> Decoder<B> {
         output_size: [usize; 2],
     ) -> Tensor<B, 4> {
         let mut x = bottleneck;
+        let mut extra = extra.cloned();
         for ((up, block), skip) in self.ups.iter().zip(&self.blocks).zip(skips) {
             let [_, _, h, w] = skip.dims();
             x = up.forward(x, [h, w]);
             let mut parts = vec![x, skip.clone()];
-            if let Some(extra) = extra {
-                parts.push(resize(extra.clone(), [h, w]));
+            if let Some(e) = extra.take() {
+                let e = resize(e, [h, w]);
+                parts.push(e.clone());
+                extra = Some(e);
             }
             x = block.forward(Tensor::cat(parts, 1));
         }

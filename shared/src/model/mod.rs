@@ -29,6 +29,29 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
+/// Builds a module with initial weights drawn from `seed`. Burn's backends draw initial
+/// weights from one process-wide generator and materialise parameters lazily, so concurrent
+/// trainings (embedded workers, parallel tests) would interleave their draws: seeding, building
+/// and materialising every parameter happen under one lock.
+pub fn init_seeded<B: Backend, M: Module<B>>(
+    seed: u64,
+    device: &B::Device,
+    init: impl FnOnce() -> M,
+) -> M {
+    static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    struct Materialise;
+    impl<B: Backend> ModuleVisitor<B> for Materialise {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let _ = param.val();
+        }
+    }
+    let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    B::seed(device, seed);
+    let module = init();
+    module.visit(&mut Materialise);
+    module
+}
+
 /// Trainable parameters (BatchNorm running statistics are state, not parameters), counted as
 /// PyTorch counts `p.numel()` over `parameters()`. Needs an autodiff backend, where only
 /// trainable tensors require gradients.

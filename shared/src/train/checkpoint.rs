@@ -124,8 +124,12 @@ impl Checkpoint {
             })
     }
 
-    /// `MAGIC | format u32 | sha256(body) | body`, body = meta JSON and the sections.
+    /// `MAGIC | format u32 | sha256(format ‖ body) | body`, body = meta JSON and the sections.
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_as(FORMAT_VERSION)
+    }
+
+    fn encode_as(&self, format: u32) -> Vec<u8> {
         let mut body = Vec::new();
         let meta = serde_json::to_vec(&self.meta).expect("metadata serialises");
         body.extend_from_slice(&(meta.len() as u64).to_le_bytes());
@@ -137,24 +141,41 @@ impl Checkpoint {
             body.extend_from_slice(&(data.len() as u64).to_le_bytes());
             body.extend_from_slice(data);
         }
+        let mut digest = Sha256::new();
+        digest.update(format.to_le_bytes());
+        digest.update(&body);
         let mut out = Vec::with_capacity(body.len() + 44);
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&Sha256::digest(&body));
+        out.extend_from_slice(&format.to_le_bytes());
+        out.extend_from_slice(&digest.finalize());
         out.extend_from_slice(&body);
         out
     }
 
-    /// Decodes and verifies a checkpoint; `origin` names it in errors.
+    /// Decodes and verifies a checkpoint; `origin` names it in errors. The checksum covers the
+    /// format field, so damage is reported as corruption and only an intact file of another
+    /// version as an unsupported format.
     pub fn decode(bytes: &[u8], origin: &str) -> Result<Checkpoint, CheckpointError> {
         let corrupt = |reason: &str| CheckpointError::Corrupt {
             origin: origin.to_string(),
             reason: reason.to_string(),
         };
-        if bytes.len() < 12 || &bytes[..8] != MAGIC {
+        if bytes.len() < 8 || &bytes[..8] != MAGIC {
             return Err(CheckpointError::NotACheckpoint {
                 origin: origin.to_string(),
             });
+        }
+        if bytes.len() < 44 {
+            return Err(corrupt("truncated header"));
+        }
+        let body = &bytes[44..];
+        let mut digest = Sha256::new();
+        digest.update(&bytes[8..12]);
+        digest.update(body);
+        if digest.finalize().as_slice() != &bytes[12..44] {
+            return Err(corrupt(
+                "checksum mismatch: the file is truncated or damaged",
+            ));
         }
         let format = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
         if format != FORMAT_VERSION {
@@ -162,15 +183,6 @@ impl Checkpoint {
                 origin: origin.to_string(),
                 found: format,
             });
-        }
-        if bytes.len() < 44 {
-            return Err(corrupt("truncated header"));
-        }
-        let body = &bytes[44..];
-        if Sha256::digest(body).as_slice() != &bytes[12..44] {
-            return Err(corrupt(
-                "checksum mismatch: the file is truncated or damaged",
-            ));
         }
         let mut reader = Reader { bytes: body, at: 0 };
         let meta_len = reader.u64().ok_or_else(|| corrupt("truncated metadata"))? as usize;
@@ -369,8 +381,7 @@ mod tests {
             Checkpoint::decode(b"hello world, not a checkpoint", "x"),
             Err(CheckpointError::NotACheckpoint { .. })
         ));
-        let mut future = bytes;
-        future[8] = 99;
+        let future = sample().encode_as(99);
         let err = Checkpoint::decode(&future, "model/weights.ckpt")
             .unwrap_err()
             .to_string();

@@ -244,7 +244,7 @@ impl Default for ValidationConfig {
     fn default() -> Self {
         Self {
             holdout_fraction: 0.1,
-            anomalies_per_image: 1,
+            anomalies_per_image: 3,
             image_score: ImageScore::Top100,
         }
     }

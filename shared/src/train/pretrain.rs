@@ -18,7 +18,7 @@ use super::masking::inpainting_mask;
 use super::progress::{Progress, Stage, StepReport, TrainEvent};
 use super::{TrainError, finite, images_tensor};
 use crate::model::loss::{l1, l2, lsgan_discriminator, lsgan_generator};
-use crate::model::{Discriminator, GptNet, ModelConfig};
+use crate::model::{Discriminator, GptNet, ModelConfig, init_seeded};
 use crate::pipeline::OrderedProducer;
 use crate::seed::rng_for;
 use crate::simulate::EpochOrder;
@@ -53,12 +53,12 @@ pub fn pretrain<B: AutodiffBackend>(
     progress: &mut dyn Progress,
 ) -> Result<GptNet<B>, TrainError> {
     let c = &inputs.config;
-    B::seed(
-        device,
-        crate::seed::derive_seed(inputs.seed, &[INIT_STREAM]),
-    );
-    let mut generator: GptNet<B> = inputs.model.gpt_net().init(device);
-    let mut discriminator: Discriminator<B> = inputs.model.discriminator().init(device);
+    let seed = crate::seed::derive_seed(inputs.seed, &[INIT_STREAM]);
+    let mut generator: GptNet<B> =
+        init_seeded(seed, device, || inputs.model.gpt_net().init(device));
+    let mut discriminator: Discriminator<B> = init_seeded(seed ^ 1, device, || {
+        inputs.model.discriminator().init(device)
+    });
     let adam = AdamConfig::new()
         .with_beta_1(c.adam_betas[0] as f32)
         .with_beta_2(c.adam_betas[1] as f32);
@@ -241,8 +241,8 @@ fn channel_means(normals: &[RgbImage]) -> [f32; 3] {
     let mut count = 0u64;
     for image in normals {
         for p in image.pixels() {
-            for c in 0..3 {
-                sums[c] += p.0[c] as f64;
+            for (sum, value) in sums.iter_mut().zip(p.0) {
+                *sum += value as f64;
             }
             count += 1;
         }

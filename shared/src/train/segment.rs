@@ -21,7 +21,7 @@ use super::progress::{Progress, Stage, StepReport, TrainEvent, ValidationReport}
 use super::validation::{ValidationSet, score};
 use super::{TrainError, finite, images_tensor};
 use crate::model::loss::{focal, l1};
-use crate::model::{Encoder, ModelConfig, SegNet, anomaly_probability};
+use crate::model::{Encoder, ModelConfig, SegNet, anomaly_probability, init_seeded};
 use crate::simulate::{ProducerConfig, Simulator, batch_producer};
 
 const INIT_STREAM: u64 = 0x5E6;
@@ -56,11 +56,11 @@ pub fn train_segnet<B: AutodiffBackend>(
     progress: &mut dyn Progress,
 ) -> Result<SegmentOutcome<B::InnerBackend>, TrainError> {
     let c = &inputs.config;
-    B::seed(
-        device,
+    let mut model: SegNet<B> = init_seeded(
         crate::seed::derive_seed(inputs.seed, &[INIT_STREAM]),
+        device,
+        || inputs.model.segnet().init(device),
     );
-    let mut model: SegNet<B> = inputs.model.segnet().init(device);
     model.encoder = encoder;
     let mut optimizer: SegnetOptimizer<B> = SgdConfig::new()
         .with_momentum(Some(

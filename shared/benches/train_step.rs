@@ -1,0 +1,142 @@
+//! Training-step time and inference throughput of the SLSG networks on the CPU backend, for the
+//! full-width model at 256×256 and a tiny one, at batch 1 and 16; prints a Markdown table. The
+//! PyTorch side of the comparison is `bench/torch_reference.py` (same architecture, same sizes).
+//!
+//! `cargo bench -p slsg --bench train_step [-- full|tiny [BATCH]]`
+
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer, SgdConfig};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use slsg::backend::CpuTrain;
+use slsg::model::loss::{focal, l1, l2, lsgan_discriminator, lsgan_generator};
+use slsg::model::{ModelConfig, anomaly_probability};
+
+type B = CpuTrain;
+
+struct Case {
+    name: &'static str,
+    model: ModelConfig,
+    batches: [usize; 2],
+    repeats: usize,
+}
+
+fn timed(repeats: usize, mut step: impl FnMut()) -> f64 {
+    step();
+    let start = Instant::now();
+    for _ in 0..repeats {
+        step();
+    }
+    start.elapsed().as_secs_f64() / repeats as f64
+}
+
+fn main() {
+    let which = std::env::args()
+        .nth(1)
+        .filter(|a| a == "full" || a == "tiny");
+    let only_batch: Option<usize> = std::env::args().nth(2).and_then(|b| b.parse().ok());
+    let cases = [
+        Case {
+            name: "full",
+            model: ModelConfig::default(),
+            batches: [1, 16],
+            repeats: 2,
+        },
+        Case {
+            name: "tiny",
+            model: ModelConfig {
+                image_size: 64,
+                width: 0.125,
+                ..ModelConfig::default()
+            },
+            batches: [1, 16],
+            repeats: 10,
+        },
+    ];
+    let device = Default::default();
+    println!(
+        "threads: {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "| config | batch | GPT-Net step (D + G) s | SegNet step s | SegNet inference images/s |"
+    );
+    println!("|---|---|---|---|---|");
+    for case in cases
+        .iter()
+        .filter(|c| which.as_deref().is_none_or(|w| w == c.name))
+    {
+        let size = case.model.image_size as usize;
+        for batch in case
+            .batches
+            .into_iter()
+            .filter(|b| only_batch.is_none_or(|o| o == *b))
+        {
+            let x = Tensor::<B, 4>::random(
+                [batch, 3, size, size],
+                Distribution::Uniform(0.0, 1.0),
+                &device,
+            );
+            let target = Tensor::<B, 4>::random(
+                [batch, 1, size, size],
+                Distribution::Bernoulli(0.05),
+                &device,
+            );
+
+            let mut generator = case.model.gpt_net().init::<B>(&device);
+            let mut discriminator = case.model.discriminator().init::<B>(&device);
+            let (mut og, mut od) = (AdamConfig::new().init(), AdamConfig::new().init());
+            let gpt = timed(case.repeats, || {
+                let fake = generator.forward(x.clone()).image.detach();
+                let loss_d = lsgan_discriminator(
+                    discriminator.forward(fake),
+                    discriminator.forward(x.clone()),
+                );
+                let grads = GradientsParams::from_grads(loss_d.backward(), &discriminator);
+                discriminator = od.step(6e-4, discriminator.clone(), grads);
+                let r = generator.forward(x.clone());
+                let loss = lsgan_generator(discriminator.forward(r.image.clone()))
+                    + l1(r.image, x.clone()).mul_scalar(0.8)
+                    + l2(r.auxiliary, x.clone());
+                let grads = GradientsParams::from_grads(loss.backward(), &generator);
+                generator = og.step(1e-3, generator.clone(), grads);
+            });
+
+            let mut segnet = case.model.segnet().init::<B>(&device);
+            let mut sgd = SgdConfig::new()
+                .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
+                .init();
+            let seg = timed(case.repeats, || {
+                let features = segnet
+                    .encoder
+                    .valid()
+                    .forward(x.clone().inner())
+                    .map(Tensor::from_inner);
+                let out = segnet.forward_features(features, [size, size]);
+                let loss = focal(out.logits.clone(), target.clone(), 4.0).mul_scalar(0.4)
+                    + l1(anomaly_probability(out.logits), target.clone()).mul_scalar(0.6)
+                    + focal(out.aux_logits, target.clone(), 4.0).mul_scalar(0.3);
+                let grads = GradientsParams::from_grads(loss.backward(), &segnet);
+                segnet = sgd.step(0.04, segnet.clone(), grads);
+            });
+
+            let inference_model = segnet.valid();
+            let input = x.clone().inner();
+            let inference = timed(case.repeats, || {
+                let _ =
+                    anomaly_probability(inference_model.forward(input.clone()).logits).into_data();
+            });
+            println!(
+                "| {} ({}×{}, width {}) | {batch} | {gpt:.3} | {seg:.3} | {:.1} |",
+                case.name,
+                size,
+                size,
+                case.model.width,
+                batch as f64 / inference
+            );
+        }
+    }
+}

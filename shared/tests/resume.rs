@@ -1,0 +1,194 @@
+//! Checkpoint → resume continues the same schedule: a run stopped half-way and resumed ends
+//! with the same parameters (and running statistics) as an uninterrupted run of the same length.
+
+use std::sync::Arc;
+
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::prelude::*;
+use image::RgbImage;
+use slsg::backend::CpuTrain;
+use slsg::model::{ModelConfig, init_seeded};
+use slsg::simulate::{SimulationConfig, Simulator, TextureBank};
+use slsg::train::{
+    DirCheckpoints, PretrainConfig, PretrainInputs, Progress, SegmentInputs, SegnetConfig, Silent,
+    TrainError, TrainEvent, ValidationConfig, ValidationSet, pretrain, train_segnet,
+};
+
+type B = CpuTrain;
+
+fn model() -> ModelConfig {
+    ModelConfig {
+        image_size: 32,
+        width: 0.125,
+        sg_skip_channels: 8,
+        aux_hidden: 8,
+        ..ModelConfig::default()
+    }
+}
+
+fn normals(count: usize) -> Vec<RgbImage> {
+    (0..count)
+        .map(|i| {
+            RgbImage::from_fn(32, 32, |x, y| {
+                image::Rgb([
+                    (x * 7 + i as u32 * 13) as u8,
+                    (y * 5) as u8,
+                    ((x + y) * 3) as u8,
+                ])
+            })
+        })
+        .collect()
+}
+
+/// Stops training once a given step has been reported.
+struct StopAt {
+    step: u64,
+    reached: u64,
+}
+
+impl Progress for StopAt {
+    fn on_event(&mut self, event: &TrainEvent) {
+        if let TrainEvent::Step(report) = event {
+            self.reached = report.step;
+        }
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.reached >= self.step
+    }
+}
+
+/// Every float tensor of a module (parameters and running statistics), in visiting order.
+fn tensors<Bk: Backend, M: Module<Bk>>(module: &M) -> Vec<Vec<f32>> {
+    struct Collect(Vec<Vec<f32>>);
+    impl<Bk: Backend> ModuleVisitor<Bk> for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<Bk, D>>) {
+            self.0
+                .push(param.val().into_data().convert::<f32>().into_vec().unwrap());
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    module.visit(&mut collect);
+    collect.0
+}
+
+fn max_difference(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn pretraining_resumes_where_it_stopped() {
+    let device = Default::default();
+    let inputs = PretrainInputs {
+        model: model(),
+        config: PretrainConfig {
+            max_steps: Some(6),
+            batch_size: 2,
+            checkpoint_every: 4,
+            log_every: 1,
+            ..Default::default()
+        },
+        normals: Arc::from(normals(4)),
+        seed: 9,
+        threads: 2,
+    };
+    let straight_dir = tempfile::tempdir().unwrap();
+    let straight = pretrain::<B>(
+        &inputs,
+        &device,
+        &mut DirCheckpoints::new(straight_dir.path()),
+        &mut Silent,
+    )
+    .unwrap();
+
+    let resumed_dir = tempfile::tempdir().unwrap();
+    let mut store = DirCheckpoints::new(resumed_dir.path());
+    let stopped = pretrain::<B>(
+        &inputs,
+        &device,
+        &mut store,
+        &mut StopAt {
+            step: 3,
+            reached: 0,
+        },
+    );
+    assert!(
+        matches!(stopped, Err(TrainError::Interrupted { step: 3, .. })),
+        "{:?}",
+        stopped.err()
+    );
+    let resumed = pretrain::<B>(&inputs, &device, &mut store, &mut Silent).unwrap();
+
+    let difference = max_difference(&tensors(&straight.valid()), &tensors(&resumed.valid()));
+    assert!(difference <= 1e-6, "parameters differ by {difference}");
+}
+
+#[test]
+fn segnet_training_resumes_where_it_stopped() {
+    let device = Default::default();
+    let config = SimulationConfig::default();
+    let textures = TextureBank::procedural(32, 32, 4, 1);
+    let simulator = Arc::new(Simulator::new(config.clone(), normals(4), textures.clone()).unwrap());
+    let validation = Simulator::new(config, normals(2), textures).unwrap();
+    let inputs = || SegmentInputs {
+        model: model(),
+        config: SegnetConfig {
+            steps: 6,
+            normal_per_batch: 2,
+            simulated_per_batch: 2,
+            checkpoint_every: 4,
+            validate_every: 2,
+            log_every: 1,
+            ..Default::default()
+        },
+        validation: ValidationConfig::default(),
+        simulator: simulator.clone(),
+        validation_set: Some(ValidationSet::build(&validation, 1, 5)),
+        seed: 4,
+        threads: 2,
+    };
+    let encoder = init_seeded(1, &device, || model().encoder().init::<B>(&device));
+    let encoder = || encoder.clone();
+
+    let straight_dir = tempfile::tempdir().unwrap();
+    let straight = train_segnet::<B>(
+        &inputs(),
+        encoder(),
+        &device,
+        &mut DirCheckpoints::new(straight_dir.path()),
+        &mut Silent,
+    )
+    .unwrap();
+
+    let resumed_dir = tempfile::tempdir().unwrap();
+    let mut store = DirCheckpoints::new(resumed_dir.path());
+    let stopped = train_segnet::<B>(
+        &inputs(),
+        encoder(),
+        &device,
+        &mut store,
+        &mut StopAt {
+            step: 3,
+            reached: 0,
+        },
+    );
+    assert!(
+        matches!(stopped, Err(TrainError::Interrupted { step: 3, .. })),
+        "{:?}",
+        stopped.err()
+    );
+    // The encoder passed in is ignored: the checkpoint's is used.
+    let resumed =
+        train_segnet::<B>(&inputs(), encoder(), &device, &mut store, &mut Silent).unwrap();
+
+    assert_eq!(
+        (straight.steps, straight.best_step),
+        (resumed.steps, resumed.best_step)
+    );
+    let difference = max_difference(&tensors(&straight.model), &tensors(&resumed.model));
+    assert!(difference <= 1e-6, "parameters differ by {difference}");
+}
