@@ -29,7 +29,17 @@ enum Command {
     Predict(commands::predict::Args),
     /// Check a config, print the defaults, or count the networks' parameters.
     Config(commands::config::Args),
-    /// Run the whole job on the embedded default: synthetic data, local store.
+    /// Print the job graph a cluster config expands to.
+    Plan(commands::plan::Args),
+    /// Train a cluster config with the coordinator and its workers in this process.
+    Train(commands::train::Args),
+    /// Serve a cluster config's jobs to remote workers over gRPC.
+    Coordinator(commands::serve::Args),
+    /// Lease and run jobs from a coordinator, one worker per device.
+    Worker(commands::worker::Args),
+    /// Show a coordinator's jobs, progress and leaderboards.
+    Status(commands::status::Args),
+    /// The whole job on the embedded default: synthetic data, local store, two in-process workers.
     Demo(commands::demo::Args),
 }
 
@@ -40,6 +50,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -49,6 +60,11 @@ fn main() -> std::process::ExitCode {
         Command::Fit(args) => commands::fit::run(args),
         Command::Predict(args) => commands::predict::run(args),
         Command::Config(args) => commands::config::run(args),
+        Command::Plan(args) => commands::plan::run(args),
+        Command::Train(args) => commands::train::run(args),
+        Command::Coordinator(args) => commands::serve::run(args),
+        Command::Worker(args) => commands::worker::run(args),
+        Command::Status(args) => commands::status::run(args),
         Command::Demo(args) => commands::demo::run(args),
     };
     match result {

@@ -1,2 +1,324 @@
-//! Cross-process end-to-end tests of the slsg binary (embedded runs, remote workers over gRPC,
-//! the S3 server, faults) live in `tests/`; this library holds their shared helpers.
+//! Helpers for the cross-process end-to-end tests in `tests/tests/`: running the `slsg` binary
+//! (embedded runs, a coordinator and remote workers over gRPC, the S3 server), killing
+//! processes, and reading what a run left in its store. No test logic here.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `slsg` binary of the same build as this test (`target/<profile>/slsg`); `cargo test
+/// --workspace` builds it.
+pub fn slsg_binary() -> PathBuf {
+    let test = std::env::current_exe().expect("the test's own path");
+    let profile_dir = test
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let binary = profile_dir.join("slsg");
+    assert!(
+        binary.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (or build slsg-coordinator first)",
+        binary.display()
+    );
+    binary
+}
+
+pub fn slsg(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(slsg_binary());
+    command.args(args).env("SLSG_LOG", "warn");
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    command.output().expect("running slsg")
+}
+
+fn describe(o: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Asserts success; returns stdout.
+pub fn ok(o: Output) -> String {
+    assert!(o.status.success(), "slsg failed\n{}", describe(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts a clean failure (no panic) whose output mentions every needle; returns both streams.
+pub fn fails_with(o: Output, needles: &[&str]) -> String {
+    let text = describe(&o);
+    assert!(!o.status.success(), "expected a failure\n{text}");
+    assert!(!text.contains("panicked"), "panicked\n{text}");
+    for needle in needles {
+        assert!(text.contains(needle), "`{needle}` missing\n{text}");
+    }
+    text
+}
+
+/// A child process that is killed when dropped (a failing test leaves nothing running); its
+/// output goes to a log file shown when an assertion about it fails.
+pub struct Process {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Process {
+    pub fn start(args: &[&str], envs: &[(&str, &str)], log: PathBuf) -> Process {
+        let out = File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let mut command = Command::new(slsg_binary());
+        command
+            .args(args)
+            .env("SLSG_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        for (k, v) in envs {
+            command.env(k, v);
+        }
+        Process {
+            child: command.spawn().expect("starting slsg"),
+            log,
+        }
+    }
+
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `kill -9`: no signal handler runs, nothing is flushed.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting") {
+                return status;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "still running after {timeout:?}\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill_hard();
+    }
+}
+
+/// Polls `condition` until it holds; panics with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The synthetic dataset at the tests' size: 64 px, 12 training images per category, two test
+/// images per defect type.
+pub fn synthetic_data(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    ok(slsg(
+        &[
+            "synth",
+            "--out",
+            path(&data),
+            "--size",
+            "64",
+            "--train",
+            "12",
+            "--test-per-defect",
+            "2",
+        ],
+        &[],
+    ));
+    data
+}
+
+pub fn path(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 temporary paths")
+}
+
+/// What a test run varies; everything else is the tiny training config.
+pub struct RunConfig<'a> {
+    pub name: &'a str,
+    pub store: &'a str,
+    pub data: &'a Path,
+    pub categories: &'a [&'a str],
+    /// SegNet learning rates to sweep (one job each); one value, no sweep.
+    pub learning_rates: &'a [f64],
+    pub segnet_steps: u64,
+}
+
+/// A cluster config for a tiny model (64 px, an eighth of the paper's width, 20 pre-training
+/// steps), checkpoints every 10 steps, and short leases so lost workers are noticed in seconds.
+pub fn write_config(dir: &Path, run: &RunConfig) -> PathBuf {
+    let categories: Vec<String> = run.categories.iter().map(|c| format!("{c:?}")).collect();
+    let rates: Vec<String> = run
+        .learning_rates
+        .iter()
+        .map(|r| format!("{r:?}"))
+        .collect();
+    let sweep = if run.learning_rates.len() > 1 {
+        format!("[sweep.values]\n\"segnet.lr\" = [{}]\n", rates.join(", "))
+    } else {
+        String::new()
+    };
+    let text = format!(
+        r#"[run]
+name = "{name}"
+store = "{store}"
+
+[[dataset]]
+path = "{data}"
+categories = [{categories}]
+
+[training.model]
+image_size = 64
+width = 0.125
+
+[training.pretrain]
+max_steps = 20
+checkpoint_every = 10
+log_every = 5
+
+[training.segnet]
+steps = {steps}
+freeze_encoder = false
+validate_every = 20
+checkpoint_every = 10
+log_every = 5
+
+{sweep}
+[resources]
+workers = ["cpu", "cpu"]
+max_attempts = 3
+lease_seconds = 5
+heartbeat_seconds = 1
+"#,
+        name = run.name,
+        store = run.store,
+        data = path(run.data),
+        categories = categories.join(", "),
+        steps = run.segnet_steps,
+    );
+    let stem: String = run
+        .name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let file = dir.join(format!("{stem}.toml"));
+    std::fs::write(&file, text).expect("writing the config");
+    file
+}
+
+/// Every file under `dir`, relative and sorted.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push(
+                    p.strip_prefix(root)
+                        .expect("under root")
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+pub fn read_json(file: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}
+
+/// The jobs of a run's `summary.json`: (id, kind, category, state, attempts).
+pub fn summary_jobs(summary: &serde_json::Value) -> Vec<(String, String, String, String, u64)> {
+    summary["status"]["jobs"]
+        .as_array()
+        .expect("summary jobs")
+        .iter()
+        .map(|j| {
+            (
+                j["id"].as_str().unwrap_or_default().to_string(),
+                j["kind"].as_str().unwrap_or_default().to_string(),
+                j["category"].as_str().unwrap_or_default().to_string(),
+                j["state"]["state"].as_str().unwrap_or_default().to_string(),
+                j["attempts"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Every artifact DESIGN.md's store layout names for a finished run, as relative keys, given
+/// the run's jobs (id, kind, category); the test images' maps are checked by the caller.
+pub fn expected_artifacts(run: &str, jobs: &[(String, String, String)]) -> Vec<String> {
+    let mut keys = vec![
+        format!("runs/{run}/plan.json"),
+        format!("runs/{run}/state.json"),
+        format!("runs/{run}/summary.json"),
+        format!("runs/{run}/report.html"),
+    ];
+    for (id, kind, _) in jobs {
+        let job = format!("runs/{run}/jobs/{id}");
+        keys.extend([
+            format!("{job}/spec.json"),
+            format!("{job}/curve.jsonl"),
+            format!("{job}/result.json"),
+        ]);
+        if kind == "pretrain" {
+            keys.push(format!("{job}/encoder.ckpt"));
+        } else {
+            keys.extend([
+                format!("{job}/eval.json"),
+                format!("{job}/model/model.json"),
+                format!("{job}/model/weights.ckpt"),
+            ]);
+        }
+    }
+    let categories: std::collections::BTreeSet<&String> = jobs.iter().map(|(_, _, c)| c).collect();
+    for category in categories {
+        keys.push(format!("models/{category}/current"));
+    }
+    keys
+}

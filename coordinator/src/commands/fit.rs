@@ -4,9 +4,9 @@ use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
 use slsg::backend::{BackendJob, Device, run_on};
 use slsg::config::Config;
-use slsg::data::{Category, read_rgb};
+use slsg::data::{Category, TestImage};
 use slsg::infer::{Detector, save_model};
-use slsg::metrics::{EvalOptions, EvalSample, evaluate, map_path, write_tiff};
+use slsg::metrics::{AnomalyMap, map_path, write_tiff};
 use slsg::train::{DirCheckpoints, fit_category};
 
 use super::progress::ConsoleProgress;
@@ -95,42 +95,24 @@ fn evaluate_test_split<B: burn::prelude::Backend>(
         return Ok(());
     }
     let maps = out.join("maps");
-    let mut samples = Vec::with_capacity(category.test.len());
-    let mut seconds = 0.0;
-    for chunk in category.test.chunks(config.inference.batch_size) {
-        let images = chunk
-            .iter()
-            .map(|t| read_rgb(&t.path))
-            .collect::<Result<Vec<_>, _>>()?;
-        let (predictions, elapsed) = detector.predict_all(&images, config.inference.batch_size);
-        seconds += elapsed.as_secs_f64();
-        for (test, prediction) in chunk.iter().zip(predictions) {
-            write_tiff(
-                &map_path(&maps, &category.name, &test.kind, test.id()),
-                &prediction.map,
-            )?;
-            let ground_truth = slsg::data::GroundTruth::read(test, category.defects.as_ref())?;
-            samples.push(EvalSample {
-                kind: test.kind.clone(),
-                anomalous: test.anomalous,
-                ground_truth,
-                map: prediction.map.values,
-            });
-        }
-    }
-    let options = EvalOptions {
-        image_score: detector.image_score(),
-        ..EvalOptions::default()
+    let mut write = |test: &TestImage, map: &AnomalyMap| {
+        write_tiff(&map_path(&maps, &category.name, &test.kind, test.id()), map)
+            .map_err(|e| e.to_string())
     };
-    let evaluation = evaluate(&category.name, &samples, &options);
-    print!("{}", evaluation.table());
+    let run = slsg::infer::evaluate_test_split(
+        detector,
+        category,
+        config.inference.batch_size,
+        &mut write,
+    )?;
+    print!("{}", run.evaluation.table());
     println!(
         "inference: {:.1} images/s ({} test images)",
-        samples.len() as f64 / seconds.max(1e-9),
-        samples.len()
+        run.images as f64 / run.seconds.max(1e-9),
+        run.images
     );
     let path = out.join("eval.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&evaluation)? + "\n")
+    std::fs::write(&path, serde_json::to_string_pretty(&run.evaluation)? + "\n")
         .with_context(|| format!("writing {}", path.display()))?;
     println!("maps: {}, metrics: {}", maps.display(), path.display());
     Ok(())

@@ -1,8 +1,14 @@
+mod cluster_output;
 pub mod config;
 pub mod demo;
 pub mod eval;
 pub mod fit;
+pub mod plan;
 pub mod predict;
 mod progress;
+pub mod serve;
 pub mod simulate;
+pub mod status;
 pub mod synth;
+pub mod train;
+pub mod worker;

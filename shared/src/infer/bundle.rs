@@ -1,6 +1,7 @@
-//! A trained model on disk: `model.json` (the card: format, configuration, how it was trained,
-//! its decision threshold) and `weights.ckpt` (the SegNet weights in a checksummed checkpoint).
-//! A folder from another format version or with damaged weights is refused.
+//! A trained model: `model.json` (the card: format, configuration, how it was trained, its
+//! decision threshold) and `weights.ckpt` (the SegNet weights in a checksummed checkpoint), in
+//! a folder or as bytes for the object store. A model of another format version or with
+//! damaged weights is refused.
 
 use std::path::{Path, PathBuf};
 
@@ -12,10 +13,10 @@ use crate::metrics::ImageScore;
 use crate::model::{ModelConfig, SegNet};
 use crate::train::{Checkpoint, CheckpointError, CheckpointMeta};
 
-/// Bumped whenever a model folder written before cannot be read the same way.
+/// Bumped whenever a model written before cannot be read the same way.
 pub const MODEL_FORMAT_VERSION: u32 = 1;
-const CARD: &str = "model.json";
-const WEIGHTS: &str = "weights.ckpt";
+pub const CARD_FILE: &str = "model.json";
+pub const WEIGHTS_FILE: &str = "weights.ckpt";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainingSummary {
@@ -49,13 +50,13 @@ pub enum ModelError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: not an slsg model card: {message}")]
-    Card { path: PathBuf, message: String },
+    #[error("{origin}: not an slsg model card: {message}")]
+    Card { origin: String, message: String },
     #[error(
-        "{path}: model format {found} was written by slsg {version}; this slsg reads format {MODEL_FORMAT_VERSION} — retrain, or predict with that version"
+        "{origin}: model format {found} was written by slsg {version}; this slsg reads format {MODEL_FORMAT_VERSION} — retrain, or predict with that version"
     )]
     Format {
-        path: PathBuf,
+        origin: String,
         found: u32,
         version: String,
     },
@@ -63,17 +64,13 @@ pub enum ModelError {
     Weights(#[from] CheckpointError),
 }
 
-/// Writes `model` and its card into `dir`.
-pub fn save_model<B: Backend>(
-    dir: &Path,
-    model: &SegNet<B>,
-    card: &ModelCard,
-) -> Result<(), ModelError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ModelError::Io { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+/// The two files of a model, as bytes.
+pub struct ModelFiles {
+    pub card: Vec<u8>,
+    pub weights: Vec<u8>,
+}
+
+pub fn encode_model<B: Backend>(model: &SegNet<B>, card: &ModelCard) -> ModelFiles {
     let mut checkpoint = Checkpoint::new(CheckpointMeta {
         stage: "model".into(),
         step: card.training.selected_step,
@@ -82,31 +79,31 @@ pub fn save_model<B: Backend>(
         extra: Default::default(),
     });
     checkpoint.put_module::<B, _>("segnet", model);
-    let weights = dir.join(WEIGHTS);
-    std::fs::write(&weights, checkpoint.encode()).map_err(io(&weights))?;
-    let card_path = dir.join(CARD);
-    let text = serde_json::to_string_pretty(card).expect("the card serialises");
-    std::fs::write(&card_path, text + "\n").map_err(io(&card_path))
+    let card = serde_json::to_string_pretty(card).expect("the card serialises") + "\n";
+    ModelFiles {
+        card: card.into_bytes(),
+        weights: checkpoint.encode(),
+    }
 }
 
-/// Reads a model folder written by [`save_model`].
-pub fn load_model<B: Backend>(dir: &Path, device: &B::Device) -> Result<Detector<B>, ModelError> {
-    let card_path = dir.join(CARD);
-    let text = std::fs::read_to_string(&card_path).map_err(|source| ModelError::Io {
-        path: card_path.clone(),
-        source,
-    })?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::Card {
-        path: card_path.clone(),
-        message: e.to_string(),
-    })?;
+/// Reads a model from its two files' bytes; the origins name them in errors.
+pub fn decode_model<B: Backend>(
+    card: &[u8],
+    card_origin: &str,
+    weights: &[u8],
+    weights_origin: &str,
+    device: &B::Device,
+) -> Result<Detector<B>, ModelError> {
+    let invalid = |message: String| ModelError::Card {
+        origin: card_origin.to_string(),
+        message,
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(card).map_err(|e| invalid(e.to_string()))?;
     let found = value
         .get("format")
         .and_then(|f| f.as_u64())
-        .ok_or_else(|| ModelError::Card {
-            path: card_path.clone(),
-            message: "no `format` field".into(),
-        })?;
+        .ok_or_else(|| invalid("no `format` field".into()))?;
     if found != MODEL_FORMAT_VERSION as u64 {
         let version = value
             .get("slsg_version")
@@ -114,27 +111,47 @@ pub fn load_model<B: Backend>(dir: &Path, device: &B::Device) -> Result<Detector
             .unwrap_or("unknown")
             .to_string();
         return Err(ModelError::Format {
-            path: card_path,
+            origin: card_origin.to_string(),
             found: found as u32,
             version,
         });
     }
-    let card: ModelCard = serde_json::from_value(value).map_err(|e| ModelError::Card {
-        path: card_path.clone(),
-        message: e.to_string(),
-    })?;
-    let weights_path = dir.join(WEIGHTS);
-    let bytes = std::fs::read(&weights_path).map_err(|source| ModelError::Io {
-        path: weights_path.clone(),
-        source,
-    })?;
-    let origin = weights_path.display().to_string();
-    let checkpoint = Checkpoint::decode(&bytes, &origin)?;
+    let card: ModelCard = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+    let checkpoint = Checkpoint::decode(weights, weights_origin)?;
     let model = checkpoint.load_module(
         "segnet",
         card.model.segnet().init::<B>(device),
         device,
-        &origin,
+        weights_origin,
     )?;
     Ok(Detector::new(model, card, device.clone()))
+}
+
+/// Writes `model` and its card into `dir`.
+pub fn save_model<B: Backend>(
+    dir: &Path,
+    model: &SegNet<B>,
+    card: &ModelCard,
+) -> Result<(), ModelError> {
+    let io = |path: PathBuf| move |source| ModelError::Io { path, source };
+    std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+    let files = encode_model(model, card);
+    for (name, bytes) in [(WEIGHTS_FILE, files.weights), (CARD_FILE, files.card)] {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(io(path.clone()))?;
+    }
+    Ok(())
+}
+
+/// Reads a model folder written by [`save_model`].
+pub fn load_model<B: Backend>(dir: &Path, device: &B::Device) -> Result<Detector<B>, ModelError> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path)
+            .map(|bytes| (bytes, path.display().to_string()))
+            .map_err(|source| ModelError::Io { path, source })
+    };
+    let (card, card_origin) = read(CARD_FILE)?;
+    let (weights, weights_origin) = read(WEIGHTS_FILE)?;
+    decode_model(&card, &card_origin, &weights, &weights_origin, device)
 }

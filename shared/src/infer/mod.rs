@@ -5,7 +5,8 @@
 mod bundle;
 
 pub use bundle::{
-    MODEL_FORMAT_VERSION, ModelCard, ModelError, TrainingSummary, load_model, save_model,
+    CARD_FILE, MODEL_FORMAT_VERSION, ModelCard, ModelError, ModelFiles, TrainingSummary,
+    WEIGHTS_FILE, decode_model, encode_model, load_model, save_model,
 };
 
 use std::time::{Duration, Instant};
@@ -111,4 +112,66 @@ impl<B: Backend> Detector<B> {
             .collect();
         (predictions, start.elapsed())
     }
+}
+
+/// The test split of a category scored by a detector.
+pub struct TestRun {
+    pub evaluation: crate::metrics::Evaluation,
+    /// Seconds spent predicting (reading images and writing maps excluded).
+    pub seconds: f64,
+    pub images: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TestRunError {
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    #[error("writing the map of {image}: {message}")]
+    Sink {
+        image: std::path::PathBuf,
+        message: String,
+    },
+}
+
+/// Predicts every test image of `category` in batches, hands each map to `sink` (to write it
+/// somewhere) and computes every metric.
+pub fn evaluate_test_split<B: Backend>(
+    detector: &Detector<B>,
+    category: &crate::data::Category,
+    batch_size: usize,
+    sink: &mut dyn FnMut(&crate::data::TestImage, &AnomalyMap) -> Result<(), String>,
+) -> Result<TestRun, TestRunError> {
+    let mut samples = Vec::with_capacity(category.test.len());
+    let mut seconds = 0.0;
+    for chunk in category.test.chunks(batch_size.max(1)) {
+        let images = chunk
+            .iter()
+            .map(|t| crate::data::read_rgb(&t.path))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (predictions, elapsed) = detector.predict_all(&images, batch_size);
+        seconds += elapsed.as_secs_f64();
+        for (test, prediction) in chunk.iter().zip(predictions) {
+            sink(test, &prediction.map).map_err(|message| TestRunError::Sink {
+                image: test.path.clone(),
+                message,
+            })?;
+            let ground_truth = crate::data::GroundTruth::read(test, category.defects.as_ref())?;
+            samples.push(crate::metrics::EvalSample {
+                kind: test.kind.clone(),
+                anomalous: test.anomalous,
+                ground_truth,
+                map: prediction.map.values,
+            });
+        }
+    }
+    let options = crate::metrics::EvalOptions {
+        image_score: detector.image_score(),
+        ..Default::default()
+    };
+    let evaluation = crate::metrics::evaluate(&category.name, &samples, &options);
+    Ok(TestRun {
+        evaluation,
+        seconds,
+        images: samples.len(),
+    })
 }

@@ -2,7 +2,7 @@
 //! layout the official MVTec LOCO evaluation reads (`<maps>/<category>/test/<kind>/<id>.tiff`).
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::{BufReader, Cursor};
 use std::path::{Path, PathBuf};
 
 use tiff::ColorType;
@@ -51,6 +51,16 @@ pub fn find_map(root: &Path, category: &str, kind: &str, id: &str) -> Option<Pat
         .find(|p| p.is_file())
 }
 
+/// A map as the bytes of a one-channel 32-bit float TIFF.
+pub fn encode_tiff(map: &AnomalyMap) -> Vec<u8> {
+    let mut bytes = Cursor::new(Vec::new());
+    let mut encoder = TiffEncoder::new(&mut bytes).expect("encoding into memory cannot fail");
+    encoder
+        .write_image::<Gray32Float>(map.width, map.height, &map.values)
+        .expect("encoding into memory cannot fail");
+    bytes.into_inner()
+}
+
 /// Writes a map as a one-channel 32-bit float TIFF, through a temporary file and a rename so
 /// a reader never sees half a map.
 pub fn write_tiff(path: &Path, map: &AnomalyMap) -> Result<(), MapError> {
@@ -62,20 +72,7 @@ pub fn write_tiff(path: &Path, map: &AnomalyMap) -> Result<(), MapError> {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
     let temporary = path.with_extension("tiff.partial");
-    {
-        let file = File::create(&temporary).map_err(io)?;
-        let mut encoder =
-            TiffEncoder::new(BufWriter::new(file)).map_err(|source| MapError::Tiff {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        encoder
-            .write_image::<Gray32Float>(map.width, map.height, &map.values)
-            .map_err(|source| MapError::Tiff {
-                path: path.to_path_buf(),
-                source,
-            })?;
-    }
+    std::fs::write(&temporary, encode_tiff(map)).map_err(io)?;
     std::fs::rename(&temporary, path).map_err(io)
 }
 

@@ -47,6 +47,8 @@ impl Default for SynthOptions {
 pub enum SynthError {
     #[error("image size must be at least 32 px, got {0}")]
     TooSmall(u32),
+    #[error("could not draw a visible `{defect}` defect at this image size; use a larger --size")]
+    Degenerate { defect: String },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -83,6 +85,9 @@ pub(crate) trait Generator {
 }
 
 const SENSOR_NOISE: f32 = 0.012;
+/// Pixels a defect region must cover to be written (a thinner one is drawn again).
+const MIN_REGION_AREA: usize = 4;
+const MAX_DEFECT_ATTEMPTS: u64 = 64;
 
 /// Writes every synthetic category under `out` and returns what was written.
 pub fn write_dataset(out: &Path, options: &SynthOptions) -> Result<Vec<SynthCategory>, SynthError> {
@@ -130,23 +135,42 @@ fn normal_images(
     })
 }
 
+/// A defective sample whose every region covers at least a few pixels: a defect drawn too thin
+/// for this image size is drawn again from the next stream.
 fn defective_image(
     generator: &dyn Generator,
     id: u64,
     defect_index: usize,
     i: usize,
     seed: u64,
-) -> (RgbImage, Vec<(String, Mask)>) {
-    let mut rng = rng_for(
-        seed,
-        &[id, SPLIT_TEST_DEFECT, defect_index as u64, i as u64],
-    );
+) -> Result<(RgbImage, Vec<(String, Mask)>), SynthError> {
     let defect = generator.defect_types()[defect_index];
-    let sample = generator.defective(defect, &mut rng);
-    (
-        sample.canvas.to_image(&mut rng, SENSOR_NOISE),
-        sample.regions,
-    )
+    for attempt in 0..MAX_DEFECT_ATTEMPTS {
+        let mut rng = rng_for(
+            seed,
+            &[
+                id,
+                SPLIT_TEST_DEFECT,
+                defect_index as u64,
+                i as u64,
+                attempt,
+            ],
+        );
+        let sample = generator.defective(defect, &mut rng);
+        if sample
+            .regions
+            .iter()
+            .all(|(_, mask)| mask.area() >= MIN_REGION_AREA)
+        {
+            return Ok((
+                sample.canvas.to_image(&mut rng, SENSOR_NOISE),
+                sample.regions,
+            ));
+        }
+    }
+    Err(SynthError::Degenerate {
+        defect: defect.to_string(),
+    })
 }
 
 fn write_mvtec_category(
@@ -167,7 +191,7 @@ fn write_mvtec_category(
     }
     for (d, defect) in generator.defect_types().iter().enumerate() {
         for i in 0..options.test_per_defect {
-            let (image, regions) = defective_image(generator, id, d, i, options.seed);
+            let (image, regions) = defective_image(generator, id, d, i, options.seed)?;
             save_rgb(&root.join(format!("test/{defect}/{i:03}.png")), &image)?;
             let mut union = Mask::new(image.width(), image.height());
             for (_, mask) in &regions {
@@ -229,7 +253,7 @@ fn write_loco_category(
                 .position(|t| t == defect)
                 .expect("listed defect type");
             for i in 0..options.test_per_defect {
-                let (image, regions) = defective_image(generator, id, d, i, options.seed);
+                let (image, regions) = defective_image(generator, id, d, i, options.seed)?;
                 save_rgb(&root.join(format!("test/{folder}/{index:03}.png")), &image)?;
                 for (r, (name, mask)) in regions.iter().enumerate() {
                     let value = specs

@@ -1,11 +1,14 @@
-//! Both stages for one category, as `slsg fit` and the cluster's workers run them: split off the
-//! validation images, load everything at the model's size, pre-train GPT-Net, train SegNet on
-//! its encoder, and describe the selected model in a card.
+//! Both stages for one category, as `slsg fit` runs them in one process and the cluster's
+//! workers run them as two jobs: split off the validation images, load everything at the
+//! model's size, pre-train GPT-Net, train SegNet on its encoder, and describe the selected
+//! model in a card.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use image::RgbImage;
 
 use super::pretrain::{PretrainInputs, pretrain};
 use super::progress::Progress;
@@ -15,7 +18,7 @@ use super::{CheckpointStore, TrainError};
 use crate::config::Config;
 use crate::data::{Category, read_rgb_resized_all};
 use crate::infer::{MODEL_FORMAT_VERSION, ModelCard, TrainingSummary};
-use crate::model::SegNet;
+use crate::model::{Encoder, SegNet};
 use crate::prepare::{SimulatorInputs, texture_bank};
 use crate::simulate::Simulator;
 
@@ -25,15 +28,17 @@ pub struct Fit<B: Backend> {
     pub card: ModelCard,
 }
 
-pub fn fit_category<B: AutodiffBackend>(
-    category: &Category,
-    config: &Config,
-    device: &B::Device,
-    store: &mut dyn CheckpointStore,
-    progress: &mut dyn Progress,
-) -> Result<Fit<B::InnerBackend>, TrainError> {
-    let threads = config.threads();
-    let size = config.model.image_size;
+/// A category's images at the model's size, split into training and validation.
+pub struct Prepared {
+    pub train_paths: Vec<PathBuf>,
+    pub validation_paths: Vec<PathBuf>,
+    pub normals: Arc<[RgbImage]>,
+    pub validation_normals: Vec<RgbImage>,
+}
+
+/// LOCO's validation split, or held-out training images, all loaded at the model's size.
+pub fn prepare(category: &Category, config: &Config) -> Result<Prepared, TrainError> {
+    let (threads, size) = (config.threads(), config.model.image_size);
     let (train_paths, validation_paths) = if category.validation.is_empty() {
         holdout(
             &category.train,
@@ -43,19 +48,45 @@ pub fn fit_category<B: AutodiffBackend>(
     } else {
         (category.train.clone(), category.validation.clone())
     };
-    let normals: Arc<[image::RgbImage]> =
-        read_rgb_resized_all(&train_paths, size, size, threads)?.into();
+    let normals = read_rgb_resized_all(&train_paths, size, size, threads)?.into();
     let validation_normals = read_rgb_resized_all(&validation_paths, size, size, threads)?;
+    Ok(Prepared {
+        train_paths,
+        validation_paths,
+        normals,
+        validation_normals,
+    })
+}
 
-    let pretrain_inputs = PretrainInputs {
+/// Stage 1: GPT-Net pre-training; returns its encoder.
+pub fn pretrain_stage<B: AutodiffBackend>(
+    prepared: &Prepared,
+    config: &Config,
+    device: &B::Device,
+    store: &mut dyn CheckpointStore,
+    progress: &mut dyn Progress,
+) -> Result<Encoder<B>, TrainError> {
+    let inputs = PretrainInputs {
         model: config.model.clone(),
         config: config.pretrain.clone(),
-        normals: normals.clone(),
+        normals: prepared.normals.clone(),
         seed: config.seed,
-        threads,
+        threads: config.threads(),
     };
-    let generator = pretrain::<B>(&pretrain_inputs, device, store, progress)?;
+    Ok(pretrain::<B>(&inputs, device, store, progress)?.encoder)
+}
 
+/// Stage 2: SegNet on `encoder`, model selection, the card.
+pub fn segnet_stage<B: AutodiffBackend>(
+    category: &Category,
+    prepared: Prepared,
+    config: &Config,
+    encoder: Encoder<B>,
+    device: &B::Device,
+    store: &mut dyn CheckpointStore,
+    progress: &mut dyn Progress,
+) -> Result<Fit<B::InnerBackend>, TrainError> {
+    let (threads, size) = (config.threads(), config.model.image_size);
     let simulation = config.simulation.for_category(&category.name);
     let textures = texture_bank(
         &simulation,
@@ -68,20 +99,21 @@ pub fn fit_category<B: AutodiffBackend>(
     )?;
     let simulator = Arc::new(Simulator::new(
         simulation.clone(),
-        normals.to_vec(),
+        prepared.normals.to_vec(),
         textures.clone(),
     )?);
-    let validation_set = if validation_normals.is_empty() {
+    let validation_set = if prepared.validation_normals.is_empty() {
         None
     } else {
-        let validation_simulator = Simulator::new(simulation, validation_normals, textures)?;
+        let validation_simulator =
+            Simulator::new(simulation, prepared.validation_normals, textures)?;
         Some(ValidationSet::build(
             &validation_simulator,
             config.validation.anomalies_per_image,
             config.seed,
         ))
     };
-    let segment_inputs = SegmentInputs {
+    let inputs = SegmentInputs {
         model: config.model.clone(),
         config: config.segnet.clone(),
         validation: config.validation.clone(),
@@ -90,7 +122,7 @@ pub fn fit_category<B: AutodiffBackend>(
         seed: config.seed,
         threads,
     };
-    let outcome = train_segnet::<B>(&segment_inputs, generator.encoder, device, store, progress)?;
+    let outcome = train_segnet::<B>(&inputs, encoder, device, store, progress)?;
     let validation = outcome.validation.as_ref();
     let card = ModelCard {
         format: MODEL_FORMAT_VERSION,
@@ -101,17 +133,30 @@ pub fn fit_category<B: AutodiffBackend>(
         decision_threshold: validation.and_then(|v| v.threshold),
         training: TrainingSummary {
             seed: config.seed,
-            pretrain_steps: config.pretrain.total_steps(train_paths.len()),
+            pretrain_steps: config.pretrain.total_steps(prepared.train_paths.len()),
             segnet_steps: outcome.steps,
             selected_step: outcome.best_step,
             validation_image_auroc: validation.and_then(|v| v.image_auroc),
             validation_pixel_auroc: validation.and_then(|v| v.pixel_auroc),
-            training_images: train_paths.len(),
-            validation_images: validation_paths.len(),
+            training_images: prepared.train_paths.len(),
+            validation_images: prepared.validation_paths.len(),
         },
     };
     Ok(Fit {
         model: outcome.model,
         card,
     })
+}
+
+/// Both stages in this process.
+pub fn fit_category<B: AutodiffBackend>(
+    category: &Category,
+    config: &Config,
+    device: &B::Device,
+    store: &mut dyn CheckpointStore,
+    progress: &mut dyn Progress,
+) -> Result<Fit<B::InnerBackend>, TrainError> {
+    let prepared = prepare(category, config)?;
+    let encoder = pretrain_stage::<B>(&prepared, config, device, store, progress)?;
+    segnet_stage::<B>(category, prepared, config, encoder, device, store, progress)
 }

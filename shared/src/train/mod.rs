@@ -16,7 +16,7 @@ pub use checkpoint::{
     latest_checkpoint, save_checkpoint,
 };
 pub use config::{MaskFill, PretrainConfig, SegnetConfig, ValidationConfig};
-pub use fit::{Fit, fit_category};
+pub use fit::{Fit, Prepared, fit_category, prepare, pretrain_stage, segnet_stage};
 pub use masking::inpainting_mask;
 pub use pretrain::{PretrainInputs, pretrain};
 pub use progress::{Progress, Silent, Stage, StepReport, TrainEvent, ValidationReport};

@@ -32,7 +32,7 @@ pub struct StepReport {
 }
 
 /// A validation pass during SegNet training.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ValidationReport {
     pub step: u64,
     pub image_auroc: Option<f64>,

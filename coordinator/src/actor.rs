@@ -1,0 +1,320 @@
+//! The coordinator actor: owns the job table; every lease, heartbeat, completion and failure
+//! goes through its mailbox. Journals the table to the store (completions before they are
+//! acknowledged, everything else within a tick), expires leases on a timer, and publishes the
+//! results when every job has finished.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use slsg::job::{FailureKind, JobId, JobProgress, JobResult, Plan, RunStatus};
+use slsg::store::{Key, Store};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::results::{RunSummary, publish_results};
+use crate::table::{Granted, HeartbeatOutcome, JobTable, Journal};
+
+/// How often leases are checked and the journal written.
+pub const TICK: Duration = Duration::from_millis(500);
+
+pub enum CoordinatorMessage {
+    Register {
+        worker: String,
+        device: String,
+        reply: RpcReplyPort<()>,
+    },
+    Lease {
+        worker: String,
+        reply: RpcReplyPort<LeaseAnswer>,
+    },
+    Heartbeat {
+        lease_id: String,
+        progress: Option<JobProgress>,
+        reply: RpcReplyPort<HeartbeatOutcome>,
+    },
+    Complete {
+        lease_id: String,
+        result: JobResult,
+        reply: RpcReplyPort<bool>,
+    },
+    Fail {
+        lease_id: String,
+        error: String,
+        kind: FailureKind,
+        reply: RpcReplyPort<bool>,
+    },
+    Status {
+        reply: RpcReplyPort<RunStatus>,
+    },
+    /// Timer: expire leases, write the journal if it changed.
+    Tick,
+}
+
+pub struct LeaseAnswer {
+    pub granted: Option<Granted>,
+    pub run_finished: bool,
+}
+
+pub struct CoordinatorArgs {
+    pub plan: Plan,
+    pub store: Store,
+    /// Receives the summary once every job has finished and the results are published.
+    pub finished: watch::Sender<Option<RunSummary>>,
+}
+
+pub struct CoordinatorState {
+    table: JobTable,
+    plan: Plan,
+    store: Store,
+    journal: JournalWriter,
+    dirty: bool,
+    finished: watch::Sender<Option<RunSummary>>,
+}
+
+pub struct CoordinatorActor;
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+pub fn run_key(run: &str) -> Result<Key, slsg::store::NameError> {
+    Key::new(["runs", run])
+}
+
+impl Actor for CoordinatorActor {
+    type Msg = CoordinatorMessage;
+    type State = CoordinatorState;
+    type Arguments = CoordinatorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let CoordinatorArgs {
+            plan,
+            store,
+            finished,
+        } = args;
+        let run = run_key(&plan.run)?;
+        store
+            .put(&run.join("plan.json")?, serde_json::to_vec_pretty(&plan)?)
+            .await?;
+        let results = load_results(&store, &plan).await?;
+        let journal: Option<Journal> = match store.get(&run.join("state.json")?).await? {
+            Some(bytes) => {
+                Some(serde_json::from_slice(&bytes).map_err(|e| format!("{run}/state.json: {e}"))?)
+            }
+            None => None,
+        };
+        let mut table = match journal {
+            Some(journal) => {
+                tracing::info!(run = %plan.run, "recovering the run from its journal");
+                JobTable::restore(&plan, journal, &results, now_ms())
+            }
+            None => JobTable::new(&plan),
+        };
+        for id in table.queued() {
+            if let Some(result) = results.get(&id) {
+                table.mark_done(&id, result.clone());
+            }
+        }
+        let reused = results.len();
+        tracing::info!(run = %plan.run, jobs = plan.jobs.len(), finished_before = reused, "coordinator ready");
+        let journal = JournalWriter::start(store.clone(), run.join("state.json")?);
+        myself.send_interval(TICK, || CoordinatorMessage::Tick);
+        let mut state = CoordinatorState {
+            table,
+            plan,
+            store,
+            journal,
+            dirty: true,
+            finished,
+        };
+        state.persist().await?;
+        state.publish_if_finished().await?;
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            CoordinatorMessage::Register {
+                worker,
+                device,
+                reply,
+            } => {
+                tracing::info!(%worker, %device, "worker joined");
+                let _ = reply.send(());
+            }
+            CoordinatorMessage::Lease { worker, reply } => {
+                let granted = state.table.lease(&worker, now_ms());
+                if let Some(g) = &granted {
+                    tracing::info!(%worker, job = %g.spec.id, kind = g.spec.kind.name(), category = %g.spec.category, attempt = g.attempt, "leased");
+                    state.dirty = true;
+                }
+                let _ = reply.send(LeaseAnswer {
+                    granted,
+                    run_finished: state.table.is_finished(),
+                });
+            }
+            CoordinatorMessage::Heartbeat {
+                lease_id,
+                progress,
+                reply,
+            } => {
+                let _ = reply.send(state.table.heartbeat(&lease_id, progress, now_ms()));
+            }
+            CoordinatorMessage::Complete {
+                lease_id,
+                result,
+                reply,
+            } => {
+                let accepted = state.table.complete(&lease_id, result);
+                if accepted {
+                    tracing::info!(lease = %lease_id, "job done");
+                    // A finished job is journaled before the worker hears that it counted.
+                    state.persist().await?;
+                    state.publish_if_finished().await?;
+                }
+                let _ = reply.send(accepted);
+            }
+            CoordinatorMessage::Fail {
+                lease_id,
+                error,
+                kind,
+                reply,
+            } => {
+                let accepted = state.table.fail(&lease_id, &error, kind);
+                if accepted {
+                    if kind == FailureKind::GiveBack {
+                        tracing::info!(lease = %lease_id, "lease given back: {error}");
+                    } else {
+                        tracing::warn!(lease = %lease_id, "job failed: {error}");
+                    }
+                    state.persist().await?;
+                    state.publish_if_finished().await?;
+                }
+                let _ = reply.send(accepted);
+            }
+            CoordinatorMessage::Status { reply } => {
+                let _ = reply.send(state.table.status());
+            }
+            CoordinatorMessage::Tick => {
+                let expired = state.table.expire(now_ms());
+                for job in &expired {
+                    tracing::warn!(%job, "lease expired; the job returns to the queue");
+                }
+                if !expired.is_empty() {
+                    state.dirty = true;
+                    state.publish_if_finished().await?;
+                }
+                if state.dirty {
+                    state.dirty = false;
+                    state.journal.write(&state.table.journal(), None);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl CoordinatorState {
+    /// Writes the journal and waits until it is stored.
+    async fn persist(&mut self) -> Result<(), ActorProcessingErr> {
+        let (done, stored) = oneshot::channel();
+        self.journal.write(&self.table.journal(), Some(done));
+        self.dirty = false;
+        stored.await.map_err(|_| "the journal writer stopped")??;
+        Ok(())
+    }
+
+    async fn publish_if_finished(&mut self) -> Result<(), ActorProcessingErr> {
+        if self.table.is_finished() && self.finished.borrow().is_none() {
+            let summary = publish_results(&self.store, &self.plan, &self.table.status()).await?;
+            tracing::info!(run = %self.plan.run, "every job has finished; results published");
+            let _ = self.finished.send(Some(summary));
+        }
+        Ok(())
+    }
+}
+
+/// Every `result.json` the plan's jobs already have in the store (finished earlier).
+async fn load_results(
+    store: &Store,
+    plan: &Plan,
+) -> Result<HashMap<JobId, JobResult>, ActorProcessingErr> {
+    let run = run_key(&plan.run)?;
+    let mut lookups = Vec::with_capacity(plan.jobs.len());
+    for job in &plan.jobs {
+        let (store, id, key) = (
+            store.clone(),
+            job.id.clone(),
+            run.join_all(["jobs", job.id.as_str(), "result.json"])?,
+        );
+        lookups.push(async move {
+            let result = match store.get(&key).await? {
+                Some(bytes) => Some(
+                    serde_json::from_slice::<JobResult>(&bytes)
+                        .map_err(|e| format!("{key}: {e}"))?,
+                ),
+                None => None,
+            };
+            Ok::<_, ActorProcessingErr>((id, result))
+        });
+    }
+    let found: Vec<_> = futures::stream::iter(lookups)
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let mut results = HashMap::new();
+    for entry in found {
+        if let (id, Some(result)) = entry? {
+            results.insert(id, result);
+        }
+    }
+    Ok(results)
+}
+
+type Waiter = oneshot::Sender<Result<(), String>>;
+
+/// Writes journals in order on its own task, coalescing bursts to the latest one, so the
+/// actor never waits for the store except where it asks to.
+struct JournalWriter {
+    sender: mpsc::UnboundedSender<(Vec<u8>, Option<Waiter>)>,
+}
+
+impl JournalWriter {
+    fn start(store: Store, key: Key) -> JournalWriter {
+        let (sender, mut receiver) = mpsc::unbounded_channel::<(Vec<u8>, Option<Waiter>)>();
+        tokio::spawn(async move {
+            while let Some((mut bytes, waiter)) = receiver.recv().await {
+                let mut waiters: Vec<Waiter> = waiter.into_iter().collect();
+                while let Ok((newer, waiter)) = receiver.try_recv() {
+                    bytes = newer;
+                    waiters.extend(waiter);
+                }
+                let outcome = store.put(&key, bytes).await.map_err(|e| e.to_string());
+                if let Err(e) = &outcome {
+                    tracing::error!("writing the journal: {e}");
+                }
+                for waiter in waiters {
+                    let _ = waiter.send(outcome.clone());
+                }
+            }
+        });
+        JournalWriter { sender }
+    }
+
+    fn write(&self, journal: &Journal, waiter: Option<Waiter>) {
+        let bytes = serde_json::to_vec(journal).expect("the journal serialises");
+        let _ = self.sender.send((bytes, waiter));
+    }
+}

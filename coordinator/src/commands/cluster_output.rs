@@ -1,0 +1,190 @@
+//! How runs are shown on the terminal: running jobs while they train, the per-category results
+//! at the end.
+
+use slsg::job::{JobState, RunStatus};
+use slsg_coordinator::results::RunSummary;
+
+fn metric(value: Option<f64>) -> String {
+    value.map_or("—".into(), |v| format!("{v:.3}"))
+}
+
+/// One line per running job.
+pub fn progress_lines(status: &RunStatus) -> Vec<String> {
+    let done = status
+        .jobs
+        .iter()
+        .filter(|j| matches!(j.state, JobState::Done { .. }))
+        .count();
+    let mut lines = vec![format!("{done}/{} jobs done", status.jobs.len())];
+    for job in &status.jobs {
+        if let JobState::Leased {
+            worker, attempt, ..
+        } = &job.state
+        {
+            let progress = job.progress.as_ref().map_or("starting".to_string(), |p| {
+                let losses: Vec<String> = p
+                    .losses
+                    .iter()
+                    .take(2)
+                    .map(|(k, v)| format!("{k} {v:.4}"))
+                    .collect();
+                format!(
+                    "{} step {}/{} {} · {:.1} img/s",
+                    p.stage,
+                    p.step,
+                    p.total_steps,
+                    losses.join(" "),
+                    p.images_per_second
+                )
+            });
+            lines.push(format!(
+                "  {worker} · {} {} (attempt {attempt}): {progress}",
+                job.category,
+                job.kind.name()
+            ));
+        }
+    }
+    lines
+}
+
+/// Jobs and their states, then the leaderboards.
+pub fn status_table(status: &RunStatus) -> String {
+    let mut out = format!(
+        "run `{}`: {}\n",
+        status.run,
+        if status.finished {
+            "finished"
+        } else {
+            "in progress"
+        }
+    );
+    out.push_str(&format!(
+        "{:<18} {:<8} {:<16} {:<8} {:>8}  {}\n",
+        "job", "kind", "category", "state", "attempts", "progress / error"
+    ));
+    for job in &status.jobs {
+        let detail = match &job.state {
+            JobState::Failed { error } => error.clone(),
+            JobState::Blocked { by } => format!("blocked by {by}"),
+            _ => job.progress.as_ref().map_or(String::new(), |p| {
+                format!("{} {}/{}", p.stage, p.step, p.total_steps)
+            }),
+        };
+        out.push_str(&format!(
+            "{:<18} {:<8} {:<16} {:<8} {:>8}  {detail}\n",
+            job.id,
+            job.kind.name(),
+            job.category,
+            job.state.name(),
+            job.attempts
+        ));
+    }
+    out.push_str(&leaderboards(status));
+    out
+}
+
+fn leaderboards(status: &RunStatus) -> String {
+    let mut out = String::new();
+    for (category, entries) in &status.leaderboard {
+        out.push_str(&format!(
+            "\n{category} (ranked on validation; test metrics beside, not used to choose)\n"
+        ));
+        out.push_str(&format!(
+            "  {:<4} {:<18} {:>10} {:>10} {:>10} {:>10}  {}\n",
+            "rank", "job", "validation", "image AUC", "pixel AUC", "AU-PRO", "sweep point"
+        ));
+        for (rank, e) in entries.iter().enumerate() {
+            let point: Vec<String> = e.point.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.push_str(&format!(
+                "  {:<4} {:<18} {:>10} {:>10} {:>10} {:>10}  {}\n",
+                rank + 1,
+                e.job,
+                metric(e.validation_score),
+                metric(e.test_image_auroc),
+                metric(e.test_pixel_auroc),
+                metric(e.test_pro_auc),
+                point.join(" ")
+            ));
+        }
+    }
+    out
+}
+
+/// The final table: per category the registered model and its test metrics.
+pub fn summary_table(summary: &RunSummary, store: &str) -> String {
+    let mut out = format!(
+        "{:<16} {:>10} {:>10} {:>10} {:>10}  {}\n",
+        "category", "validation", "image AUC", "pixel AUC", "AU-PRO", "model"
+    );
+    for model in summary.models.values() {
+        out.push_str(&format!(
+            "{:<16} {:>10} {:>10} {:>10} {:>10}  models/{}/{}\n",
+            model.category,
+            metric(model.validation_score),
+            metric(model.test_image_auroc),
+            metric(model.test_pixel_auroc),
+            metric(model.test_pro_auc),
+            model.category,
+            model.version
+        ));
+    }
+    for job in &summary.status.jobs {
+        match &job.state {
+            JobState::Failed { error } => out.push_str(&format!(
+                "FAILED  {} {} {}: {error}\n",
+                job.category,
+                job.kind.name(),
+                job.id
+            )),
+            JobState::Blocked { by } => out.push_str(&format!(
+                "BLOCKED {} {} {}: upstream job {by} failed\n",
+                job.category,
+                job.kind.name(),
+                job.id
+            )),
+            _ => {}
+        }
+    }
+    out.push_str(&format!(
+        "store: {store} (runs/{}/summary.json, report.html)\n",
+        summary.status.run
+    ));
+    out
+}
+
+/// Says how many jobs a re-run found finished in the store.
+pub fn reuse_line(status: &RunStatus) -> String {
+    let done = status
+        .jobs
+        .iter()
+        .filter(|j| matches!(j.state, JobState::Done { .. }))
+        .count();
+    format!(
+        "{done} of {} jobs already finished in the store (reused, not trained again)",
+        status.jobs.len()
+    )
+}
+
+/// Prints the final table, then fails the command (a non-zero exit status) if any job failed.
+pub fn finish(summary: &RunSummary, store: &str) -> anyhow::Result<()> {
+    print!("{}", summary_table(summary, store));
+    let count = |blocked: bool| {
+        summary
+            .status
+            .jobs
+            .iter()
+            .filter(|j| {
+                matches!(
+                    (&j.state, blocked),
+                    (JobState::Failed { .. }, false) | (JobState::Blocked { .. }, true)
+                )
+            })
+            .count()
+    };
+    match (count(false), count(true)) {
+        (0, 0) => Ok(()),
+        (failed, blocked) => anyhow::bail!(
+            "{failed} job(s) failed and {blocked} were blocked by them; the other jobs' results are published"
+        ),
+    }
+}

@@ -1,0 +1,65 @@
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use slsg::job::{ClusterConfig, Plan};
+use slsg::store::Store;
+use slsg_coordinator::actor::CoordinatorMessage;
+use slsg_coordinator::embedded::Embedded;
+
+use super::cluster_output::{finish, progress_lines, reuse_line};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The cluster config (TOML): datasets, categories, training config, sweep, store.
+    config: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let cluster = ClusterConfig::load(&args.config)?;
+    run_embedded(&cluster, &args.config)
+}
+
+/// Expands the plan and trains it with the coordinator and its workers in this process.
+pub fn run_embedded(cluster: &ClusterConfig, origin: &Path) -> anyhow::Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let plan = Plan::expand(cluster, &origin.display().to_string(), threads)?;
+    println!(
+        "run `{}`: {} jobs on {} worker slot(s), store {}",
+        plan.run,
+        plan.jobs.len(),
+        plan.resources.workers.len(),
+        plan.store
+    );
+    let store = Store::open(&plan.store)?;
+    let store_url = plan.store.clone();
+    let runtime = tokio::runtime::Runtime::new()?;
+    let summary = runtime.block_on(async move {
+        let embedded = Embedded::start(plan, store)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let status = ractor::call!(embedded.coordinator, |reply| CoordinatorMessage::Status {
+            reply
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!("{}", reuse_line(&status));
+        let watcher = tokio::spawn(report_progress(embedded.coordinator.clone()));
+        let summary = embedded.wait().await.map_err(|e| anyhow::anyhow!(e));
+        watcher.abort();
+        summary
+    })?;
+    finish(&summary, &store_url)
+}
+
+async fn report_progress(coordinator: ractor::ActorRef<CoordinatorMessage>) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        ticker.tick().await;
+        let Ok(status) = ractor::call!(coordinator, |reply| CoordinatorMessage::Status { reply })
+        else {
+            return;
+        };
+        for line in progress_lines(&status) {
+            eprintln!("{line}");
+        }
+    }
+}

@@ -1,0 +1,93 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorRef};
+use slsg::backend::Device;
+use slsg_worker::{CoordinatorLink, GrpcLink, LinkError, WorkerActor, WorkerArgs, WorkerMessage};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The coordinator, e.g. `http://10.0.0.5:50051` (the token comes from `SLSG_TOKEN`).
+    #[arg(long)]
+    coordinator: String,
+    /// Device slots: one worker per `--device` (`cpu`, `cuda:0`, …).
+    #[arg(long = "device", default_value = "cpu")]
+    devices: Vec<Device>,
+    /// Worker name prefix (default: host name and process id).
+    #[arg(long)]
+    name: Option<String>,
+    /// Keep trying to reach the coordinator for this long at start.
+    #[arg(long, default_value_t = 60)]
+    connect_seconds: u64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let token = std::env::var("SLSG_TOKEN").ok().filter(|t| !t.is_empty());
+    let name = args.name.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "worker".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let link = Arc::new(GrpcLink::new(&args.coordinator, token.as_deref())?);
+        wait_for_coordinator(&link, &name, Duration::from_secs(args.connect_seconds)).await?;
+        let mut workers: Vec<(ActorRef<WorkerMessage>, tokio::task::JoinHandle<()>)> = Vec::new();
+        for (i, device) in args.devices.iter().enumerate() {
+            let worker_args = WorkerArgs {
+                link: link.clone(),
+                name: format!("{name}-{i}"),
+                device: *device,
+                runtime: tokio::runtime::Handle::current(),
+            };
+            let spawned = Actor::spawn(None, WorkerActor::<GrpcLink>::default(), worker_args)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            workers.push(spawned);
+        }
+        let refs: Vec<ActorRef<WorkerMessage>> = workers.iter().map(|(r, _)| r.clone()).collect();
+        tokio::spawn(async move {
+            stop_signal().await;
+            tracing::warn!(
+                "stopping: the running jobs write a checkpoint and give their leases back"
+            );
+            for worker in refs {
+                let _ = worker.send_message(WorkerMessage::Shutdown);
+            }
+        });
+        for (_, task) in workers {
+            let _ = task.await;
+        }
+        Ok::<_, anyhow::Error>(())
+    })
+}
+
+/// Registers until the coordinator answers; a refused token fails at once.
+async fn wait_for_coordinator(
+    link: &GrpcLink,
+    name: &str,
+    patience: Duration,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        match link.register(name, "probe").await {
+            Ok(_) => return Ok(()),
+            Err(e @ LinkError::Refused(_)) => anyhow::bail!("{e}"),
+            Err(e) if start.elapsed() >= patience => {
+                anyhow::bail!("could not reach the coordinator: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// SIGTERM (what Kubernetes and systemd send) or Ctrl-C.
+pub(super) async fn stop_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

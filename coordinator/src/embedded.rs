@@ -1,0 +1,84 @@
+//! An embedded run: the coordinator actor and one worker actor per device slot in this process,
+//! talking through the in-process link; returns when every job has finished.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef};
+use slsg::job::Plan;
+use slsg::store::Store;
+use slsg_worker::{WorkerActor, WorkerArgs};
+use tokio::sync::watch;
+
+use crate::actor::{CoordinatorActor, CoordinatorArgs, CoordinatorMessage};
+use crate::local_link::LocalLink;
+use crate::results::RunSummary;
+
+/// A running embedded cluster.
+pub struct Embedded {
+    pub coordinator: ActorRef<CoordinatorMessage>,
+    finished: watch::Receiver<Option<RunSummary>>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    coordinator_task: tokio::task::JoinHandle<()>,
+}
+
+impl Embedded {
+    /// Starts the coordinator for `plan` and the plan's worker slots.
+    pub async fn start(
+        plan: Plan,
+        store: Store,
+    ) -> Result<Embedded, Box<dyn std::error::Error + Send + Sync>> {
+        let (finished_sender, finished) = watch::channel(None);
+        let devices = plan.resources.workers.clone();
+        let heartbeat_interval = Duration::from_secs(plan.resources.heartbeat_seconds);
+        let run = plan.run.clone();
+        let (coordinator, coordinator_task) = Actor::spawn(
+            None,
+            CoordinatorActor,
+            CoordinatorArgs {
+                plan,
+                store,
+                finished: finished_sender,
+            },
+        )
+        .await?;
+        let mut workers = Vec::new();
+        for (i, device) in devices.into_iter().enumerate() {
+            let link = Arc::new(LocalLink {
+                coordinator: coordinator.clone(),
+                run: run.clone(),
+                heartbeat_interval,
+            });
+            let args = WorkerArgs {
+                link,
+                name: format!("worker-{i}"),
+                device,
+                runtime: tokio::runtime::Handle::current(),
+            };
+            let (_, task) = Actor::spawn(None, WorkerActor::<LocalLink>::default(), args).await?;
+            workers.push(task);
+        }
+        Ok(Embedded {
+            coordinator,
+            finished,
+            workers,
+            coordinator_task,
+        })
+    }
+
+    /// Waits for every job to finish, then for the workers and the coordinator to stop.
+    pub async fn wait(mut self) -> Result<RunSummary, Box<dyn std::error::Error + Send + Sync>> {
+        let summary = self
+            .finished
+            .wait_for(|s| s.is_some())
+            .await?
+            .clone()
+            .expect("checked by wait_for");
+        for worker in self.workers {
+            let _ = worker.await;
+        }
+        self.coordinator.stop(None);
+        let _ = self.coordinator_task.await;
+        Ok(summary)
+    }
+}

@@ -1,0 +1,111 @@
+//! The in-process coordinator link of embedded runs: worker actors call the coordinator actor
+//! directly, with the same long poll as over gRPC.
+
+use std::time::{Duration, Instant};
+
+use ractor::{ActorRef, call};
+use slsg::job::{FailureKind, JobProgress, JobResult};
+use slsg_worker::{
+    CoordinatorLink, HeartbeatAnswer, LeaseOutcome, LeasedJob, LinkError, Registration,
+};
+
+use crate::actor::CoordinatorMessage;
+
+/// How often a waiting lease request asks again.
+pub const POLL: Duration = Duration::from_millis(100);
+
+pub struct LocalLink {
+    pub coordinator: ActorRef<CoordinatorMessage>,
+    pub run: String,
+    pub heartbeat_interval: Duration,
+}
+
+fn gone<E: std::fmt::Display>(e: E) -> LinkError {
+    LinkError::Failed(format!("the coordinator actor stopped: {e}"))
+}
+
+impl CoordinatorLink for LocalLink {
+    async fn register(&self, worker: &str, device: &str) -> Result<Registration, LinkError> {
+        let (worker, device) = (worker.to_string(), device.to_string());
+        call!(self.coordinator, |reply| CoordinatorMessage::Register {
+            worker,
+            device,
+            reply
+        })
+        .map_err(gone)?;
+        Ok(Registration {
+            run: self.run.clone(),
+            heartbeat_interval: self.heartbeat_interval,
+        })
+    }
+
+    async fn lease(&self, worker: &str, wait: Duration) -> Result<LeaseOutcome, LinkError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let worker = worker.to_string();
+            let answer = call!(self.coordinator, |reply| CoordinatorMessage::Lease {
+                worker,
+                reply
+            })
+            .map_err(gone)?;
+            if let Some(granted) = answer.granted {
+                return Ok(LeaseOutcome::Job(LeasedJob {
+                    lease_id: granted.lease_id,
+                    attempt: granted.attempt,
+                    spec: granted.spec,
+                }));
+            }
+            if answer.run_finished {
+                return Ok(LeaseOutcome::RunFinished);
+            }
+            if Instant::now() >= deadline {
+                return Ok(LeaseOutcome::Wait);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn heartbeat(
+        &self,
+        lease_id: &str,
+        progress: Option<&JobProgress>,
+    ) -> Result<HeartbeatAnswer, LinkError> {
+        let (lease_id, progress) = (lease_id.to_string(), progress.cloned());
+        let outcome = call!(self.coordinator, |reply| CoordinatorMessage::Heartbeat {
+            lease_id,
+            progress,
+            reply
+        })
+        .map_err(gone)?;
+        Ok(HeartbeatAnswer {
+            accepted: outcome.accepted,
+            cancel: outcome.cancel,
+        })
+    }
+
+    async fn complete(&self, lease_id: &str, result: &JobResult) -> Result<bool, LinkError> {
+        let (lease_id, result) = (lease_id.to_string(), result.clone());
+        call!(self.coordinator, |reply| CoordinatorMessage::Complete {
+            lease_id,
+            result,
+            reply
+        })
+        .map_err(gone)
+    }
+
+    async fn fail(
+        &self,
+        lease_id: &str,
+        error: &str,
+        kind: FailureKind,
+    ) -> Result<bool, LinkError> {
+        let (lease_id, error) = (lease_id.to_string(), error.to_string());
+        call!(self.coordinator, |reply| CoordinatorMessage::Fail {
+            lease_id,
+            error,
+            kind,
+            reply
+        })
+        .map_err(gone)
+    }
+}

@@ -1,0 +1,239 @@
+//! The gRPC service for remote workers: thin handlers that check the bearer token (in an
+//! interceptor), decode the JSON payloads and forward to the coordinator actor. Message sizes
+//! are bounded; artifacts never travel here.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ractor::{ActorRef, RpcReplyPort};
+use slsg::proto::cluster_server::{Cluster, ClusterServer};
+use slsg::proto::{
+    CompleteReply, CompleteRequest, FailReply, FailRequest, HeartbeatReply, HeartbeatRequest,
+    Lease, LeaseReply, LeaseRequest, RegisterReply, RegisterRequest, StatusReply, StatusRequest,
+};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::{Request, Response, Status};
+
+use crate::actor::{CoordinatorMessage, LeaseAnswer};
+use crate::local_link::POLL;
+
+/// Largest message accepted either way.
+pub const MESSAGE_LIMIT: usize = 4 << 20;
+/// Longest a lease request may wait for a job.
+pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(30);
+
+pub struct ClusterService {
+    actor: ActorRef<CoordinatorMessage>,
+    run: String,
+    heartbeat_interval: Duration,
+}
+
+impl ClusterService {
+    pub fn new(
+        actor: ActorRef<CoordinatorMessage>,
+        run: String,
+        heartbeat_interval: Duration,
+    ) -> Self {
+        Self {
+            actor,
+            run,
+            heartbeat_interval,
+        }
+    }
+
+    async fn ask<T: Send + 'static>(
+        &self,
+        message: impl FnOnce(RpcReplyPort<T>) -> CoordinatorMessage,
+    ) -> Result<T, Status> {
+        ractor::call!(self.actor, message)
+            .map_err(|e| Status::unavailable(format!("the coordinator is stopping: {e}")))
+    }
+}
+
+fn json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, Status> {
+    serde_json::from_str(text).map_err(|e| Status::invalid_argument(format!("{what}: {e}")))
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn register(
+        &self,
+        request: Request<RegisterRequest>,
+    ) -> Result<Response<RegisterReply>, Status> {
+        let RegisterRequest { worker, device, .. } = request.into_inner();
+        self.ask(|reply| CoordinatorMessage::Register {
+            worker,
+            device,
+            reply,
+        })
+        .await?;
+        Ok(Response::new(RegisterReply {
+            run: self.run.clone(),
+            heartbeat_interval_ms: self.heartbeat_interval.as_millis() as u32,
+        }))
+    }
+
+    async fn lease_job(
+        &self,
+        request: Request<LeaseRequest>,
+    ) -> Result<Response<LeaseReply>, Status> {
+        let LeaseRequest { worker, wait_ms } = request.into_inner();
+        let deadline = Instant::now() + Duration::from_millis(wait_ms as u64).min(MAX_LEASE_WAIT);
+        loop {
+            let worker = worker.clone();
+            let LeaseAnswer {
+                granted,
+                run_finished,
+            } = self
+                .ask(|reply| CoordinatorMessage::Lease { worker, reply })
+                .await?;
+            if let Some(g) = granted {
+                let spec_json = serde_json::to_string(&g.spec).expect("specifications serialise");
+                let lease = Lease {
+                    lease_id: g.lease_id,
+                    attempt: g.attempt,
+                    deadline_unix_ms: g.deadline_ms,
+                    spec_json,
+                };
+                return Ok(Response::new(LeaseReply {
+                    lease: Some(lease),
+                    run_finished,
+                }));
+            }
+            if run_finished || Instant::now() >= deadline {
+                return Ok(Response::new(LeaseReply {
+                    lease: None,
+                    run_finished,
+                }));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatReply>, Status> {
+        let HeartbeatRequest {
+            lease_id,
+            progress_json,
+        } = request.into_inner();
+        let progress = if progress_json.is_empty() {
+            None
+        } else {
+            Some(json(&progress_json, "progress")?)
+        };
+        let outcome = self
+            .ask(|reply| CoordinatorMessage::Heartbeat {
+                lease_id,
+                progress,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(HeartbeatReply {
+            accepted: outcome.accepted,
+            cancel: outcome.cancel,
+            deadline_unix_ms: outcome.deadline_ms,
+        }))
+    }
+
+    async fn complete(
+        &self,
+        request: Request<CompleteRequest>,
+    ) -> Result<Response<CompleteReply>, Status> {
+        let CompleteRequest {
+            lease_id,
+            result_json,
+        } = request.into_inner();
+        let result = json(&result_json, "result")?;
+        let accepted = self
+            .ask(|reply| CoordinatorMessage::Complete {
+                lease_id,
+                result,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(CompleteReply { accepted }))
+    }
+
+    async fn fail(&self, request: Request<FailRequest>) -> Result<Response<FailReply>, Status> {
+        let FailRequest {
+            lease_id,
+            error,
+            kind,
+        } = request.into_inner();
+        let kind = slsg::proto::FailureKind::try_from(kind)
+            .map_err(|_| Status::invalid_argument(format!("unknown failure kind {kind}")))?
+            .into();
+        let accepted = self
+            .ask(|reply| CoordinatorMessage::Fail {
+                lease_id,
+                error,
+                kind,
+                reply,
+            })
+            .await?;
+        Ok(Response::new(FailReply { accepted }))
+    }
+
+    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
+        let status = self
+            .ask(|reply| CoordinatorMessage::Status { reply })
+            .await?;
+        Ok(Response::new(StatusReply {
+            status_json: serde_json::to_string(&status).expect("status serialises"),
+        }))
+    }
+}
+
+/// Refuses requests without `authorization: Bearer <token>` (no check when there is no token).
+#[derive(Clone)]
+pub struct TokenCheck {
+    expected: Option<MetadataValue<Ascii>>,
+}
+
+impl TokenCheck {
+    pub fn new(token: Option<&str>) -> Result<TokenCheck, String> {
+        let expected = token
+            .map(|t| format!("Bearer {t}").parse::<MetadataValue<Ascii>>())
+            .transpose()
+            .map_err(|_| "the token must be printable ASCII".to_string())?;
+        Ok(TokenCheck { expected })
+    }
+}
+
+impl Interceptor for TokenCheck {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let Some(expected) = &self.expected else {
+            return Ok(request);
+        };
+        match request.metadata().get("authorization") {
+            Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(request),
+            _ => Err(Status::unauthenticated("missing or wrong bearer token")),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Serves `service` on `address` until `shutdown` completes.
+pub async fn serve(
+    service: ClusterService,
+    address: SocketAddr,
+    token: Option<&str>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let server = ClusterServer::new(service)
+        .max_decoding_message_size(MESSAGE_LIMIT)
+        .max_encoding_message_size(MESSAGE_LIMIT);
+    let intercepted =
+        tonic::service::interceptor::InterceptedService::new(server, TokenCheck::new(token)?);
+    tonic::transport::Server::builder()
+        .add_service(intercepted)
+        .serve_with_shutdown(address, shutdown)
+        .await?;
+    Ok(())
+}

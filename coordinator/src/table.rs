@@ -1,0 +1,608 @@
+//! The job table: every job's state, leases with deadlines renewed by heartbeats, retries up to
+//! the attempt limit, dependents blocked when a job fails for good, and the journal a restarted
+//! coordinator recovers from. Pure logic: the actor owns it and passes the time in.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use slsg::job::{
+    FailureKind, JobId, JobKind, JobProgress, JobResult, JobSpec, JobState, JobStatus,
+    LeaderboardEntry, Plan, RunStatus,
+};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Entry {
+    pub spec: JobSpec,
+    pub state: JobState,
+    pub attempts: u32,
+    pub lease: Option<String>,
+    #[serde(skip)]
+    pub progress: Option<JobProgress>,
+}
+
+/// What the coordinator writes to `runs/<run>/state.json` after changes: compact states (a
+/// finished job's result stays in its own `result.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Journal {
+    pub run: String,
+    pub next_lease: u64,
+    pub jobs: BTreeMap<JobId, JournalEntry>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub state: JournalState,
+    pub attempts: u32,
+    pub lease: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum JournalState {
+    Queued,
+    Leased {
+        worker: String,
+        attempt: u32,
+        deadline_unix_ms: u64,
+    },
+    Done,
+    Failed {
+        error: String,
+    },
+    Blocked {
+        by: JobId,
+    },
+}
+
+/// A job handed to a worker.
+#[derive(Clone, Debug)]
+pub struct Granted {
+    pub lease_id: String,
+    pub attempt: u32,
+    pub deadline_ms: u64,
+    pub spec: JobSpec,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeartbeatOutcome {
+    pub accepted: bool,
+    /// The lease is unknown or gone: the worker must stop the job.
+    pub cancel: bool,
+    pub deadline_ms: u64,
+}
+
+pub struct JobTable {
+    run: String,
+    entries: Vec<Entry>,
+    index: HashMap<JobId, usize>,
+    leases: HashMap<String, usize>,
+    /// Queued jobs whose upstream job is done, in plan order of arrival.
+    ready: VecDeque<usize>,
+    /// Queued jobs waiting on an upstream job.
+    waiting: HashMap<JobId, Vec<usize>>,
+    max_attempts: u32,
+    lease_ms: u64,
+    next_lease: u64,
+}
+
+impl JobTable {
+    pub fn new(plan: &Plan) -> JobTable {
+        let entries = plan
+            .jobs
+            .iter()
+            .map(|spec| Entry {
+                spec: spec.clone(),
+                state: JobState::Queued,
+                attempts: 0,
+                lease: None,
+                progress: None,
+            })
+            .collect();
+        let mut table = JobTable {
+            run: plan.run.clone(),
+            entries,
+            index: HashMap::new(),
+            leases: HashMap::new(),
+            ready: VecDeque::new(),
+            waiting: HashMap::new(),
+            max_attempts: plan.resources.max_attempts,
+            lease_ms: plan.resources.lease_seconds * 1000,
+            next_lease: 1,
+        };
+        table.index = table
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.spec.id.clone(), i))
+            .collect();
+        table.rebuild_queues();
+        table
+    }
+
+    /// The plan's table with the states a previous coordinator journaled. A job is finished when
+    /// its result (its `result.json`) is in the store, whatever the journal last said (a worker
+    /// may have finished while no coordinator ran); a journaled finish without a result runs
+    /// again; jobs the journal does not know (a changed plan) start queued. Leases get a full
+    /// period from `now_ms`, so workers that kept training while no coordinator ran can report.
+    pub fn restore(
+        plan: &Plan,
+        journal: Journal,
+        results: &HashMap<JobId, JobResult>,
+        now_ms: u64,
+    ) -> JobTable {
+        let mut table = JobTable::new(plan);
+        table.next_lease = journal.next_lease;
+        for (id, entry) in journal.jobs {
+            let Some(&i) = table.index.get(&id) else {
+                continue;
+            };
+            let state = match (entry.state, results.get(&id)) {
+                (_, Some(result)) => JobState::Done {
+                    result: result.clone(),
+                },
+                (JournalState::Queued | JournalState::Done, None) => JobState::Queued,
+                (
+                    JournalState::Leased {
+                        worker, attempt, ..
+                    },
+                    None,
+                ) => JobState::Leased {
+                    worker,
+                    attempt,
+                    deadline_unix_ms: now_ms + table.lease_ms,
+                },
+                (JournalState::Failed { error }, None) => JobState::Failed { error },
+                (JournalState::Blocked { by }, None) => JobState::Blocked { by },
+            };
+            let lease = entry
+                .lease
+                .filter(|_| matches!(state, JobState::Leased { .. }));
+            if let Some(lease) = &lease {
+                table.leases.insert(lease.clone(), i);
+            }
+            let target = &mut table.entries[i];
+            target.state = state;
+            target.attempts = entry.attempts;
+            target.lease = lease;
+        }
+        table.rebuild_queues();
+        table
+    }
+
+    pub fn journal(&self) -> Journal {
+        let jobs = self
+            .entries
+            .iter()
+            .map(|e| {
+                let state = match &e.state {
+                    JobState::Queued => JournalState::Queued,
+                    JobState::Leased {
+                        worker,
+                        attempt,
+                        deadline_unix_ms,
+                    } => JournalState::Leased {
+                        worker: worker.clone(),
+                        attempt: *attempt,
+                        deadline_unix_ms: *deadline_unix_ms,
+                    },
+                    JobState::Done { .. } => JournalState::Done,
+                    JobState::Failed { error } => JournalState::Failed {
+                        error: error.clone(),
+                    },
+                    JobState::Blocked { by } => JournalState::Blocked { by: by.clone() },
+                };
+                (
+                    e.spec.id.clone(),
+                    JournalEntry {
+                        state,
+                        attempts: e.attempts,
+                        lease: e.lease.clone(),
+                    },
+                )
+            })
+            .collect();
+        Journal {
+            run: self.run.clone(),
+            next_lease: self.next_lease,
+            jobs,
+        }
+    }
+
+    fn rebuild_queues(&mut self) {
+        self.ready.clear();
+        self.waiting.clear();
+        for i in 0..self.entries.len() {
+            if self.entries[i].state == JobState::Queued {
+                self.enqueue(i);
+            }
+        }
+    }
+
+    fn enqueue(&mut self, i: usize) {
+        match self.entries[i].spec.depends_on.clone() {
+            Some(upstream) if !self.is_done(&upstream) => {
+                self.waiting.entry(upstream).or_default().push(i)
+            }
+            _ => self.ready.push_back(i),
+        }
+    }
+
+    fn is_done(&self, id: &str) -> bool {
+        self.index
+            .get(id)
+            .is_some_and(|&i| matches!(self.entries[i].state, JobState::Done { .. }))
+    }
+
+    /// Records a job found finished in the store (a re-run of the same plan).
+    pub fn mark_done(&mut self, id: &str, result: JobResult) {
+        if let Some(&i) = self.index.get(id)
+            && self.entries[i].state == JobState::Queued
+        {
+            self.ready.retain(|&j| j != i);
+            for list in self.waiting.values_mut() {
+                list.retain(|&j| j != i);
+            }
+            self.finish(i, JobState::Done { result });
+        }
+    }
+
+    /// The jobs that have not started.
+    pub fn queued(&self) -> Vec<JobId> {
+        self.entries
+            .iter()
+            .filter(|e| e.state == JobState::Queued)
+            .map(|e| e.spec.id.clone())
+            .collect()
+    }
+
+    /// Leases the next ready job to `worker`.
+    pub fn lease(&mut self, worker: &str, now_ms: u64) -> Option<Granted> {
+        let i = self.ready.pop_front()?;
+        let lease_id = format!("{}-{}", self.entries[i].spec.id, self.next_lease);
+        self.next_lease += 1;
+        let deadline_ms = now_ms + self.lease_ms;
+        let entry = &mut self.entries[i];
+        entry.attempts += 1;
+        entry.state = JobState::Leased {
+            worker: worker.to_string(),
+            attempt: entry.attempts,
+            deadline_unix_ms: deadline_ms,
+        };
+        entry.lease = Some(lease_id.clone());
+        entry.progress = None;
+        self.leases.insert(lease_id.clone(), i);
+        Some(Granted {
+            lease_id,
+            attempt: entry.attempts,
+            deadline_ms,
+            spec: entry.spec.clone(),
+        })
+    }
+
+    pub fn heartbeat(
+        &mut self,
+        lease_id: &str,
+        progress: Option<JobProgress>,
+        now_ms: u64,
+    ) -> HeartbeatOutcome {
+        let Some(&i) = self.leases.get(lease_id) else {
+            return HeartbeatOutcome {
+                accepted: false,
+                cancel: true,
+                deadline_ms: 0,
+            };
+        };
+        let deadline_ms = now_ms + self.lease_ms;
+        let entry = &mut self.entries[i];
+        if let JobState::Leased {
+            deadline_unix_ms, ..
+        } = &mut entry.state
+        {
+            *deadline_unix_ms = deadline_ms;
+        }
+        if progress.is_some() {
+            entry.progress = progress;
+        }
+        HeartbeatOutcome {
+            accepted: true,
+            cancel: false,
+            deadline_ms,
+        }
+    }
+
+    /// The leased job finished; `false` if the lease is no longer valid.
+    pub fn complete(&mut self, lease_id: &str, result: JobResult) -> bool {
+        let Some(i) = self.leases.remove(lease_id) else {
+            return false;
+        };
+        self.finish(i, JobState::Done { result });
+        true
+    }
+
+    /// The leased job did not finish: retried while attempts remain, failed at once when its
+    /// input is at fault, queued again without using an attempt when given back. `false` if the
+    /// lease is no longer valid.
+    pub fn fail(&mut self, lease_id: &str, error: &str, kind: FailureKind) -> bool {
+        let Some(i) = self.leases.remove(lease_id) else {
+            return false;
+        };
+        match kind {
+            FailureKind::Retryable => self.retry_or_fail(i, error),
+            FailureKind::Permanent => {
+                self.entries[i].progress = None;
+                self.finish(
+                    i,
+                    JobState::Failed {
+                        error: error.to_string(),
+                    },
+                );
+            }
+            FailureKind::GiveBack => {
+                let entry = &mut self.entries[i];
+                entry.attempts = entry.attempts.saturating_sub(1);
+                entry.lease = None;
+                entry.progress = None;
+                entry.state = JobState::Queued;
+                self.enqueue(i);
+            }
+        }
+        true
+    }
+
+    /// Expires leases past their deadline; returns the affected jobs.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<JobId> {
+        let expired: Vec<(String, usize)> = self
+            .leases
+            .iter()
+            .filter(|(_, i)| matches!(self.entries[**i].state, JobState::Leased { deadline_unix_ms, .. } if deadline_unix_ms < now_ms))
+            .map(|(lease, &i)| (lease.clone(), i))
+            .collect();
+        let mut jobs = Vec::new();
+        for (lease, i) in expired {
+            self.leases.remove(&lease);
+            jobs.push(self.entries[i].spec.id.clone());
+            self.retry_or_fail(i, "lease expired: the worker stopped sending heartbeats");
+        }
+        jobs
+    }
+
+    fn retry_or_fail(&mut self, i: usize, error: &str) {
+        self.entries[i].lease = None;
+        self.entries[i].progress = None;
+        if self.entries[i].attempts < self.max_attempts {
+            self.entries[i].state = JobState::Queued;
+            self.enqueue(i);
+        } else {
+            let message = format!("{error} (after {} attempts)", self.entries[i].attempts);
+            self.finish(i, JobState::Failed { error: message });
+        }
+    }
+
+    /// Moves a job to a terminal state and releases or blocks what waits on it.
+    fn finish(&mut self, i: usize, state: JobState) {
+        let done = matches!(state, JobState::Done { .. });
+        self.entries[i].state = state;
+        self.entries[i].lease = None;
+        let id = self.entries[i].spec.id.clone();
+        for dependent in self.waiting.remove(&id).unwrap_or_default() {
+            if done {
+                self.ready.push_back(dependent);
+            } else {
+                self.finish(dependent, JobState::Blocked { by: id.clone() });
+            }
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.entries.iter().all(|e| e.state.is_terminal())
+    }
+
+    pub fn status(&self) -> RunStatus {
+        let jobs = self
+            .entries
+            .iter()
+            .map(|e| JobStatus {
+                id: e.spec.id.clone(),
+                kind: e.spec.kind,
+                category: e.spec.category.clone(),
+                point: e.spec.point.clone(),
+                state: e.state.clone(),
+                attempts: e.attempts,
+                progress: e.progress.clone(),
+            })
+            .collect();
+        RunStatus {
+            run: self.run.clone(),
+            finished: self.is_finished(),
+            jobs,
+            leaderboard: self.leaderboard(),
+        }
+    }
+
+    /// Per category, the finished SegNet jobs ranked by validation score (test metrics beside).
+    pub fn leaderboard(&self) -> BTreeMap<String, Vec<LeaderboardEntry>> {
+        let mut board: BTreeMap<String, Vec<LeaderboardEntry>> = BTreeMap::new();
+        for e in self
+            .entries
+            .iter()
+            .filter(|e| e.spec.kind == JobKind::Segnet)
+        {
+            let JobState::Done { result } = &e.state else {
+                continue;
+            };
+            let evaluation = result.evaluation.as_ref();
+            board
+                .entry(e.spec.category.clone())
+                .or_default()
+                .push(LeaderboardEntry {
+                    job: e.spec.id.clone(),
+                    point: e.spec.point.clone(),
+                    validation_score: result.validation.as_ref().map(|v| v.score),
+                    test_image_auroc: evaluation.and_then(|m| m.image_auroc),
+                    test_pixel_auroc: evaluation.and_then(|m| m.pixel_auroc),
+                    test_pro_auc: evaluation.and_then(|m| m.pro_auc),
+                });
+        }
+        for entries in board.values_mut() {
+            entries.sort_by(|a, b| {
+                b.validation_score
+                    .unwrap_or(f64::NEG_INFINITY)
+                    .total_cmp(&a.validation_score.unwrap_or(f64::NEG_INFINITY))
+            });
+        }
+        board
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slsg::config::Config;
+    use slsg::job::Resources;
+
+    fn spec(id: &str, kind: JobKind, depends_on: Option<&str>) -> JobSpec {
+        JobSpec {
+            id: id.into(),
+            kind,
+            run: "r".into(),
+            store: "mem".into(),
+            dataset: "data".into(),
+            category: "cat".into(),
+            config: Config::default(),
+            point: BTreeMap::new(),
+            depends_on: depends_on.map(String::from),
+        }
+    }
+
+    fn plan() -> Plan {
+        Plan {
+            run: "r".into(),
+            store: "mem".into(),
+            resources: Resources {
+                max_attempts: 2,
+                lease_seconds: 10,
+                ..Resources::default()
+            },
+            jobs: vec![
+                spec("p", JobKind::Pretrain, None),
+                spec("s1", JobKind::Segnet, Some("p")),
+                spec("s2", JobKind::Segnet, Some("p")),
+            ],
+        }
+    }
+
+    fn result() -> JobResult {
+        JobResult {
+            steps: 1,
+            validation: None,
+            evaluation: None,
+            seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn dependents_wait_for_their_upstream_job() {
+        let mut table = JobTable::new(&plan());
+        let first = table.lease("w1", 0).unwrap();
+        assert_eq!(first.spec.id, "p");
+        assert!(
+            table.lease("w2", 0).is_none(),
+            "SegNet jobs wait for pre-training"
+        );
+        assert!(table.complete(&first.lease_id, result()));
+        let ids: Vec<String> = [table.lease("w1", 1).unwrap(), table.lease("w2", 1).unwrap()]
+            .map(|g| g.spec.id)
+            .to_vec();
+        assert_eq!(ids, ["s1", "s2"]);
+        assert!(
+            !table.complete(&first.lease_id, result()),
+            "a lease completes once"
+        );
+    }
+
+    #[test]
+    fn expired_leases_retry_then_fail_and_block_dependents() {
+        let mut table = JobTable::new(&plan());
+        let lease = table.lease("w1", 0).unwrap();
+        assert!(table.heartbeat(&lease.lease_id, None, 5_000).accepted);
+        assert!(
+            table.expire(12_000).is_empty(),
+            "the heartbeat moved the deadline to 15 s"
+        );
+        assert_eq!(table.expire(16_000), vec!["p".to_string()]);
+        let outcome = table.heartbeat(&lease.lease_id, None, 16_001);
+        assert!(
+            !outcome.accepted && outcome.cancel,
+            "a worker that lost its lease is told to stop"
+        );
+        let again = table.lease("w2", 16_000).unwrap();
+        assert_eq!(again.attempt, 2);
+        table.expire(40_000);
+        assert!(table.is_finished());
+        let status = table.status();
+        assert!(
+            matches!(&status.jobs[0].state, JobState::Failed { error } if error.contains("2 attempts"))
+        );
+        assert!(matches!(&status.jobs[1].state, JobState::Blocked { by } if by == "p"));
+    }
+
+    #[test]
+    fn permanent_failures_are_not_retried() {
+        let mut table = JobTable::new(&plan());
+        let lease = table.lease("w1", 0).unwrap();
+        assert!(table.fail(
+            &lease.lease_id,
+            "train/good/003.png: unreadable",
+            FailureKind::Permanent
+        ));
+        assert!(
+            table.is_finished(),
+            "one attempt of two used, yet nothing is queued again"
+        );
+        let status = table.status();
+        assert!(
+            matches!(&status.jobs[0].state, JobState::Failed { error } if error.contains("003.png"))
+        );
+        assert!(
+            status.jobs[1..]
+                .iter()
+                .all(|j| matches!(&j.state, JobState::Blocked { by } if by == "p"))
+        );
+    }
+
+    #[test]
+    fn giving_back_uses_no_attempt_and_journal_restores() {
+        let mut table = JobTable::new(&plan());
+        let lease = table.lease("w1", 0).unwrap();
+        assert!(table.fail(&lease.lease_id, "stopping", FailureKind::GiveBack));
+        let again = table.lease("w1", 0).unwrap();
+        assert_eq!(again.attempt, 1);
+        let journal: Journal =
+            serde_json::from_str(&serde_json::to_string(&table.journal()).unwrap()).unwrap();
+        let mut restored = JobTable::restore(&plan(), journal, &HashMap::new(), 60_000);
+        assert!(
+            restored.expire(65_000).is_empty(),
+            "a restored lease gets a new period"
+        );
+        assert!(
+            restored.heartbeat(&again.lease_id, None, 65_000).accepted,
+            "leases survive a coordinator restart"
+        );
+        assert!(restored.complete(&again.lease_id, result()));
+        assert_eq!(restored.lease("w2", 2).unwrap().spec.id, "s1");
+        assert!(restored.lease("w3", 2).unwrap().lease_id != again.lease_id);
+    }
+
+    #[test]
+    fn a_result_in_the_store_finishes_a_journaled_lease() {
+        let mut table = JobTable::new(&plan());
+        let lease = table.lease("w1", 0).unwrap();
+        let results = HashMap::from([(lease.spec.id.clone(), result())]);
+        let mut restored = JobTable::restore(&plan(), table.journal(), &results, 1_000);
+        assert!(
+            !restored.complete(&lease.lease_id, result()),
+            "the job finished while no coordinator ran"
+        );
+        assert_eq!(restored.lease("w2", 1_000).unwrap().spec.id, "s1");
+    }
+}

@@ -1,0 +1,157 @@
+//! What travels between the coordinator and workers (as JSON inside the gRPC messages): the
+//! job specification, progress, results and the run's status.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::metrics::Evaluation;
+use crate::train::ValidationReport;
+
+/// A content hash identifying a job (hex).
+pub type JobId = String;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// GPT-Net pre-training; publishes the encoder.
+    Pretrain,
+    /// SegNet training on a pre-trained encoder, then the test-split evaluation.
+    Segnet,
+}
+
+impl JobKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::Pretrain => "pretrain",
+            JobKind::Segnet => "segnet",
+        }
+    }
+}
+
+/// How a job that did not finish ends its lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// Something that may not happen again (a lost device, a diverged run): retried while
+    /// attempts remain.
+    Retryable,
+    /// The job's input is wrong (an unreadable image, a missing mask): retrying cannot help.
+    Permanent,
+    /// The job was not at fault (its worker is stopping): queued again without using an attempt.
+    GiveBack,
+}
+
+/// Everything a worker needs to run a job; artifacts go to the store under the run's prefix.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub id: JobId,
+    pub kind: JobKind,
+    pub run: String,
+    /// The store URL (`file:///…` or `s3://bucket/prefix`).
+    pub store: String,
+    pub dataset: PathBuf,
+    pub category: String,
+    /// The training configuration of this job (the sweep point's values applied).
+    pub config: Config,
+    /// The sweep point's field values (empty without a sweep).
+    pub point: BTreeMap<String, String>,
+    /// The pre-training job whose encoder a SegNet job starts from.
+    pub depends_on: Option<JobId>,
+}
+
+/// The latest training progress of a leased job, sent with heartbeats.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobProgress {
+    pub stage: String,
+    pub step: u64,
+    pub total_steps: u64,
+    pub losses: BTreeMap<String, f64>,
+    pub images_per_second: f64,
+}
+
+/// What a finished job reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    pub steps: u64,
+    /// SegNet: the validation pass whose model was kept.
+    pub validation: Option<ValidationReport>,
+    /// SegNet: the test-split metrics (reported beside, never used to choose).
+    pub evaluation: Option<Evaluation>,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Leased {
+        worker: String,
+        attempt: u32,
+        deadline_unix_ms: u64,
+    },
+    Done {
+        result: JobResult,
+    },
+    Failed {
+        error: String,
+    },
+    /// An upstream job failed, so this one cannot run.
+    Blocked {
+        by: JobId,
+    },
+}
+
+impl JobState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Leased { .. } => "running",
+            JobState::Done { .. } => "done",
+            JobState::Failed { .. } => "failed",
+            JobState::Blocked { .. } => "blocked",
+        }
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            JobState::Done { .. } | JobState::Failed { .. } | JobState::Blocked { .. }
+        )
+    }
+}
+
+/// One job as `slsg status` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    pub id: JobId,
+    pub kind: JobKind,
+    pub category: String,
+    pub point: BTreeMap<String, String>,
+    pub state: JobState,
+    pub attempts: u32,
+    pub progress: Option<JobProgress>,
+}
+
+/// One sweep point of a category in the leaderboard.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeaderboardEntry {
+    pub job: JobId,
+    pub point: BTreeMap<String, String>,
+    /// The selection score on validation data (mean of image and pixel AUROC).
+    pub validation_score: Option<f64>,
+    pub test_image_auroc: Option<f64>,
+    pub test_pixel_auroc: Option<f64>,
+    pub test_pro_auc: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunStatus {
+    pub run: String,
+    pub finished: bool,
+    pub jobs: Vec<JobStatus>,
+    /// Per category, the sweep points ranked by validation score, best first.
+    pub leaderboard: BTreeMap<String, Vec<LeaderboardEntry>>,
+}

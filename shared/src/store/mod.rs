@@ -1,0 +1,212 @@
+//! Artifact storage: `object_store` over a local folder (the default) or S3 (clusters), keys
+//! built from validated names only, and the training checkpoint store on top. Writes are
+//! atomic objects; nothing here knows about jobs' meaning.
+
+mod checkpoints;
+mod key;
+
+pub use checkpoints::StoreCheckpoints;
+pub use key::{Key, NameError, validate_name};
+
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store `{url}`: {message}")]
+    Open { url: String, message: String },
+    #[error("store `{url}`, key `{key}`: {source}")]
+    Object {
+        url: String,
+        key: String,
+        source: object_store::Error,
+    },
+    #[error(transparent)]
+    Name(#[from] NameError),
+}
+
+/// An object store with the URL it was opened from.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    url: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.url)
+    }
+}
+
+impl Store {
+    /// `s3://bucket[/prefix]` (credentials, region and endpoint from the `AWS_*` environment;
+    /// with `AWS_ENDPOINT_URL` set, path-style requests, and plain HTTP when the endpoint is
+    /// `http://`), or `file:///path` / a plain path (created if missing).
+    pub fn open(url: &str) -> Result<Store, StoreError> {
+        let fail = |message: String| StoreError::Open {
+            url: url.to_string(),
+            message,
+        };
+        let inner: Arc<dyn ObjectStore> = if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(fail("no bucket name".into()));
+            }
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            let endpoint = std::env::var("AWS_ENDPOINT_URL")
+                .or_else(|_| std::env::var("AWS_ENDPOINT"))
+                .ok();
+            if let Some(endpoint) = endpoint {
+                builder = builder
+                    .with_endpoint(&endpoint)
+                    .with_virtual_hosted_style_request(false)
+                    .with_allow_http(endpoint.starts_with("http://"));
+            }
+            if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err()
+            {
+                builder = builder.with_region("us-east-1");
+            }
+            let s3 = builder.build().map_err(|e| fail(e.to_string()))?;
+            let prefix = prefix.trim_matches('/');
+            if prefix.is_empty() {
+                Arc::new(s3)
+            } else {
+                Arc::new(PrefixStore::new(s3, prefix))
+            }
+        } else if url.contains("://") && !url.starts_with("file://") {
+            return Err(fail(
+                "unsupported scheme (use s3://, file:// or a path)".into(),
+            ));
+        } else {
+            let path = url.strip_prefix("file://").unwrap_or(url);
+            std::fs::create_dir_all(path).map_err(|e| fail(e.to_string()))?;
+            Arc::new(LocalFileSystem::new_with_prefix(path).map_err(|e| fail(e.to_string()))?)
+        };
+        Ok(Store {
+            inner,
+            url: url.to_string(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn error(&self, key: &Key) -> impl FnOnce(object_store::Error) -> StoreError + '_ {
+        let key = key.to_string();
+        move |source| StoreError::Object {
+            url: self.url.clone(),
+            key,
+            source,
+        }
+    }
+
+    /// Writes an object atomically (readers see the old object or the whole new one).
+    pub async fn put(&self, key: &Key, bytes: impl Into<PutPayload>) -> Result<(), StoreError> {
+        self.inner
+            .put(&ObjectPath::from(key.as_str()), bytes.into())
+            .await
+            .map_err(self.error(key))?;
+        Ok(())
+    }
+
+    /// Writes an object only if none exists; `false` if one did.
+    pub async fn put_new(
+        &self,
+        key: &Key,
+        bytes: impl Into<PutPayload>,
+    ) -> Result<bool, StoreError> {
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .inner
+            .put_opts(&ObjectPath::from(key.as_str()), bytes.into(), options)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(self.error(key)(e)),
+        }
+    }
+
+    /// An object's bytes, `None` if it does not exist.
+    pub async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.inner.get(&ObjectPath::from(key.as_str())).await {
+            Ok(result) => Ok(Some(
+                result.bytes().await.map_err(self.error(key))?.to_vec(),
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error(key)(e)),
+        }
+    }
+
+    /// Every key under `prefix`, sorted.
+    pub async fn list(&self, prefix: &Key) -> Result<Vec<Key>, StoreError> {
+        let metas: Vec<_> = self
+            .inner
+            .list(Some(&ObjectPath::from(prefix.as_str())))
+            .try_collect()
+            .await
+            .map_err(self.error(prefix))?;
+        let mut keys = metas
+            .into_iter()
+            .map(|m| Key::parse(m.location.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        keys.sort();
+        Ok(keys)
+    }
+
+    pub async fn delete(&self, key: &Key) -> Result<(), StoreError> {
+        match self.inner.delete(&ObjectPath::from(key.as_str())).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error(key)(e)),
+        }
+    }
+
+    pub async fn copy(&self, from: &Key, to: &Key) -> Result<(), StoreError> {
+        self.inner
+            .copy(
+                &ObjectPath::from(from.as_str()),
+                &ObjectPath::from(to.as_str()),
+            )
+            .await
+            .map_err(self.error(from))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn local_store_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+        let key = Key::new(["runs", "r", "a.json"]).unwrap();
+        assert_eq!(store.get(&key).await.unwrap(), None);
+        store.put(&key, b"{}".to_vec()).await.unwrap();
+        assert_eq!(store.get(&key).await.unwrap().unwrap(), b"{}");
+        assert!(!store.put_new(&key, b"x".to_vec()).await.unwrap());
+        let other = Key::new(["runs", "r", "b", "c.txt"]).unwrap();
+        store.copy(&key, &other).await.unwrap();
+        assert_eq!(
+            store.list(&Key::new(["runs", "r"]).unwrap()).await.unwrap(),
+            vec![key.clone(), other.clone()]
+        );
+        store.delete(&key).await.unwrap();
+        store.delete(&key).await.unwrap();
+        assert_eq!(
+            store.list(&Key::new(["runs"]).unwrap()).await.unwrap(),
+            vec![other]
+        );
+        assert!(Store::open("ftp://nowhere").is_err());
+    }
+}

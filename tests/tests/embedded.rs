@@ -1,0 +1,221 @@
+//! Embedded runs (`slsg train`: coordinator and two workers in one process, local store): a
+//! two-category, two-point sweep publishes every artifact and a re-run trains nothing; bad
+//! input fails only the jobs it touches, with the file or field named.
+
+use std::time::SystemTime;
+
+use slsg_tests::*;
+
+fn modified(file: &std::path::Path) -> SystemTime {
+    std::fs::metadata(file)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}
+
+#[test]
+fn a_sweep_publishes_every_artifact_and_a_rerun_trains_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic_data(dir.path());
+    let store = dir.path().join("store");
+    let config = write_config(
+        dir.path(),
+        &RunConfig {
+            name: "sweep",
+            store: path(&store),
+            data: &data,
+            categories: &["weave", "washer"],
+            learning_rates: &[0.05, 0.1],
+            segnet_steps: 40,
+        },
+    );
+
+    let first = ok(slsg(&["train", path(&config)], &[]));
+    assert!(first.contains("0 of 6 jobs already finished"), "{first}");
+
+    let summary = read_json(&store.join("runs/sweep/summary.json"));
+    let jobs = summary_jobs(&summary);
+    assert_eq!(
+        jobs.len(),
+        6,
+        "per category one pre-training job and one SegNet job per sweep point"
+    );
+    for (id, kind, category, state, attempts) in &jobs {
+        assert_eq!(
+            (state.as_str(), *attempts),
+            ("done", 1),
+            "{kind} {category} {id}"
+        );
+    }
+    let pretrain_ids: Vec<&String> = jobs
+        .iter()
+        .filter(|j| j.1 == "pretrain")
+        .map(|j| &j.0)
+        .collect();
+    assert_eq!(
+        pretrain_ids.len(),
+        2,
+        "the two sweep points share one pre-training job per category"
+    );
+
+    let files = files_under(&store);
+    let triples: Vec<(String, String, String)> = jobs
+        .iter()
+        .map(|j| (j.0.clone(), j.1.clone(), j.2.clone()))
+        .collect();
+    for key in expected_artifacts("sweep", &triples) {
+        assert!(
+            files.contains(&key),
+            "{key} missing from the store:\n{}",
+            files.join("\n")
+        );
+    }
+    for (id, kind, category, ..) in &jobs {
+        let stage = if kind == "pretrain" {
+            "pretrain"
+        } else {
+            "segnet"
+        };
+        let prefix = format!("runs/sweep/jobs/{id}/checkpoints/{stage}-");
+        assert!(
+            files.iter().any(|f| f.starts_with(&prefix)),
+            "no {stage} checkpoint for {id}"
+        );
+        if kind == "segnet" {
+            for test in std::fs::read_dir(data.join(category).join("test"))
+                .unwrap()
+                .flatten()
+            {
+                let kind_dir = test.file_name().into_string().unwrap();
+                for image in std::fs::read_dir(test.path()).unwrap().flatten() {
+                    let stem = image
+                        .path()
+                        .file_stem()
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned();
+                    let map =
+                        format!("runs/sweep/jobs/{id}/maps/{category}/test/{kind_dir}/{stem}.tiff");
+                    assert!(files.contains(&map), "{map} missing");
+                }
+            }
+            let eval = read_json(&store.join(format!("runs/sweep/jobs/{id}/eval.json")));
+            assert!(eval["image_auroc"].is_number(), "{eval}");
+        }
+    }
+
+    for category in ["weave", "washer"] {
+        let board = summary["status"]["leaderboard"][category]
+            .as_array()
+            .expect("a leaderboard per category");
+        assert_eq!(board.len(), 2, "both sweep points ranked");
+        let scores: Vec<f64> = board
+            .iter()
+            .map(|e| e["validation_score"].as_f64().expect("validation score"))
+            .collect();
+        assert!(scores[0] >= scores[1], "ranked on validation: {scores:?}");
+        let version =
+            std::fs::read_to_string(store.join(format!("models/{category}/current"))).unwrap();
+        assert_eq!(
+            version,
+            format!("sweep-{}", board[0]["job"].as_str().unwrap()),
+            "the best validation point is registered"
+        );
+        let card = read_json(&store.join(format!("models/{category}/{version}/card.json")));
+        assert_eq!(card["job"], board[0]["job"]);
+        let model = store.join(format!("models/{category}/{version}"));
+        assert!(model.join("model.json").exists() && model.join("weights.ckpt").exists());
+    }
+
+    let results: Vec<_> = jobs
+        .iter()
+        .map(|j| store.join(format!("runs/sweep/jobs/{}/result.json", j.0)))
+        .collect();
+    let before: Vec<SystemTime> = results.iter().map(|f| modified(f)).collect();
+    let files_before = files_under(&store);
+    let again = ok(slsg(&["train", path(&config)], &[]));
+    assert!(again.contains("6 of 6 jobs already finished"), "{again}");
+    let after: Vec<SystemTime> = results.iter().map(|f| modified(f)).collect();
+    assert_eq!(before, after, "no job ran again");
+    assert_eq!(
+        files_before,
+        files_under(&store),
+        "a re-run adds and removes nothing"
+    );
+}
+
+#[test]
+fn an_unreadable_image_fails_only_its_own_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic_data(dir.path());
+    let broken = data.join("washer/train/good/003.png");
+    std::fs::write(&broken, b"\x89PNG\r\n\x1a\n this is not an image").unwrap();
+    let store = dir.path().join("store");
+    let config = write_config(
+        dir.path(),
+        &RunConfig {
+            name: "broken",
+            store: path(&store),
+            data: &data,
+            categories: &["weave", "washer"],
+            learning_rates: &[0.1],
+            segnet_steps: 20,
+        },
+    );
+
+    let output = fails_with(
+        slsg(&["train", path(&config)], &[]),
+        &[
+            "FAILED  washer pretrain",
+            "003.png",
+            "BLOCKED washer segnet",
+            "1 job(s) failed and 1 were blocked",
+        ],
+    );
+    assert!(!output.contains("FAILED  weave"), "{output}");
+
+    let jobs = summary_jobs(&read_json(&store.join("runs/broken/summary.json")));
+    for (id, kind, category, state, attempts) in jobs {
+        let expected = match (category.as_str(), kind.as_str()) {
+            ("washer", "pretrain") => ("failed", 1),
+            ("washer", _) => ("blocked", 0),
+            _ => ("done", 1),
+        };
+        assert_eq!(
+            (state.as_str(), attempts),
+            expected,
+            "{kind} {category} {id}: bad input is not retried"
+        );
+    }
+    assert!(
+        store.join("models/weave/current").exists(),
+        "the healthy category is registered"
+    );
+    assert!(!store.join("models/washer").exists());
+}
+
+#[test]
+fn unsafe_names_never_become_store_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic_data(dir.path());
+    let store = dir.path().join("store");
+    for (name, categories, needle) in [
+        ("ok", &["../weave"][..], "../weave"),
+        ("ok", &["wea/ve"][..], "wea/ve"),
+        ("../escape", &["weave"][..], "../escape"),
+    ] {
+        let config = write_config(
+            dir.path(),
+            &RunConfig {
+                name,
+                store: path(&store),
+                data: &data,
+                categories,
+                learning_rates: &[0.1],
+                segnet_steps: 20,
+            },
+        );
+        fails_with(slsg(&["plan", path(&config)], &[]), &[needle]);
+        fails_with(slsg(&["train", path(&config)], &[]), &[needle]);
+    }
+    assert!(files_under(&store).is_empty(), "nothing was written");
+}

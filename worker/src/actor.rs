@@ -1,0 +1,229 @@
+//! The worker actor, one per device slot: lease → run the job on its own thread → heartbeat
+//! with progress while it runs → report the result → lease again. On shutdown the running job
+//! checkpoints and its lease is given back.
+
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use slsg::backend::Device;
+use slsg::job::{FailureKind, JobResult};
+use tokio::runtime::Handle;
+
+use crate::link::{CoordinatorLink, LeaseOutcome, LinkError};
+use crate::reporter::JobSignals;
+use crate::runner::{JobFailure, run_job};
+
+/// How long one lease request waits for a job.
+const LEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a finished job's report is retried while the coordinator cannot be reached (it may
+/// be restarting); the result is in the store either way, where a restarted coordinator finds it.
+const REPORT_PATIENCE: Duration = Duration::from_secs(300);
+
+pub enum WorkerMessage {
+    /// Ask for the next job.
+    Poll,
+    /// Renew the running job's lease and send its progress.
+    Heartbeat,
+    /// The job thread is done.
+    Finished(Result<JobResult, JobFailure>),
+    /// Stop: checkpoint the running job and give its lease back.
+    Shutdown,
+}
+
+pub struct WorkerArgs<L> {
+    pub link: std::sync::Arc<L>,
+    pub name: String,
+    pub device: Device,
+    /// Runs the store's futures for the job thread.
+    pub runtime: Handle,
+}
+
+pub struct WorkerState<L> {
+    args: WorkerArgs<L>,
+    current: Option<Running>,
+    stopping: bool,
+}
+
+struct Running {
+    lease_id: String,
+    signals: JobSignals,
+    /// The coordinator took the lease back: the result is not reported.
+    cancelled: bool,
+    thread: JoinHandle<()>,
+}
+
+pub struct WorkerActor<L>(std::marker::PhantomData<L>);
+
+impl<L> Default for WorkerActor<L> {
+    fn default() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<L: CoordinatorLink> Actor for WorkerActor<L> {
+    type Msg = WorkerMessage;
+    type State = WorkerState<L>;
+    type Arguments = WorkerArgs<L>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let registration = args
+            .link
+            .register(&args.name, &args.device.to_string())
+            .await?;
+        tracing::info!(worker = %args.name, device = %args.device, run = %registration.run, "registered");
+        myself.send_interval(registration.heartbeat_interval, || WorkerMessage::Heartbeat);
+        myself.send_message(WorkerMessage::Poll)?;
+        Ok(WorkerState {
+            args,
+            current: None,
+            stopping: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            WorkerMessage::Poll if state.current.is_none() => {
+                if state.stopping {
+                    myself.stop(None);
+                    return Ok(());
+                }
+                match state.args.link.lease(&state.args.name, LEASE_WAIT).await {
+                    Ok(LeaseOutcome::Job(job)) => {
+                        tracing::info!(worker = %state.args.name, job = %job.spec.id, kind = job.spec.kind.name(), category = %job.spec.category, attempt = job.attempt, "leased");
+                        let signals = JobSignals::default();
+                        let (spec, device, runtime, thread_signals, actor) = (
+                            job.spec,
+                            state.args.device,
+                            state.args.runtime.clone(),
+                            signals.clone(),
+                            myself.clone(),
+                        );
+                        let thread = std::thread::Builder::new()
+                            .name(format!("{}-job", state.args.name))
+                            .spawn(move || {
+                                let result = run_job(&spec, device, runtime, thread_signals);
+                                let _ = actor.send_message(WorkerMessage::Finished(result));
+                            })?;
+                        state.current = Some(Running {
+                            lease_id: job.lease_id,
+                            signals,
+                            cancelled: false,
+                            thread,
+                        });
+                    }
+                    Ok(LeaseOutcome::Wait) => myself.send_message(WorkerMessage::Poll)?,
+                    Ok(LeaseOutcome::RunFinished) => {
+                        tracing::info!(worker = %state.args.name, "the run has finished");
+                        myself.stop(None);
+                    }
+                    Err(e @ LinkError::Refused(_)) => {
+                        tracing::error!(worker = %state.args.name, "{e}; stopping");
+                        myself.stop(None);
+                    }
+                    Err(e) => {
+                        tracing::warn!(worker = %state.args.name, "lease failed: {e}; retrying");
+                        myself.send_after(Duration::from_secs(1), || WorkerMessage::Poll);
+                    }
+                }
+            }
+            WorkerMessage::Poll => {}
+            WorkerMessage::Heartbeat => {
+                if let Some(running) = &mut state.current
+                    && !running.cancelled
+                {
+                    let progress = running
+                        .signals
+                        .latest
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
+                    match state
+                        .args
+                        .link
+                        .heartbeat(&running.lease_id, progress.as_ref())
+                        .await
+                    {
+                        Ok(answer) if answer.cancel || !answer.accepted => {
+                            tracing::warn!(worker = %state.args.name, lease = %running.lease_id, "the coordinator cancelled the lease; stopping the job");
+                            running.cancelled = true;
+                            running.signals.stop.store(true, Ordering::Relaxed);
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(worker = %state.args.name, "heartbeat failed: {e}")
+                        }
+                    }
+                }
+            }
+            WorkerMessage::Finished(result) => {
+                let Some(running) = state.current.take() else {
+                    return Ok(());
+                };
+                let _ = running.thread.join();
+                let lease = running.lease_id;
+                if !running.cancelled {
+                    if let Err(failure) = &result
+                        && failure.kind != FailureKind::GiveBack
+                    {
+                        tracing::error!(worker = %state.args.name, %lease, "job failed: {}", failure.message);
+                    }
+                    report_end(state.args.link.as_ref(), &state.args.name, &lease, &result).await;
+                }
+                myself.send_message(WorkerMessage::Poll)?;
+            }
+            WorkerMessage::Shutdown => {
+                state.stopping = true;
+                match &state.current {
+                    Some(running) => running.signals.stop.store(true, Ordering::Relaxed),
+                    None => myself.stop(None),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Tells the coordinator how the job ended, retrying while it cannot be reached.
+async fn report_end<L: CoordinatorLink>(
+    link: &L,
+    worker: &str,
+    lease: &str,
+    result: &Result<JobResult, JobFailure>,
+) {
+    let start = std::time::Instant::now();
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let reported = match result {
+            Ok(result) => link.complete(lease, result).await,
+            Err(failure) => link.fail(lease, &failure.message, failure.kind).await,
+        };
+        match reported {
+            Ok(true) => return,
+            Ok(false) => {
+                tracing::warn!(%worker, %lease, "the coordinator no longer holds the lease (it expired, or a restarted coordinator found the result in the store)");
+                return;
+            }
+            Err(e) if start.elapsed() >= REPORT_PATIENCE => {
+                tracing::error!(%worker, %lease, "gave up reporting the job's end: {e}");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(%worker, %lease, "could not report the job's end ({e}); retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}

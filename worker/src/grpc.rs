@@ -1,0 +1,195 @@
+//! The coordinator link over gRPC: every request carries the bearer token; messages are small
+//! (specs and progress as JSON, never tensors) and bounded.
+
+use std::time::Duration;
+
+use slsg::job::{FailureKind, JobProgress, JobResult, JobSpec, RunStatus};
+use slsg::proto::cluster_client::ClusterClient;
+use slsg::proto::{
+    CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, RegisterRequest, StatusRequest,
+};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::link::{
+    CoordinatorLink, HeartbeatAnswer, LeaseOutcome, LeasedJob, LinkError, Registration,
+};
+
+/// Largest message accepted either way.
+pub const MESSAGE_LIMIT: usize = 4 << 20;
+
+#[derive(Clone)]
+struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
+        }
+        Ok(request)
+    }
+}
+
+#[derive(Clone)]
+pub struct GrpcLink {
+    client: ClusterClient<InterceptedService<Channel, Bearer>>,
+}
+
+fn status(e: tonic::Status) -> LinkError {
+    match e.code() {
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+            LinkError::Refused(e.message().to_string())
+        }
+        code => LinkError::Failed(format!("{code}: {}", e.message())),
+    }
+}
+
+impl GrpcLink {
+    /// A link to `url` (`http://host:port`); the connection is made on first use and remade
+    /// after failures.
+    pub fn new(url: &str, token: Option<&str>) -> Result<GrpcLink, LinkError> {
+        let endpoint = Endpoint::from_shared(url.to_string())
+            .map_err(|e| LinkError::Failed(format!("{url}: {e}")))?;
+        let channel = endpoint
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .connect_lazy();
+        let token = token
+            .map(|t| format!("Bearer {t}").parse::<MetadataValue<Ascii>>())
+            .transpose()
+            .map_err(|_| LinkError::Refused("the token must be printable ASCII".into()))?;
+        let client = ClusterClient::with_interceptor(channel, Bearer(token))
+            .max_decoding_message_size(MESSAGE_LIMIT)
+            .max_encoding_message_size(MESSAGE_LIMIT);
+        Ok(GrpcLink { client })
+    }
+
+    /// The run's jobs, progress and leaderboards.
+    pub async fn status(&self) -> Result<RunStatus, LinkError> {
+        let reply = self
+            .client
+            .clone()
+            .status(StatusRequest {})
+            .await
+            .map_err(status)?
+            .into_inner();
+        serde_json::from_str(&reply.status_json)
+            .map_err(|e| LinkError::Failed(format!("status: {e}")))
+    }
+}
+
+impl CoordinatorLink for GrpcLink {
+    async fn register(&self, worker: &str, device: &str) -> Result<Registration, LinkError> {
+        let request = RegisterRequest {
+            worker: worker.into(),
+            device: device.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        };
+        let reply = self
+            .client
+            .clone()
+            .register(request)
+            .await
+            .map_err(status)?
+            .into_inner();
+        Ok(Registration {
+            run: reply.run,
+            heartbeat_interval: Duration::from_millis(reply.heartbeat_interval_ms.max(100) as u64),
+        })
+    }
+
+    async fn lease(&self, worker: &str, wait: Duration) -> Result<LeaseOutcome, LinkError> {
+        let request = LeaseRequest {
+            worker: worker.into(),
+            wait_ms: wait.as_millis().min(u32::MAX as u128) as u32,
+        };
+        let reply = self
+            .client
+            .clone()
+            .lease_job(request)
+            .await
+            .map_err(status)?
+            .into_inner();
+        match reply.lease {
+            Some(lease) => {
+                let spec: JobSpec = serde_json::from_str(&lease.spec_json)
+                    .map_err(|e| LinkError::Failed(format!("job specification: {e}")))?;
+                Ok(LeaseOutcome::Job(LeasedJob {
+                    lease_id: lease.lease_id,
+                    attempt: lease.attempt,
+                    spec,
+                }))
+            }
+            None if reply.run_finished => Ok(LeaseOutcome::RunFinished),
+            None => Ok(LeaseOutcome::Wait),
+        }
+    }
+
+    async fn heartbeat(
+        &self,
+        lease_id: &str,
+        progress: Option<&JobProgress>,
+    ) -> Result<HeartbeatAnswer, LinkError> {
+        let progress_json = progress
+            .map(|p| serde_json::to_string(p).expect("progress serialises"))
+            .unwrap_or_default();
+        let reply = self
+            .client
+            .clone()
+            .heartbeat(HeartbeatRequest {
+                lease_id: lease_id.into(),
+                progress_json,
+            })
+            .await
+            .map_err(status)?
+            .into_inner();
+        Ok(HeartbeatAnswer {
+            accepted: reply.accepted,
+            cancel: reply.cancel,
+        })
+    }
+
+    async fn complete(&self, lease_id: &str, result: &JobResult) -> Result<bool, LinkError> {
+        let result_json = serde_json::to_string(result).expect("results serialise");
+        let reply = self
+            .client
+            .clone()
+            .complete(CompleteRequest {
+                lease_id: lease_id.into(),
+                result_json,
+            })
+            .await
+            .map_err(status)?
+            .into_inner();
+        Ok(reply.accepted)
+    }
+
+    async fn fail(
+        &self,
+        lease_id: &str,
+        error: &str,
+        kind: FailureKind,
+    ) -> Result<bool, LinkError> {
+        let kind = slsg::proto::FailureKind::from(kind) as i32;
+        let request = FailRequest {
+            lease_id: lease_id.into(),
+            error: error.into(),
+            kind,
+        };
+        Ok(self
+            .client
+            .clone()
+            .fail(request)
+            .await
+            .map_err(status)?
+            .into_inner()
+            .accepted)
+    }
+}

@@ -1,0 +1,74 @@
+//! How a worker talks to its coordinator: the same calls in-process (embedded runs) and over
+//! gRPC (clusters).
+
+use std::future::Future;
+use std::time::Duration;
+
+use slsg::job::{FailureKind, JobProgress, JobResult, JobSpec};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The coordinator answered and turned this worker away (a missing or wrong token):
+    /// asking again cannot help.
+    #[error("the coordinator refused this worker: {0}")]
+    Refused(String),
+    /// Unreachable, or a reply that made no sense: worth another try.
+    #[error("coordinator: {0}")]
+    Failed(String),
+}
+
+pub struct Registration {
+    pub run: String,
+    pub heartbeat_interval: Duration,
+}
+
+pub struct LeasedJob {
+    pub lease_id: String,
+    pub attempt: u32,
+    pub spec: JobSpec,
+}
+
+pub struct HeartbeatAnswer {
+    pub accepted: bool,
+    /// The coordinator no longer wants the job (its lease expired and moved on).
+    pub cancel: bool,
+}
+
+/// What a lease request found.
+pub enum LeaseOutcome {
+    Job(LeasedJob),
+    /// Nothing leasable right now; ask again.
+    Wait,
+    /// Every job of the run has finished: the worker can stop.
+    RunFinished,
+}
+
+pub trait CoordinatorLink: Send + Sync + 'static {
+    fn register(
+        &self,
+        worker: &str,
+        device: &str,
+    ) -> impl Future<Output = Result<Registration, LinkError>> + Send;
+    /// Waits up to `wait` for a job.
+    fn lease(
+        &self,
+        worker: &str,
+        wait: Duration,
+    ) -> impl Future<Output = Result<LeaseOutcome, LinkError>> + Send;
+    fn heartbeat(
+        &self,
+        lease_id: &str,
+        progress: Option<&JobProgress>,
+    ) -> impl Future<Output = Result<HeartbeatAnswer, LinkError>> + Send;
+    fn complete(
+        &self,
+        lease_id: &str,
+        result: &JobResult,
+    ) -> impl Future<Output = Result<bool, LinkError>> + Send;
+    fn fail(
+        &self,
+        lease_id: &str,
+        error: &str,
+        kind: FailureKind,
+    ) -> impl Future<Output = Result<bool, LinkError>> + Send;
+}
