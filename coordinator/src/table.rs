@@ -2,7 +2,7 @@
 //! the attempt limit, dependents blocked when a job fails for good, and the journal a restarted
 //! coordinator recovers from. Pure logic: the actor owns it and passes the time in.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use slsg::job::{
@@ -40,10 +40,10 @@ pub struct JournalEntry {
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum JournalState {
     Queued,
+    /// Leased when journaled; a restored lease gets a new deadline.
     Leased {
         worker: String,
         attempt: u32,
-        deadline_unix_ms: u64,
     },
     Done,
     Failed {
@@ -52,6 +52,14 @@ pub enum JournalState {
     Blocked {
         by: JobId,
     },
+}
+
+/// What changed since the journal was last written: merged into the writer's copy, so the
+/// actor never serialises the whole table.
+#[derive(Clone, Debug, Default)]
+pub struct JournalChanges {
+    pub next_lease: u64,
+    pub jobs: Vec<(JobId, JournalEntry)>,
 }
 
 /// A job handed to a worker.
@@ -83,6 +91,10 @@ pub struct JobTable {
     max_attempts: u32,
     lease_ms: u64,
     next_lease: u64,
+    /// Jobs done, failed or blocked (the run is finished when all are).
+    terminal: usize,
+    /// Entries changed since the journal last took them.
+    changed: BTreeSet<usize>,
 }
 
 impl JobTable {
@@ -108,6 +120,8 @@ impl JobTable {
             max_attempts: plan.resources.max_attempts,
             lease_ms: plan.resources.lease_seconds * 1000,
             next_lease: 1,
+            terminal: 0,
+            changed: BTreeSet::new(),
         };
         table.index = table
             .entries
@@ -165,47 +179,63 @@ impl JobTable {
             target.attempts = entry.attempts;
             target.lease = lease;
         }
+        table.terminal = table
+            .entries
+            .iter()
+            .filter(|e| e.state.is_terminal())
+            .count();
         table.rebuild_queues();
         table
     }
 
     pub fn journal(&self) -> Journal {
-        let jobs = self
-            .entries
-            .iter()
-            .map(|e| {
-                let state = match &e.state {
-                    JobState::Queued => JournalState::Queued,
-                    JobState::Leased {
-                        worker,
-                        attempt,
-                        deadline_unix_ms,
-                    } => JournalState::Leased {
-                        worker: worker.clone(),
-                        attempt: *attempt,
-                        deadline_unix_ms: *deadline_unix_ms,
-                    },
-                    JobState::Done { .. } => JournalState::Done,
-                    JobState::Failed { error } => JournalState::Failed {
-                        error: error.clone(),
-                    },
-                    JobState::Blocked { by } => JournalState::Blocked { by: by.clone() },
-                };
-                (
-                    e.spec.id.clone(),
-                    JournalEntry {
-                        state,
-                        attempts: e.attempts,
-                        lease: e.lease.clone(),
-                    },
-                )
-            })
+        let jobs = (0..self.entries.len())
+            .map(|i| self.journal_entry(i))
             .collect();
         Journal {
             run: self.run.clone(),
             next_lease: self.next_lease,
             jobs,
         }
+    }
+
+    /// The entries changed since the last call, for the journal writer to merge.
+    pub fn take_changes(&mut self) -> JournalChanges {
+        let changed = std::mem::take(&mut self.changed);
+        JournalChanges {
+            next_lease: self.next_lease,
+            jobs: changed.into_iter().map(|i| self.journal_entry(i)).collect(),
+        }
+    }
+
+    pub fn has_changes(&self) -> bool {
+        !self.changed.is_empty()
+    }
+
+    fn journal_entry(&self, i: usize) -> (JobId, JournalEntry) {
+        let e = &self.entries[i];
+        let state = match &e.state {
+            JobState::Queued => JournalState::Queued,
+            JobState::Leased {
+                worker, attempt, ..
+            } => JournalState::Leased {
+                worker: worker.clone(),
+                attempt: *attempt,
+            },
+            JobState::Done { .. } => JournalState::Done,
+            JobState::Failed { error } => JournalState::Failed {
+                error: error.clone(),
+            },
+            JobState::Blocked { by } => JournalState::Blocked { by: by.clone() },
+        };
+        (
+            e.spec.id.clone(),
+            JournalEntry {
+                state,
+                attempts: e.attempts,
+                lease: e.lease.clone(),
+            },
+        )
     }
 
     fn rebuild_queues(&mut self) {
@@ -271,6 +301,7 @@ impl JobTable {
         entry.lease = Some(lease_id.clone());
         entry.progress = None;
         self.leases.insert(lease_id.clone(), i);
+        self.changed.insert(i);
         Some(Granted {
             lease_id,
             attempt: entry.attempts,
@@ -343,6 +374,7 @@ impl JobTable {
                 entry.lease = None;
                 entry.progress = None;
                 entry.state = JobState::Queued;
+                self.changed.insert(i);
                 self.enqueue(i);
             }
         }
@@ -371,6 +403,7 @@ impl JobTable {
         self.entries[i].progress = None;
         if self.entries[i].attempts < self.max_attempts {
             self.entries[i].state = JobState::Queued;
+            self.changed.insert(i);
             self.enqueue(i);
         } else {
             let message = format!("{error} (after {} attempts)", self.entries[i].attempts);
@@ -381,6 +414,10 @@ impl JobTable {
     /// Moves a job to a terminal state and releases or blocks what waits on it.
     fn finish(&mut self, i: usize, state: JobState) {
         let done = matches!(state, JobState::Done { .. });
+        if !self.entries[i].state.is_terminal() {
+            self.terminal += 1;
+        }
+        self.changed.insert(i);
         self.entries[i].state = state;
         self.entries[i].lease = None;
         let id = self.entries[i].spec.id.clone();
@@ -394,7 +431,7 @@ impl JobTable {
     }
 
     pub fn is_finished(&self) -> bool {
-        self.entries.iter().all(|e| e.state.is_terminal())
+        self.terminal == self.entries.len()
     }
 
     pub fn status(&self) -> RunStatus {
