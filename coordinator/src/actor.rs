@@ -35,7 +35,7 @@ pub enum CoordinatorMessage {
     },
     Complete {
         lease_id: String,
-        result: JobResult,
+        result: Box<JobResult>,
         reply: RpcReplyPort<bool>,
     },
     Fail {

@@ -49,11 +49,11 @@ impl CoordinatorLink for LocalLink {
             })
             .map_err(gone)?;
             if let Some(granted) = answer.granted {
-                return Ok(LeaseOutcome::Job(LeasedJob {
+                return Ok(LeaseOutcome::Job(Box::new(LeasedJob {
                     lease_id: granted.lease_id,
                     attempt: granted.attempt,
                     spec: granted.spec,
-                }));
+                })));
             }
             if answer.run_finished {
                 return Ok(LeaseOutcome::RunFinished);
@@ -84,7 +84,7 @@ impl CoordinatorLink for LocalLink {
     }
 
     async fn complete(&self, lease_id: &str, result: &JobResult) -> Result<bool, LinkError> {
-        let (lease_id, result) = (lease_id.to_string(), result.clone());
+        let (lease_id, result) = (lease_id.to_string(), Box::new(result.clone()));
         call!(self.coordinator, |reply| CoordinatorMessage::Complete {
             lease_id,
             result,

@@ -146,7 +146,7 @@ impl Cluster for ClusterService {
             lease_id,
             result_json,
         } = request.into_inner();
-        let result = json(&result_json, "result")?;
+        let result = Box::new(json(&result_json, "result")?);
         let accepted = self
             .ask(|reply| CoordinatorMessage::Complete {
                 lease_id,

@@ -152,7 +152,7 @@ impl JobTable {
             };
             let state = match (entry.state, results.get(&id)) {
                 (_, Some(result)) => JobState::Done {
-                    result: result.clone(),
+                    result: Box::new(result.clone()),
                 },
                 (JournalState::Queued | JournalState::Done, None) => JobState::Queued,
                 (
@@ -272,7 +272,12 @@ impl JobTable {
             for list in self.waiting.values_mut() {
                 list.retain(|&j| j != i);
             }
-            self.finish(i, JobState::Done { result });
+            self.finish(
+                i,
+                JobState::Done {
+                    result: Box::new(result),
+                },
+            );
         }
     }
 
@@ -342,7 +347,7 @@ impl JobTable {
     }
 
     /// The leased job finished; `false` if the lease is no longer valid.
-    pub fn complete(&mut self, lease_id: &str, result: JobResult) -> bool {
+    pub fn complete(&mut self, lease_id: &str, result: Box<JobResult>) -> bool {
         let Some(i) = self.leases.remove(lease_id) else {
             return false;
         };
@@ -546,13 +551,13 @@ mod tests {
             table.lease("w2", 0).is_none(),
             "SegNet jobs wait for pre-training"
         );
-        assert!(table.complete(&first.lease_id, result()));
+        assert!(table.complete(&first.lease_id, Box::new(result())));
         let ids: Vec<String> = [table.lease("w1", 1).unwrap(), table.lease("w2", 1).unwrap()]
             .map(|g| g.spec.id)
             .to_vec();
         assert_eq!(ids, ["s1", "s2"]);
         assert!(
-            !table.complete(&first.lease_id, result()),
+            !table.complete(&first.lease_id, Box::new(result())),
             "a lease completes once"
         );
     }
@@ -625,7 +630,7 @@ mod tests {
             restored.heartbeat(&again.lease_id, None, 65_000).accepted,
             "leases survive a coordinator restart"
         );
-        assert!(restored.complete(&again.lease_id, result()));
+        assert!(restored.complete(&again.lease_id, Box::new(result())));
         assert_eq!(restored.lease("w2", 2).unwrap().spec.id, "s1");
         assert!(restored.lease("w3", 2).unwrap().lease_id != again.lease_id);
     }
@@ -637,7 +642,7 @@ mod tests {
         let results = HashMap::from([(lease.spec.id.clone(), result())]);
         let mut restored = JobTable::restore(&plan(), table.journal(), &results, 1_000);
         assert!(
-            !restored.complete(&lease.lease_id, result()),
+            !restored.complete(&lease.lease_id, Box::new(result())),
             "the job finished while no coordinator ran"
         );
         assert_eq!(restored.lease("w2", 1_000).unwrap().spec.id, "s1");

@@ -28,7 +28,7 @@ pub enum WorkerMessage {
     /// Renew the running job's lease and send its progress.
     Heartbeat,
     /// The job thread is done.
-    Finished(Result<JobResult, JobFailure>),
+    Finished(Box<Result<JobResult, JobFailure>>),
     /// Stop: checkpoint the running job and give its lease back.
     Shutdown,
 }
@@ -114,7 +114,8 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
                             .name(format!("{}-job", state.args.name))
                             .spawn(move || {
                                 let result = run_job(&spec, device, runtime, thread_signals);
-                                let _ = actor.send_message(WorkerMessage::Finished(result));
+                                let _ =
+                                    actor.send_message(WorkerMessage::Finished(Box::new(result)));
                             })?;
                         state.current = Some(Running {
                             lease_id: job.lease_id,
@@ -174,12 +175,18 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
                 let _ = running.thread.join();
                 let lease = running.lease_id;
                 if !running.cancelled {
-                    if let Err(failure) = &result
+                    if let Err(failure) = result.as_ref()
                         && failure.kind != FailureKind::GiveBack
                     {
                         tracing::error!(worker = %state.args.name, %lease, "job failed: {}", failure.message);
                     }
-                    report_end(state.args.link.as_ref(), &state.args.name, &lease, &result).await;
+                    report_end(
+                        state.args.link.as_ref(),
+                        &state.args.name,
+                        &lease,
+                        result.as_ref(),
+                    )
+                    .await;
                 }
                 myself.send_message(WorkerMessage::Poll)?;
             }

@@ -121,11 +121,11 @@ impl CoordinatorLink for GrpcLink {
             Some(lease) => {
                 let spec: JobSpec = serde_json::from_str(&lease.spec_json)
                     .map_err(|e| LinkError::Failed(format!("job specification: {e}")))?;
-                Ok(LeaseOutcome::Job(LeasedJob {
+                Ok(LeaseOutcome::Job(Box::new(LeasedJob {
                     lease_id: lease.lease_id,
                     attempt: lease.attempt,
                     spec,
-                }))
+                })))
             }
             None if reply.run_finished => Ok(LeaseOutcome::RunFinished),
             None => Ok(LeaseOutcome::Wait),

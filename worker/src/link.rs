@@ -36,7 +36,7 @@ pub struct HeartbeatAnswer {
 
 /// What a lease request found.
 pub enum LeaseOutcome {
-    Job(LeasedJob),
+    Job(Box<LeasedJob>),
     /// Nothing leasable right now; ask again.
     Wait,
     /// Every job of the run has finished: the worker can stop.

@@ -99,7 +99,10 @@ mod tests {
             first,
             fingerprint(dir.path(), &[a.clone(), b.clone()], 2).unwrap()
         );
-        assert_ne!(first, fingerprint(dir.path(), &[a.clone()], 2).unwrap());
+        assert_ne!(
+            first,
+            fingerprint(dir.path(), std::slice::from_ref(&a), 2).unwrap()
+        );
         assert_eq!(all_files(dir.path()).unwrap().len(), 2);
     }
 }

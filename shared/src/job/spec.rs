@@ -93,7 +93,7 @@ pub enum JobState {
         deadline_unix_ms: u64,
     },
     Done {
-        result: JobResult,
+        result: Box<JobResult>,
     },
     Failed {
         error: String,
