@@ -47,8 +47,39 @@ pub enum CoordinatorMessage {
     Status {
         reply: RpcReplyPort<RunStatus>,
     },
+    /// A receiver that changes whenever a job may have become leasable or the run finished,
+    /// so waiting lease requests sleep instead of polling.
+    Subscribe {
+        reply: RpcReplyPort<watch::Receiver<u64>>,
+    },
     /// Timer: expire leases, write the journal if it changed.
     Tick,
+}
+
+/// Asks for a job until one is granted, the run finishes or `wait` passes; between asks it
+/// sleeps until the table changes. The long poll of both links (in-process and gRPC).
+pub async fn lease_waiting(
+    actor: &ActorRef<CoordinatorMessage>,
+    worker: &str,
+    wait: Duration,
+) -> Result<LeaseAnswer, String> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut changes = ractor::call!(actor, |reply| CoordinatorMessage::Subscribe { reply })
+        .map_err(|e| e.to_string())?;
+    loop {
+        // Marked seen before asking, so a change after the answer wakes the wait below.
+        changes.borrow_and_update();
+        let worker = worker.to_string();
+        let answer = ractor::call!(actor, |reply| CoordinatorMessage::Lease { worker, reply })
+            .map_err(|e| e.to_string())?;
+        if answer.granted.is_some() || answer.run_finished {
+            return Ok(answer);
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return Ok(answer),
+        }
+    }
 }
 
 pub struct LeaseAnswer {
@@ -68,6 +99,8 @@ pub struct CoordinatorState {
     plan: Plan,
     store: Store,
     journal: JournalWriter,
+    /// Bumped when jobs may have become leasable (see [`CoordinatorMessage::Subscribe`]).
+    changes: watch::Sender<u64>,
     finished: watch::Sender<Option<RunSummary>>,
 }
 
@@ -135,6 +168,7 @@ impl Actor for CoordinatorActor {
             plan,
             store,
             journal,
+            changes: watch::channel(0).0,
             finished,
         };
         state.persist().await?;
@@ -185,7 +219,7 @@ impl Actor for CoordinatorActor {
                     // The worker stored the job's result.json before reporting, and a restarted
                     // coordinator counts every job with one as done: the journal can follow
                     // within a tick instead of holding up every completion.
-                    state.publish_if_finished().await?;
+                    state.jobs_changed().await?;
                 }
                 let _ = reply.send(accepted);
             }
@@ -202,12 +236,15 @@ impl Actor for CoordinatorActor {
                     } else {
                         tracing::warn!(lease = %lease_id, "job failed: {error}");
                     }
-                    state.publish_if_finished().await?;
+                    state.jobs_changed().await?;
                 }
                 let _ = reply.send(accepted);
             }
             CoordinatorMessage::Status { reply } => {
                 let _ = reply.send(state.table.status());
+            }
+            CoordinatorMessage::Subscribe { reply } => {
+                let _ = reply.send(state.changes.subscribe());
             }
             CoordinatorMessage::Tick => {
                 let expired = state.table.expire(now_ms());
@@ -215,7 +252,7 @@ impl Actor for CoordinatorActor {
                     tracing::warn!(%job, "lease expired; the job returns to the queue");
                 }
                 if !expired.is_empty() {
-                    state.publish_if_finished().await?;
+                    state.jobs_changed().await?;
                 }
                 if state.table.has_changes() {
                     state.journal.write(state.table.take_changes(), None);
@@ -232,6 +269,14 @@ impl CoordinatorState {
         let (done, stored) = oneshot::channel();
         self.journal.write(self.table.take_changes(), Some(done));
         stored.await.map_err(|_| "the journal writer stopped")??;
+        Ok(())
+    }
+
+    /// After a job finished, failed or lost its lease: publishes the results if that was the
+    /// last job, and wakes the waiting lease requests.
+    async fn jobs_changed(&mut self) -> Result<(), ActorProcessingErr> {
+        self.publish_if_finished().await?;
+        self.changes.send_modify(|generation| *generation += 1);
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! The in-process coordinator link of embedded runs: worker actors call the coordinator actor
 //! directly, with the same long poll as over gRPC.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ractor::{ActorRef, call};
 use slsg::job::{FailureKind, JobProgress, JobResult};
@@ -9,10 +9,7 @@ use slsg_worker::{
     CoordinatorLink, HeartbeatAnswer, LeaseOutcome, LeasedJob, LinkError, Registration,
 };
 
-use crate::actor::CoordinatorMessage;
-
-/// How often a waiting lease request asks again.
-pub const POLL: Duration = Duration::from_millis(100);
+use crate::actor::{CoordinatorMessage, lease_waiting};
 
 pub struct LocalLink {
     pub coordinator: ActorRef<CoordinatorMessage>,
@@ -40,29 +37,18 @@ impl CoordinatorLink for LocalLink {
     }
 
     async fn lease(&self, worker: &str, wait: Duration) -> Result<LeaseOutcome, LinkError> {
-        let deadline = Instant::now() + wait;
-        loop {
-            let worker = worker.to_string();
-            let answer = call!(self.coordinator, |reply| CoordinatorMessage::Lease {
-                worker,
-                reply
-            })
+        let answer = lease_waiting(&self.coordinator, worker, wait)
+            .await
             .map_err(gone)?;
-            if let Some(granted) = answer.granted {
-                return Ok(LeaseOutcome::Job(Box::new(LeasedJob {
-                    lease_id: granted.lease_id,
-                    attempt: granted.attempt,
-                    spec: granted.spec,
-                })));
-            }
-            if answer.run_finished {
-                return Ok(LeaseOutcome::RunFinished);
-            }
-            if Instant::now() >= deadline {
-                return Ok(LeaseOutcome::Wait);
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        Ok(match answer.granted {
+            Some(granted) => LeaseOutcome::Job(Box::new(LeasedJob {
+                lease_id: granted.lease_id,
+                attempt: granted.attempt,
+                spec: granted.spec,
+            })),
+            None if answer.run_finished => LeaseOutcome::RunFinished,
+            None => LeaseOutcome::Wait,
+        })
     }
 
     async fn heartbeat(

@@ -50,36 +50,32 @@ pub async fn publish_results(
         let registration = target.join("card.json")?;
         // A version names one job's model, so a re-run finds it registered already; its card is
         // written last, so its presence means the copy is whole.
-        if let Some(bytes) = store.get(&registration).await? {
-            let model: RegisteredModel =
-                serde_json::from_slice(&bytes).map_err(|e| format!("{registration}: {e}"))?;
-            store
-                .put(
-                    &Key::new(["models", category.as_str(), "current"])?,
-                    version.into_bytes(),
-                )
-                .await?;
-            models.insert(category.clone(), model);
-            continue;
-        }
-        for file in [WEIGHTS_FILE, CARD_FILE] {
-            store.copy(&source.join(file)?, &target.join(file)?).await?;
-        }
-        let model = RegisteredModel {
-            category: category.clone(),
-            version: version.clone(),
-            run: plan.run.clone(),
-            job: best.job.clone(),
-            point: best.point.clone(),
-            validation_score: best.validation_score,
-            test_image_auroc: best.test_image_auroc,
-            test_pixel_auroc: best.test_pixel_auroc,
-            test_pro_auc: best.test_pro_auc,
-            registered_unix_ms: now_ms(),
+        let model = match store.get(&registration).await? {
+            Some(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| format!("{registration}: {e}"))?
+            }
+            None => {
+                for file in [WEIGHTS_FILE, CARD_FILE] {
+                    store.copy(&source.join(file)?, &target.join(file)?).await?;
+                }
+                let model = RegisteredModel {
+                    category: category.clone(),
+                    version: version.clone(),
+                    run: plan.run.clone(),
+                    job: best.job.clone(),
+                    point: best.point.clone(),
+                    validation_score: best.validation_score,
+                    test_image_auroc: best.test_image_auroc,
+                    test_pixel_auroc: best.test_pixel_auroc,
+                    test_pro_auc: best.test_pro_auc,
+                    registered_unix_ms: now_ms(),
+                };
+                store
+                    .put(&registration, serde_json::to_vec_pretty(&model)?)
+                    .await?;
+                model
+            }
         };
-        store
-            .put(&registration, serde_json::to_vec_pretty(&model)?)
-            .await?;
         store
             .put(
                 &Key::new(["models", category.as_str(), "current"])?,

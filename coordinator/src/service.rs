@@ -3,7 +3,7 @@
 //! are bounded; artifacts never travel here.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ractor::{ActorRef, RpcReplyPort};
 use slsg::proto::cluster_server::{Cluster, ClusterServer};
@@ -15,8 +15,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::{Request, Response, Status};
 
-use crate::actor::{CoordinatorMessage, LeaseAnswer};
-use crate::local_link::POLL;
+use crate::actor::{CoordinatorMessage, LeaseAnswer, lease_waiting};
 
 /// Largest message accepted either way.
 pub const MESSAGE_LIMIT: usize = 4 << 20;
@@ -79,36 +78,23 @@ impl Cluster for ClusterService {
         request: Request<LeaseRequest>,
     ) -> Result<Response<LeaseReply>, Status> {
         let LeaseRequest { worker, wait_ms } = request.into_inner();
-        let deadline = Instant::now() + Duration::from_millis(wait_ms as u64).min(MAX_LEASE_WAIT);
-        loop {
-            let worker = worker.clone();
-            let LeaseAnswer {
-                granted,
-                run_finished,
-            } = self
-                .ask(|reply| CoordinatorMessage::Lease { worker, reply })
-                .await?;
-            if let Some(g) = granted {
-                let spec_json = serde_json::to_string(&g.spec).expect("specifications serialise");
-                let lease = Lease {
-                    lease_id: g.lease_id,
-                    attempt: g.attempt,
-                    deadline_unix_ms: g.deadline_ms,
-                    spec_json,
-                };
-                return Ok(Response::new(LeaseReply {
-                    lease: Some(lease),
-                    run_finished,
-                }));
-            }
-            if run_finished || Instant::now() >= deadline {
-                return Ok(Response::new(LeaseReply {
-                    lease: None,
-                    run_finished,
-                }));
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        let wait = Duration::from_millis(wait_ms as u64).min(MAX_LEASE_WAIT);
+        let LeaseAnswer {
+            granted,
+            run_finished,
+        } = lease_waiting(&self.actor, &worker, wait)
+            .await
+            .map_err(|e| Status::unavailable(format!("the coordinator is stopping: {e}")))?;
+        let lease = granted.map(|g| Lease {
+            lease_id: g.lease_id,
+            attempt: g.attempt,
+            deadline_unix_ms: g.deadline_ms,
+            spec_json: serde_json::to_string(&g.spec).expect("specifications serialise"),
+        });
+        Ok(Response::new(LeaseReply {
+            lease,
+            run_finished,
+        }))
     }
 
     async fn heartbeat(

@@ -90,6 +90,15 @@ impl Process {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// `kill -TERM`: what Kubernetes and systemd send before stopping a process.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
     /// `kill -9`: no signal handler runs, nothing is flushed.
     pub fn kill_hard(&mut self) {
         let _ = self.child.kill();

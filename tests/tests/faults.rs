@@ -1,6 +1,6 @@
 //! Faults in cluster mode (coordinator and worker processes on loopback, local store): a worker
-//! killed with `kill -9` mid-SegNet, and a coordinator killed and restarted mid-run. Both runs
-//! must finish without training finished work again.
+//! killed with `kill -9` mid-SegNet, a worker stopped with SIGTERM, and a coordinator killed and
+//! restarted mid-run. Every run must finish without training finished work again.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -232,4 +232,62 @@ fn a_restarted_coordinator_recovers_the_run_without_retraining() {
             "{kind} {id}: every job ran once, its lease kept across the restart"
         );
     }
+}
+
+#[test]
+fn a_terminated_worker_checkpoints_and_gives_its_lease_back() {
+    let cluster = Cluster::new();
+    let config = cluster.config("terminated", &[0.1], 150);
+    let mut coordinator = cluster.coordinator(&config, "coordinator.log");
+    let mut first = cluster.worker("first");
+    wait_until(
+        "the SegNet job has written a checkpoint",
+        Duration::from_secs(300),
+        || !segnet_checkpoints(&cluster.store, "terminated").is_empty(),
+    );
+    first.terminate();
+    assert!(
+        first.wait(Duration::from_secs(120)).success(),
+        "a terminated worker exits cleanly:\n{}",
+        first.output()
+    );
+    let (job, checkpoint) = segnet_checkpoints(&cluster.store, "terminated")
+        .into_iter()
+        .max_by_key(|c| c.1)
+        .unwrap();
+    assert!(checkpoint < 150, "stopped before the job finished");
+
+    let second = cluster.worker("second");
+    let status = coordinator.wait(Duration::from_secs(600));
+    assert!(
+        status.success(),
+        "coordinator:\n{}\nsecond worker:\n{}",
+        coordinator.output(),
+        second.output()
+    );
+    assert!(
+        coordinator.output().contains("lease given back"),
+        "{}",
+        coordinator.output()
+    );
+
+    let events = curve(&cluster.store, "terminated", &job);
+    let resumed = events
+        .iter()
+        .find(|e| e["event"] == "resumed" && e["stage"] == "segnet")
+        .expect("the curve records the resume");
+    assert_eq!(
+        resumed["step"].as_u64(),
+        Some(checkpoint),
+        "resumed from the checkpoint written on SIGTERM"
+    );
+    let jobs = summary_jobs(&read_json(
+        &cluster.store.join("runs/terminated/summary.json"),
+    ));
+    let segnet = jobs.iter().find(|j| j.0 == job).unwrap();
+    assert_eq!(
+        (segnet.3.as_str(), segnet.4),
+        ("done", 1),
+        "giving a lease back uses no attempt"
+    );
 }

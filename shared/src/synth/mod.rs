@@ -145,17 +145,15 @@ fn defective_image(
     seed: u64,
 ) -> Result<(RgbImage, Vec<(String, Mask)>), SynthError> {
     let defect = generator.defect_types()[defect_index];
+    let stream = [id, SPLIT_TEST_DEFECT, defect_index as u64, i as u64];
     for attempt in 0..MAX_DEFECT_ATTEMPTS {
-        let mut rng = rng_for(
-            seed,
-            &[
-                id,
-                SPLIT_TEST_DEFECT,
-                defect_index as u64,
-                i as u64,
-                attempt,
-            ],
-        );
+        // The first attempt keeps the stream earlier versions drew from, so a dataset written
+        // again is the same dataset (same fingerprint, same job ids).
+        let mut rng = if attempt == 0 {
+            rng_for(seed, &stream)
+        } else {
+            rng_for(seed, &[&stream[..], &[attempt]].concat())
+        };
         let sample = generator.defective(defect, &mut rng);
         if sample
             .regions
