@@ -64,20 +64,30 @@ pub async fn lease_waiting(
     wait: Duration,
 ) -> Result<LeaseAnswer, String> {
     let deadline = tokio::time::Instant::now() + wait;
-    let mut changes = ractor::call!(actor, |reply| CoordinatorMessage::Subscribe { reply })
-        .map_err(|e| e.to_string())?;
+    // Subscribed only once a first ask found nothing, so a granted lease costs one message.
+    let mut changes: Option<watch::Receiver<u64>> = None;
     loop {
-        // Marked seen before asking, so a change after the answer wakes the wait below.
-        changes.borrow_and_update();
+        if let Some(changes) = &mut changes {
+            // Marked seen before asking, so a change after the answer wakes the wait below.
+            changes.borrow_and_update();
+        }
         let worker = worker.to_string();
         let answer = ractor::call!(actor, |reply| CoordinatorMessage::Lease { worker, reply })
             .map_err(|e| e.to_string())?;
         if answer.granted.is_some() || answer.run_finished {
             return Ok(answer);
         }
-        match tokio::time::timeout_at(deadline, changes.changed()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => return Ok(answer),
+        match &mut changes {
+            None => {
+                changes = Some(
+                    ractor::call!(actor, |reply| CoordinatorMessage::Subscribe { reply })
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+            Some(changes) => match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return Ok(answer),
+            },
         }
     }
 }
