@@ -1,3 +1,6 @@
+//! `slsg config`: checks a training config, prints it with every default, counts parameters.
+//! Forwards to `slsg::config`; owns only the printing.
+
 use std::path::PathBuf;
 
 use slsg::backend::CpuTrain;

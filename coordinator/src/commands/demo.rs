@@ -1,3 +1,6 @@
+//! `slsg demo`: the synthetic dataset, a small cluster config, and an embedded run of it.
+//! Owns the demo's config; the run itself is `train::run_embedded`.
+
 use std::path::PathBuf;
 
 use anyhow::Context;

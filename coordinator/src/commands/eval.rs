@@ -1,3 +1,6 @@
+//! `slsg eval`: scores a folder of anomaly maps against a category's ground truth.
+//! Forwards to `slsg::metrics`; owns only the table and the JSON file.
+
 use std::path::PathBuf;
 
 use anyhow::Context;

@@ -1,3 +1,6 @@
+//! `slsg fit`: both training stages for one category in this process, into a local folder.
+//! Forwards to `slsg::train` and `slsg::infer`; owns the output folder's layout.
+
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;

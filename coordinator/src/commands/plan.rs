@@ -1,3 +1,6 @@
+//! `slsg plan`: prints the job graph a cluster config expands to.
+//! Forwards to `slsg::job::Plan`; runs nothing.
+
 use std::path::PathBuf;
 
 use slsg::job::{ClusterConfig, Plan};

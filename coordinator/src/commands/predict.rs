@@ -1,3 +1,6 @@
+//! `slsg predict`: anomaly maps, overlays and scores for images with a trained model folder.
+//! Forwards to `slsg::infer`; owns the output files.
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 

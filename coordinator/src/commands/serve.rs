@@ -1,3 +1,6 @@
+//! `slsg coordinator`: the coordinator actor behind the gRPC service, until the run finishes.
+//! Owns the process's lifetime (token, signals, linger); the logic is in the library.
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,3 +1,6 @@
+//! `slsg simulate`: writes simulated anomalies and a contact sheet for a person to look at.
+//! Forwards to `slsg::simulate`; owns only the image files.
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 

@@ -1,3 +1,6 @@
+//! `slsg status`: asks a running coordinator for its jobs, progress and leaderboards.
+//! Owns only the printing.
+
 use slsg_worker::GrpcLink;
 
 use super::cluster_output::status_table;

@@ -1,3 +1,6 @@
+//! `slsg synth`: writes the deterministic synthetic dataset.
+//! Forwards to `slsg::synth`.
+
 use std::path::PathBuf;
 
 use slsg::synth::{SynthOptions, write_dataset};

@@ -1,3 +1,6 @@
+//! `slsg train`: a cluster config trained in this process (embedded coordinator and workers).
+//! Owns the progress lines and the exit status; the cluster is `slsg_coordinator::embedded`.
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

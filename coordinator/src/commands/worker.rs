@@ -1,3 +1,6 @@
+//! `slsg worker`: worker actors, one per `--device`, leasing from a remote coordinator.
+//! Owns the process's lifetime (registration retry, SIGTERM); the worker is `slsg_worker`.
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
