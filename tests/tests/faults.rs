@@ -99,23 +99,35 @@ impl Cluster {
     }
 }
 
-#[test]
-fn a_worker_killed_mid_segnet_is_replaced_and_the_job_resumes() {
-    let cluster = Cluster::new();
-    let config = cluster.config("killed", &[0.1], 150);
+/// What `replace_worker_mid_segnet` saw.
+struct Replaced {
+    job: String,
+    /// The newest SegNet checkpoint once the first worker had stopped.
+    checkpoint: u64,
+    coordinator: String,
+}
+
+/// Runs a one-category plan whose first worker `stop` interrupts once the SegNet job has
+/// written a checkpoint, then a second worker until the run finishes.
+fn replace_worker_mid_segnet(
+    cluster: &Cluster,
+    run: &str,
+    stop: impl FnOnce(&mut Process),
+) -> Replaced {
+    let config = cluster.config(run, &[0.1], 150);
     let mut coordinator = cluster.coordinator(&config, "coordinator.log");
     let mut first = cluster.worker("first");
     wait_until(
         "the SegNet job has written a checkpoint",
         Duration::from_secs(300),
-        || !segnet_checkpoints(&cluster.store, "killed").is_empty(),
+        || !segnet_checkpoints(&cluster.store, run).is_empty(),
     );
-    first.kill_hard();
-    let (job, checkpoint) = segnet_checkpoints(&cluster.store, "killed")
+    stop(&mut first);
+    let (job, checkpoint) = segnet_checkpoints(&cluster.store, run)
         .into_iter()
         .max_by_key(|c| c.1)
         .unwrap();
-    assert!(checkpoint < 150, "killed before the job finished");
+    assert!(checkpoint < 150, "stopped before the job finished");
 
     let second = cluster.worker("second");
     let status = coordinator.wait(Duration::from_secs(600));
@@ -126,10 +138,36 @@ fn a_worker_killed_mid_segnet_is_replaced_and_the_job_resumes() {
         second.output()
     );
     assert!(
-        coordinator.output().contains("lease expired"),
-        "{}",
-        coordinator.output()
+        second.output().contains(&job),
+        "the second worker ran the job"
     );
+    Replaced {
+        job,
+        checkpoint,
+        coordinator: coordinator.output(),
+    }
+}
+
+fn segnet_attempts(cluster: &Cluster, run: &str, job: &str) -> (String, u64) {
+    let jobs = summary_jobs(&read_json(
+        &cluster.store.join(format!("runs/{run}/summary.json")),
+    ));
+    let segnet = jobs
+        .into_iter()
+        .find(|j| j.0 == job)
+        .expect("the job in the summary");
+    (segnet.3, segnet.4)
+}
+
+#[test]
+fn a_worker_killed_mid_segnet_is_replaced_and_the_job_resumes() {
+    let cluster = Cluster::new();
+    let Replaced {
+        job,
+        checkpoint,
+        coordinator,
+    } = replace_worker_mid_segnet(&cluster, "killed", Process::kill_hard);
+    assert!(coordinator.contains("lease expired"), "{coordinator}");
 
     let events = curve(&cluster.store, "killed", &job);
     let resumed = events
@@ -157,16 +195,10 @@ fn a_worker_killed_mid_segnet_is_replaced_and_the_job_resumes() {
         "the curve ends at the last step"
     );
 
-    let jobs = summary_jobs(&read_json(&cluster.store.join("runs/killed/summary.json")));
-    let segnet = jobs.iter().find(|j| j.0 == job).unwrap();
     assert_eq!(
-        (segnet.3.as_str(), segnet.4),
-        ("done", 2),
+        segnet_attempts(&cluster, "killed", &job),
+        ("done".to_string(), 2),
         "finished on its second lease"
-    );
-    assert!(
-        second.output().contains(&job),
-        "the second worker ran the job"
     );
 }
 
@@ -237,39 +269,20 @@ fn a_restarted_coordinator_recovers_the_run_without_retraining() {
 #[test]
 fn a_terminated_worker_checkpoints_and_gives_its_lease_back() {
     let cluster = Cluster::new();
-    let config = cluster.config("terminated", &[0.1], 150);
-    let mut coordinator = cluster.coordinator(&config, "coordinator.log");
-    let mut first = cluster.worker("first");
-    wait_until(
-        "the SegNet job has written a checkpoint",
-        Duration::from_secs(300),
-        || !segnet_checkpoints(&cluster.store, "terminated").is_empty(),
-    );
-    first.terminate();
-    assert!(
-        first.wait(Duration::from_secs(120)).success(),
-        "a terminated worker exits cleanly:\n{}",
-        first.output()
-    );
-    let (job, checkpoint) = segnet_checkpoints(&cluster.store, "terminated")
-        .into_iter()
-        .max_by_key(|c| c.1)
-        .unwrap();
-    assert!(checkpoint < 150, "stopped before the job finished");
-
-    let second = cluster.worker("second");
-    let status = coordinator.wait(Duration::from_secs(600));
-    assert!(
-        status.success(),
-        "coordinator:\n{}\nsecond worker:\n{}",
-        coordinator.output(),
-        second.output()
-    );
-    assert!(
-        coordinator.output().contains("lease given back"),
-        "{}",
-        coordinator.output()
-    );
+    let stop = |worker: &mut Process| {
+        worker.terminate();
+        assert!(
+            worker.wait(Duration::from_secs(120)).success(),
+            "a terminated worker exits cleanly:\n{}",
+            worker.output()
+        );
+    };
+    let Replaced {
+        job,
+        checkpoint,
+        coordinator,
+    } = replace_worker_mid_segnet(&cluster, "terminated", stop);
+    assert!(coordinator.contains("lease given back"), "{coordinator}");
 
     let events = curve(&cluster.store, "terminated", &job);
     let resumed = events
@@ -281,13 +294,9 @@ fn a_terminated_worker_checkpoints_and_gives_its_lease_back() {
         Some(checkpoint),
         "resumed from the checkpoint written on SIGTERM"
     );
-    let jobs = summary_jobs(&read_json(
-        &cluster.store.join("runs/terminated/summary.json"),
-    ));
-    let segnet = jobs.iter().find(|j| j.0 == job).unwrap();
     assert_eq!(
-        (segnet.3.as_str(), segnet.4),
-        ("done", 1),
+        segnet_attempts(&cluster, "terminated", &job),
+        ("done".to_string(), 1),
         "giving a lease back uses no attempt"
     );
 }
