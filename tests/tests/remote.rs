@@ -1,5 +1,5 @@
 //! Cluster mode across processes: a coordinator and two `slsg worker` processes on loopback
-//! gRPC, storing in the real S3 server that `scripts/test.sh` starts (SeaweedFS); and the
+//! gRPC, storing in the real S3 server that `.ci/run` starts (SeaweedFS); and the
 //! bearer token keeping strangers out.
 
 use std::time::Duration;
@@ -7,10 +7,10 @@ use std::time::Duration;
 use slsg::store::{Key, Store};
 use slsg_tests::*;
 
-/// The S3 location `scripts/test.sh` exports, with a prefix of this test's own.
+/// The S3 location `.ci/run` exports, with a prefix of this test's own.
 fn s3_store(test: &str) -> String {
     let base = std::env::var("SLSG_TEST_S3")
-        .expect("SLSG_TEST_S3 is not set: run the tests with scripts/test.sh, which starts the S3 server (scripts/s3-server.sh) and sets it");
+        .expect("SLSG_TEST_S3 is not set: run the tests with .ci/run, which starts the S3 server (scripts/s3-server.sh) and sets it");
     let unique = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
