@@ -78,6 +78,7 @@ async fn simulated_worker(
         steps: 0,
         validation: None,
         evaluation: None,
+        inference_images_per_second: None,
         seconds: 0.0,
     };
     // Paced workers join over one holding period, as a cluster's nodes come up, rather than

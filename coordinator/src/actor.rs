@@ -4,15 +4,19 @@
 //! on a timer, and publishes the results when every job has finished.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use slsg::job::{FailureKind, JobId, JobProgress, JobResult, Plan, RunStatus};
-use slsg::store::{Key, Store};
+use slsg::registry::Registry;
+use slsg::store::layout::RunKeys;
+use slsg::store::{Key, Store, StoreError};
 use tokio::sync::{oneshot, watch};
 
-use crate::results::{RunSummary, publish_results};
+use crate::error::CoordinatorError;
+use crate::publish::{RunSummary, publish_results};
 use crate::table::{Granted, HeartbeatOutcome, JobTable, Journal, JournalChanges};
 
 /// How often leases are checked and the journal written.
@@ -62,7 +66,7 @@ pub async fn lease_waiting(
     actor: &ActorRef<CoordinatorMessage>,
     worker: &str,
     wait: Duration,
-) -> Result<LeaseAnswer, String> {
+) -> Result<LeaseAnswer, CoordinatorError> {
     let deadline = tokio::time::Instant::now() + wait;
     // Subscribed only once a first ask found nothing, so a granted lease costs one message.
     let mut changes: Option<watch::Receiver<u64>> = None;
@@ -73,7 +77,7 @@ pub async fn lease_waiting(
         }
         let worker = worker.to_string();
         let answer = ractor::call!(actor, |reply| CoordinatorMessage::Lease { worker, reply })
-            .map_err(|e| e.to_string())?;
+            .map_err(CoordinatorError::gone)?;
         if answer.granted.is_some() || answer.run_finished {
             return Ok(answer);
         }
@@ -81,7 +85,7 @@ pub async fn lease_waiting(
             None => {
                 changes = Some(
                     ractor::call!(actor, |reply| CoordinatorMessage::Subscribe { reply })
-                        .map_err(|e| e.to_string())?,
+                        .map_err(CoordinatorError::gone)?,
                 )
             }
             Some(changes) => match tokio::time::timeout_at(deadline, changes.changed()).await {
@@ -107,7 +111,8 @@ pub struct CoordinatorArgs {
 pub struct CoordinatorState {
     table: JobTable,
     plan: Plan,
-    store: Store,
+    run: RunKeys,
+    registry: Registry,
     journal: JournalWriter,
     /// Bumped when jobs may have become leasable (see [`CoordinatorMessage::Subscribe`]).
     changes: watch::Sender<u64>,
@@ -120,10 +125,6 @@ pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-pub fn run_key(run: &str) -> Result<Key, slsg::store::NameError> {
-    Key::new(["runs", run])
 }
 
 impl Actor for CoordinatorActor {
@@ -141,17 +142,16 @@ impl Actor for CoordinatorActor {
             store,
             finished,
         } = args;
-        let run = run_key(&plan.run)?;
+        let run = RunKeys::new(&plan.run).map_err(CoordinatorError::from)?;
         store
-            .put(&run.join("plan.json")?, serde_json::to_vec_pretty(&plan)?)
-            .await?;
-        let results = load_results(&store, &plan).await?;
-        let journal: Option<Journal> = match store.get(&run.join("state.json")?).await? {
-            Some(bytes) => {
-                Some(serde_json::from_slice(&bytes).map_err(|e| format!("{run}/state.json: {e}"))?)
-            }
-            None => None,
-        };
+            .put_json(&run.plan(), &plan)
+            .await
+            .map_err(CoordinatorError::from)?;
+        let results = load_results(&store, &run, &plan).await?;
+        let journal: Option<Journal> = store
+            .get_json(&run.journal())
+            .await
+            .map_err(CoordinatorError::from)?;
         let mut table = match journal {
             Some(journal) => {
                 tracing::info!(run = %plan.run, "recovering the run from its journal");
@@ -168,7 +168,7 @@ impl Actor for CoordinatorActor {
         tracing::info!(run = %plan.run, jobs = plan.jobs.len(), finished_before = reused, "coordinator ready");
         let journal = JournalWriter::start(
             store.clone(),
-            run.join("state.json")?,
+            run.journal(),
             table.journal(),
             tokio::runtime::Handle::current(),
         );
@@ -176,7 +176,8 @@ impl Actor for CoordinatorActor {
         let mut state = CoordinatorState {
             table,
             plan,
-            store,
+            run,
+            registry: Registry::new(store),
             journal,
             changes: watch::channel(0).0,
             finished,
@@ -275,26 +276,30 @@ impl Actor for CoordinatorActor {
 
 impl CoordinatorState {
     /// Writes the journal and waits until it is stored.
-    async fn persist(&mut self) -> Result<(), ActorProcessingErr> {
+    async fn persist(&mut self) -> Result<(), CoordinatorError> {
         let (done, stored) = oneshot::channel();
         self.journal.write(self.table.take_changes(), Some(done));
-        stored.await.map_err(|_| "the journal writer stopped")??;
-        Ok(())
+        stored
+            .await
+            .map_err(|_| CoordinatorError::JournalStopped)?
+            .map_err(CoordinatorError::Journal)
     }
 
     /// After a job finished, failed or lost its lease: publishes the results if that was the
     /// last job, and wakes the waiting lease requests.
-    async fn jobs_changed(&mut self) -> Result<(), ActorProcessingErr> {
+    async fn jobs_changed(&mut self) -> Result<(), CoordinatorError> {
         self.publish_if_finished().await?;
         self.changes.send_modify(|generation| *generation += 1);
         Ok(())
     }
 
     /// Once every job has finished: the final journal, then the results.
-    async fn publish_if_finished(&mut self) -> Result<(), ActorProcessingErr> {
+    async fn publish_if_finished(&mut self) -> Result<(), CoordinatorError> {
         if self.table.is_finished() && self.finished.borrow().is_none() {
             self.persist().await?;
-            let summary = publish_results(&self.store, &self.plan, &self.table.status()).await?;
+            let summary =
+                publish_results(&self.registry, &self.run, &self.plan, &self.table.status())
+                    .await?;
             tracing::info!(run = %self.plan.run, "every job has finished; results published");
             let _ = self.finished.send(Some(summary));
         }
@@ -305,24 +310,23 @@ impl CoordinatorState {
 /// Every `result.json` the plan's jobs already have in the store (finished earlier).
 async fn load_results(
     store: &Store,
+    run: &RunKeys,
     plan: &Plan,
-) -> Result<HashMap<JobId, JobResult>, ActorProcessingErr> {
-    let run = run_key(&plan.run)?;
+) -> Result<HashMap<JobId, JobResult>, CoordinatorError> {
     let mut lookups = Vec::with_capacity(plan.jobs.len());
     for job in &plan.jobs {
-        let (store, id, key) = (
-            store.clone(),
-            job.id.clone(),
-            run.join_all(["jobs", job.id.as_str(), "result.json"])?,
-        );
+        let (store, id, key) = (store.clone(), job.id.clone(), run.job(&job.id)?.result());
         lookups.push(async move {
             // An unreadable result is treated as missing: the job runs again.
-            let result = store.get(&key).await?.and_then(|bytes| {
-                serde_json::from_slice::<JobResult>(&bytes)
-                    .inspect_err(|e| tracing::warn!("{key}: {e}; the job will run again"))
-                    .ok()
-            });
-            Ok::<_, ActorProcessingErr>((id, result))
+            let result = match store.get_json::<JobResult>(&key).await {
+                Ok(result) => result,
+                Err(e @ StoreError::Decode { .. }) => {
+                    tracing::warn!("{e}; the job will run again");
+                    None
+                }
+                Err(e) => return Err(CoordinatorError::from(e)),
+            };
+            Ok((id, result))
         });
     }
     let found: Vec<_> = futures::stream::iter(lookups)
@@ -338,7 +342,7 @@ async fn load_results(
     Ok(results)
 }
 
-type Waiter = oneshot::Sender<Result<(), String>>;
+type Waiter = oneshot::Sender<Result<(), Arc<StoreError>>>;
 
 /// Keeps the journal on its own thread: merges the table's changes into its copy, serialises
 /// and stores it, coalescing bursts, so the actor never serialises the whole table (a few
@@ -366,9 +370,7 @@ impl JournalWriter {
                         waiters.extend(waiter);
                     }
                     let bytes = serde_json::to_vec(&journal).expect("the journal serialises");
-                    let outcome = runtime
-                        .block_on(store.put(&key, bytes))
-                        .map_err(|e| e.to_string());
+                    let outcome = runtime.block_on(store.put(&key, bytes)).map_err(Arc::new);
                     if let Err(e) = &outcome {
                         tracing::error!("writing the journal: {e}");
                     }

@@ -7,12 +7,13 @@ use std::time::Duration;
 use ractor::{Actor, ActorRef};
 use slsg::job::Plan;
 use slsg::store::Store;
-use slsg_worker::{WorkerActor, WorkerArgs};
+use slsg_worker::{JobRunner, WorkerActor, WorkerArgs};
 use tokio::sync::watch;
 
 use crate::actor::{CoordinatorActor, CoordinatorArgs, CoordinatorMessage};
+use crate::error::CoordinatorError;
 use crate::local_link::LocalLink;
-use crate::results::RunSummary;
+use crate::publish::RunSummary;
 
 /// A running embedded cluster.
 pub struct Embedded {
@@ -23,11 +24,13 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    /// Starts the coordinator for `plan` and the plan's worker slots.
+    /// Starts the coordinator for `plan` and the plan's worker slots, which run their jobs
+    /// with `runner`.
     pub async fn start(
         plan: Plan,
         store: Store,
-    ) -> Result<Embedded, Box<dyn std::error::Error + Send + Sync>> {
+        runner: JobRunner,
+    ) -> Result<Embedded, CoordinatorError> {
         let (finished_sender, finished) = watch::channel(None);
         let devices = plan.resources.workers.clone();
         let heartbeat_interval = Duration::from_secs(plan.resources.heartbeat_seconds);
@@ -54,6 +57,7 @@ impl Embedded {
                 name: format!("worker-{i}"),
                 device,
                 runtime: tokio::runtime::Handle::current(),
+                runner: runner.clone(),
             };
             let (_, task) = Actor::spawn(None, WorkerActor::<LocalLink>::default(), args).await?;
             workers.push(task);
@@ -67,11 +71,12 @@ impl Embedded {
     }
 
     /// Waits for every job to finish, then for the workers and the coordinator to stop.
-    pub async fn wait(mut self) -> Result<RunSummary, Box<dyn std::error::Error + Send + Sync>> {
+    pub async fn wait(mut self) -> Result<RunSummary, CoordinatorError> {
         let summary = self
             .finished
             .wait_for(|s| s.is_some())
-            .await?
+            .await
+            .map_err(CoordinatorError::gone)?
             .clone()
             .expect("checked by wait_for");
         for worker in self.workers {

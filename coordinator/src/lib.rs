@@ -4,7 +4,8 @@
 
 pub mod actor;
 pub mod embedded;
+pub mod error;
 pub mod local_link;
-pub mod results;
+pub mod publish;
 pub mod service;
 pub mod table;

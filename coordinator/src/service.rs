@@ -8,17 +8,17 @@ use std::time::Duration;
 use ractor::{ActorRef, RpcReplyPort};
 use slsg::proto::cluster_server::{Cluster, ClusterServer};
 use slsg::proto::{
-    CompleteReply, CompleteRequest, FailReply, FailRequest, HeartbeatReply, HeartbeatRequest,
-    Lease, LeaseReply, LeaseRequest, RegisterReply, RegisterRequest, StatusReply, StatusRequest,
+    AUTHORIZATION, CompleteReply, CompleteRequest, FailReply, FailRequest, HeartbeatReply,
+    HeartbeatRequest, Lease, LeaseReply, LeaseRequest, MESSAGE_LIMIT, RegisterReply,
+    RegisterRequest, StatusReply, StatusRequest, TokenError, bearer,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::{Request, Response, Status};
 
 use crate::actor::{CoordinatorMessage, LeaseAnswer, lease_waiting};
+use crate::error::CoordinatorError;
 
-/// Largest message accepted either way.
-pub const MESSAGE_LIMIT: usize = 4 << 20;
 /// Longest a lease request may wait for a job.
 pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(30);
 
@@ -180,12 +180,10 @@ pub struct TokenCheck {
 }
 
 impl TokenCheck {
-    pub fn new(token: Option<&str>) -> Result<TokenCheck, String> {
-        let expected = token
-            .map(|t| format!("Bearer {t}").parse::<MetadataValue<Ascii>>())
-            .transpose()
-            .map_err(|_| "the token must be printable ASCII".to_string())?;
-        Ok(TokenCheck { expected })
+    pub fn new(token: Option<&str>) -> Result<TokenCheck, TokenError> {
+        Ok(TokenCheck {
+            expected: token.map(bearer).transpose()?,
+        })
     }
 }
 
@@ -194,7 +192,7 @@ impl Interceptor for TokenCheck {
         let Some(expected) = &self.expected else {
             return Ok(request);
         };
-        match request.metadata().get("authorization") {
+        match request.metadata().get(AUTHORIZATION) {
             Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(request),
             _ => Err(Status::unauthenticated("missing or wrong bearer token")),
         }
@@ -211,7 +209,7 @@ pub async fn serve(
     address: SocketAddr,
     token: Option<&str>,
     shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<(), CoordinatorError> {
     let server = ClusterServer::new(service)
         .max_decoding_message_size(MESSAGE_LIMIT)
         .max_encoding_message_size(MESSAGE_LIMIT);

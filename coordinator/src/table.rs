@@ -18,6 +18,9 @@ pub struct Entry {
     pub lease: Option<String>,
     #[serde(skip)]
     pub progress: Option<JobProgress>,
+    /// Why the last failed attempt failed (kept once a later one succeeds).
+    #[serde(skip)]
+    pub last_error: Option<String>,
 }
 
 /// What the coordinator writes to `runs/<run>/state.json` after changes: compact states (a
@@ -108,6 +111,7 @@ impl JobTable {
                 attempts: 0,
                 lease: None,
                 progress: None,
+                last_error: None,
             })
             .collect();
         let mut table = JobTable {
@@ -406,6 +410,7 @@ impl JobTable {
     fn retry_or_fail(&mut self, i: usize, error: &str) {
         self.entries[i].lease = None;
         self.entries[i].progress = None;
+        self.entries[i].last_error = Some(error.to_string());
         if self.entries[i].attempts < self.max_attempts {
             self.entries[i].state = JobState::Queued;
             self.changed.insert(i);
@@ -451,6 +456,7 @@ impl JobTable {
                 state: e.state.clone(),
                 attempts: e.attempts,
                 progress: e.progress.clone(),
+                last_error: e.last_error.clone(),
             })
             .collect();
         RunStatus {
@@ -538,6 +544,7 @@ mod tests {
             steps: 1,
             validation: None,
             evaluation: None,
+            inference_images_per_second: None,
             seconds: 0.0,
         }
     }

@@ -1,22 +1,38 @@
-//! slsg: SLSG industrial anomaly detection (Yang et al.) as a library: datasets, synthetic data,
-//! anomaly simulation, metrics, and the contracts the worker and coordinator share.
+//! slsg: SLSG industrial anomaly detection (Yang, Liu, Yang, Wu) as a library: datasets,
+//! anomaly simulation, the networks, training, inference, metrics, the artifact store, the model
+//! registry, the category pipeline, and the contracts the worker and coordinator share.
 //!
-//! Data flows one way: `data` → `simulate` → `metrics`; `raster` and `seed` are the
-//! shared ground floor and `synth` only writes files.
+//! Modules in layers; each uses only the layers below it (the README's layout table lists them
+//! top-down, and `tests/layers.rs` checks every `use crate::…`):
+//!
+//! | layer | modules |
+//! |---|---|
+//! | contracts | `proto` (gRPC), `job` (cluster config, plan, specs) |
+//! | pipeline | `fit` (one category: prepare → pre-train → SegNet → selection → test evaluation) |
+//! | registry | `registry` (versions, aliases, history, promotion gate) |
+//! | learning | `train` (loops, validation), `infer` (detector, model files) |
+//! | setup | `config` (the run config), `checkpoint` (the container, kept in the store) |
+//! | method | `model` (networks, losses, maps), `metrics`, `simulate`, `synth` |
+//! | data | `data` (datasets, fingerprints), `store` (object store, key layout) |
+//! | ground | `raster`, `parallel`, `walk`, `seed`, `ranges`, `backend` |
 
 pub mod backend;
+pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod fit;
 pub mod infer;
 pub mod job;
 pub mod metrics;
 pub mod model;
-pub mod pipeline;
-pub mod prepare;
+pub mod parallel;
 pub mod proto;
+pub mod ranges;
 pub mod raster;
+pub mod registry;
 pub mod seed;
 pub mod simulate;
 pub mod store;
 pub mod synth;
 pub mod train;
+pub mod walk;

@@ -1,7 +1,25 @@
 //! The wire contract between coordinator and remote workers, generated from
-//! `proto/cluster.proto`: messages, the client stub and the server trait (no handlers here).
+//! `proto/cluster.proto`: messages, the client stub and the server trait (no handlers here),
+//! the message size limit both sides set, and the bearer token's header value.
 
 tonic::include_proto!("slsg.cluster.v1");
+
+use tonic::metadata::{Ascii, MetadataValue};
+
+/// The largest message either side sends or accepts.
+pub const MESSAGE_LIMIT: usize = 4 << 20;
+
+/// The metadata key every request carries its token in.
+pub const AUTHORIZATION: &str = "authorization";
+
+#[derive(Debug, thiserror::Error)]
+#[error("the token must be printable ASCII")]
+pub struct TokenError;
+
+/// `Bearer <token>`, the value of the [`AUTHORIZATION`] header.
+pub fn bearer(token: &str) -> Result<MetadataValue<Ascii>, TokenError> {
+    format!("Bearer {token}").parse().map_err(|_| TokenError)
+}
 
 impl From<crate::job::FailureKind> for FailureKind {
     fn from(kind: crate::job::FailureKind) -> Self {

@@ -7,14 +7,27 @@ use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use image::RgbImage;
 use slsg::backend::CpuTrain;
+use slsg::checkpoint::StoreCheckpoints;
+use slsg::config::{PretrainConfig, SegnetConfig, ValidationConfig};
 use slsg::model::{ModelConfig, init_seeded};
 use slsg::simulate::{SimulationConfig, Simulator, TextureBank};
+use slsg::store::layout::StageKeys;
+use slsg::store::{BlockingStore, Store};
 use slsg::train::{
-    DirCheckpoints, PretrainConfig, PretrainInputs, Progress, SegmentInputs, SegnetConfig, Silent,
-    TrainError, TrainEvent, ValidationConfig, ValidationSet, pretrain, train_segnet,
+    PretrainInputs, Progress, SegmentInputs, Silent, TrainError, TrainEvent, ValidationSet,
+    pretrain, train_segnet,
 };
 
 type B = CpuTrain;
+
+/// Checkpoints in a local store in `dir`, as a stage of `slsg fit` keeps them.
+fn checkpoints(dir: &tempfile::TempDir, runtime: &tokio::runtime::Runtime) -> StoreCheckpoints {
+    let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+    StoreCheckpoints::new(
+        BlockingStore::new(store, runtime.handle().clone()),
+        StageKeys::fit_stage("stage").unwrap(),
+    )
+}
 
 fn model() -> ModelConfig {
     ModelConfig {
@@ -82,6 +95,7 @@ fn max_difference(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
 
 #[test]
 fn pretraining_resumes_where_it_stopped() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
     let device = Default::default();
     let inputs = PretrainInputs {
         model: model(),
@@ -100,13 +114,13 @@ fn pretraining_resumes_where_it_stopped() {
     let straight = pretrain::<B>(
         &inputs,
         &device,
-        &mut DirCheckpoints::new(straight_dir.path()),
+        &mut checkpoints(&straight_dir, &runtime),
         &mut Silent,
     )
     .unwrap();
 
     let resumed_dir = tempfile::tempdir().unwrap();
-    let mut store = DirCheckpoints::new(resumed_dir.path());
+    let mut store = checkpoints(&resumed_dir, &runtime);
     let stopped = pretrain::<B>(
         &inputs,
         &device,
@@ -129,6 +143,7 @@ fn pretraining_resumes_where_it_stopped() {
 
 #[test]
 fn segnet_training_resumes_where_it_stopped() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
     let device = Default::default();
     let config = SimulationConfig::default();
     let textures = TextureBank::procedural(32, 32, 4, 1);
@@ -150,6 +165,7 @@ fn segnet_training_resumes_where_it_stopped() {
         validation_set: Some(ValidationSet::build(&validation, 1, 5)),
         seed: 4,
         threads: 2,
+        batch_size: 4,
     };
     let encoder = init_seeded(1, &device, || model().encoder().init::<B>(&device));
     let encoder = || encoder.clone();
@@ -159,13 +175,13 @@ fn segnet_training_resumes_where_it_stopped() {
         &inputs(),
         encoder(),
         &device,
-        &mut DirCheckpoints::new(straight_dir.path()),
+        &mut checkpoints(&straight_dir, &runtime),
         &mut Silent,
     )
     .unwrap();
 
     let resumed_dir = tempfile::tempdir().unwrap();
-    let mut store = DirCheckpoints::new(resumed_dir.path());
+    let mut store = checkpoints(&resumed_dir, &runtime);
     let stopped = train_segnet::<B>(
         &inputs(),
         encoder(),

@@ -250,30 +250,21 @@ heartbeat_seconds = 1
     file
 }
 
-/// Every file under `dir`, relative and sorted.
+/// Every file under `dir`, relative and sorted (none if `dir` does not exist).
 pub fn files_under(dir: &Path) -> Vec<String> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                out.push(
-                    p.strip_prefix(root)
-                        .expect("under root")
-                        .to_string_lossy()
-                        .into_owned(),
-                );
-            }
-        }
+    if !dir.exists() {
+        return Vec::new();
     }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
+    slsg::walk::files(dir, |_| true)
+        .unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
+        .iter()
+        .map(|p| {
+            p.strip_prefix(dir)
+                .expect("under the root")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
 }
 
 pub fn read_json(file: &Path) -> serde_json::Value {
@@ -299,7 +290,7 @@ pub fn summary_jobs(summary: &serde_json::Value) -> Vec<(String, String, String,
         .collect()
 }
 
-/// Every artifact DESIGN.md's store layout names for a finished run, as relative keys, given
+/// Every artifact the store layout names for a finished run, as relative keys, given
 /// the run's jobs (id, kind, category); the test images' maps are checked by the caller.
 pub fn expected_artifacts(run: &str, jobs: &[(String, String, String)]) -> Vec<String> {
     let mut keys = vec![
@@ -328,6 +319,7 @@ pub fn expected_artifacts(run: &str, jobs: &[(String, String, String)]) -> Vec<S
     let categories: std::collections::BTreeSet<&String> = jobs.iter().map(|(_, _, c)| c).collect();
     for category in categories {
         keys.push(format!("models/{category}/current"));
+        keys.push(format!("models/{category}/history.jsonl"));
     }
     keys
 }

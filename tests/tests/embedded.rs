@@ -120,9 +120,10 @@ fn a_sweep_publishes_every_artifact_and_a_rerun_trains_nothing() {
             format!("sweep-{}", board[0]["job"].as_str().unwrap()),
             "the best validation point is registered"
         );
-        let card = read_json(&store.join(format!("models/{category}/{version}/card.json")));
+        let card =
+            read_json(&store.join(format!("models/{category}/versions/{version}/card.json")));
         assert_eq!(card["job"], board[0]["job"]);
-        let model = store.join(format!("models/{category}/{version}"));
+        let model = store.join(format!("models/{category}/versions/{version}"));
         assert!(model.join("model.json").exists() && model.join("weights.ckpt").exists());
     }
 

@@ -1,19 +1,34 @@
 //! The worker actor, one per device slot: lease → run the job on its own thread → heartbeat
-//! with progress while it runs → report the result → lease again. On shutdown the running job
-//! checkpoints and its lease is given back.
+//! with progress while it runs → report the result → lease again. A job that panics is reported
+//! as a retryable failure carrying the panic's message. On shutdown the running job checkpoints
+//! and its lease is given back.
 
-use std::sync::atomic::Ordering;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use slsg::backend::Device;
 use slsg::job::{FailureKind, JobResult};
+use slsg::parallel::panic_message;
 use tokio::runtime::Handle;
 
-use crate::link::{CoordinatorLink, LeaseOutcome, LinkError};
-use crate::reporter::JobSignals;
-use crate::runner::{JobFailure, run_job};
+use crate::link::{CoordinatorLink, LeaseOutcome, LeasedJob, LinkError};
+use crate::progress::JobSignals;
+use crate::runner::{JobError, JobFailure, run_job};
+
+/// Runs a leased job to its end on the calling thread (a dedicated one, never the runtime's).
+pub type JobRunner = Arc<
+    dyn Fn(&LeasedJob, Device, Handle, &JobSignals) -> Result<JobResult, JobError> + Send + Sync,
+>;
+
+/// The runner every worker uses: the job's stage of the category pipeline.
+pub fn pipeline_runner() -> JobRunner {
+    Arc::new(|job, device, runtime, signals| {
+        run_job(&job.spec, device, runtime, &mut signals.clone())
+    })
+}
 
 /// How long one lease request waits for a job.
 const LEASE_WAIT: Duration = Duration::from_secs(5);
@@ -34,11 +49,12 @@ pub enum WorkerMessage {
 }
 
 pub struct WorkerArgs<L> {
-    pub link: std::sync::Arc<L>,
+    pub link: Arc<L>,
     pub name: String,
     pub device: Device,
     /// Runs the store's futures for the job thread.
     pub runtime: Handle,
+    pub runner: JobRunner,
 }
 
 pub struct WorkerState<L> {
@@ -103,22 +119,30 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
                     Ok(LeaseOutcome::Job(job)) => {
                         tracing::info!(worker = %state.args.name, job = %job.spec.id, kind = job.spec.kind.name(), category = %job.spec.category, attempt = job.attempt, "leased");
                         let signals = JobSignals::default();
-                        let (spec, device, runtime, thread_signals, actor) = (
-                            job.spec,
+                        let lease_id = job.lease_id.clone();
+                        let (device, runtime, thread_signals, actor, runner) = (
                             state.args.device,
                             state.args.runtime.clone(),
                             signals.clone(),
                             myself.clone(),
+                            state.args.runner.clone(),
                         );
                         let thread = std::thread::Builder::new()
                             .name(format!("{}-job", state.args.name))
                             .spawn(move || {
-                                let result = run_job(&spec, device, runtime, thread_signals);
+                                let run = AssertUnwindSafe(|| {
+                                    runner(&job, device, runtime, &thread_signals)
+                                });
+                                let result = std::panic::catch_unwind(run)
+                                    .unwrap_or_else(|panic| {
+                                        Err(JobError::Panicked(panic_message(panic.as_ref())))
+                                    })
+                                    .map_err(JobFailure::from);
                                 let _ =
                                     actor.send_message(WorkerMessage::Finished(Box::new(result)));
                             })?;
                         state.current = Some(Running {
-                            lease_id: job.lease_id,
+                            lease_id,
                             signals,
                             cancelled: false,
                             thread,
@@ -144,12 +168,7 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
                 if let Some(running) = &mut state.current
                     && !running.cancelled
                 {
-                    let progress = running
-                        .signals
-                        .latest
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .clone();
+                    let progress = running.signals.latest();
                     match state
                         .args
                         .link
@@ -159,7 +178,7 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
                         Ok(answer) if answer.cancel || !answer.accepted => {
                             tracing::warn!(worker = %state.args.name, lease = %running.lease_id, "the coordinator cancelled the lease; stopping the job");
                             running.cancelled = true;
-                            running.signals.stop.store(true, Ordering::Relaxed);
+                            running.signals.request_stop();
                         }
                         Ok(_) => {}
                         Err(e) => {
@@ -193,7 +212,7 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
             WorkerMessage::Shutdown => {
                 state.stopping = true;
                 match &state.current {
-                    Some(running) => running.signals.stop.store(true, Ordering::Relaxed),
+                    Some(running) => running.signals.request_stop(),
                     None => myself.stop(None),
                 }
             }

@@ -6,7 +6,8 @@ use std::time::Duration;
 use slsg::job::{FailureKind, JobProgress, JobResult, JobSpec, RunStatus};
 use slsg::proto::cluster_client::ClusterClient;
 use slsg::proto::{
-    CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, RegisterRequest, StatusRequest,
+    AUTHORIZATION, CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, MESSAGE_LIMIT,
+    RegisterRequest, StatusRequest, bearer,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
@@ -17,9 +18,6 @@ use crate::link::{
     CoordinatorLink, HeartbeatAnswer, LeaseOutcome, LeasedJob, LinkError, Registration,
 };
 
-/// Largest message accepted either way.
-pub const MESSAGE_LIMIT: usize = 4 << 20;
-
 #[derive(Clone)]
 struct Bearer(Option<MetadataValue<Ascii>>);
 
@@ -29,9 +27,7 @@ impl Interceptor for Bearer {
         mut request: tonic::Request<()>,
     ) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(token) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", token.clone());
+            request.metadata_mut().insert(AUTHORIZATION, token.clone());
         }
         Ok(request)
     }
@@ -62,9 +58,9 @@ impl GrpcLink {
             .timeout(Duration::from_secs(60))
             .connect_lazy();
         let token = token
-            .map(|t| format!("Bearer {t}").parse::<MetadataValue<Ascii>>())
+            .map(bearer)
             .transpose()
-            .map_err(|_| LinkError::Refused("the token must be printable ASCII".into()))?;
+            .map_err(|e| LinkError::Refused(e.to_string()))?;
         let client = ClusterClient::with_interceptor(channel, Bearer(token))
             .max_decoding_message_size(MESSAGE_LIMIT)
             .max_encoding_message_size(MESSAGE_LIMIT);

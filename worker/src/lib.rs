@@ -6,12 +6,13 @@
 mod actor;
 mod grpc;
 mod link;
-mod reporter;
+mod progress;
 mod runner;
 
-pub use actor::{WorkerActor, WorkerArgs, WorkerMessage};
+pub use actor::{JobRunner, WorkerActor, WorkerArgs, WorkerMessage, pipeline_runner};
 pub use grpc::GrpcLink;
 pub use link::{
     CoordinatorLink, HeartbeatAnswer, LeaseOutcome, LeasedJob, LinkError, Registration,
 };
-pub use runner::{JobFailure, run_job};
+pub use progress::JobSignals;
+pub use runner::{JobError, JobFailure, run_job};

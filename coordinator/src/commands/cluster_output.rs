@@ -2,7 +2,7 @@
 //! at the end.
 
 use slsg::job::{JobState, RunStatus};
-use slsg_coordinator::results::RunSummary;
+use slsg_coordinator::publish::RunSummary;
 
 fn metric(value: Option<f64>) -> String {
     value.map_or("—".into(), |v| format!("{v:.3}"))
@@ -118,7 +118,7 @@ pub fn summary_table(summary: &RunSummary, store: &str) -> String {
     );
     for model in summary.models.values() {
         out.push_str(&format!(
-            "{:<16} {:>10} {:>10} {:>10} {:>10}  models/{}/{}\n",
+            "{:<16} {:>10} {:>10} {:>10} {:>10}  models/{}/versions/{}\n",
             model.category,
             metric(model.validation_score),
             metric(model.test_image_auroc),

@@ -1,20 +1,15 @@
 //! `slsg config`: checks a training config, prints it with every default, counts parameters.
 //! Forwards to `slsg::config`; owns only the printing.
 
-use std::path::PathBuf;
-
 use slsg::backend::CpuTrain;
-use slsg::config::Config;
 use slsg::model::trainable_parameters;
+
+use super::args::ConfigArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A TOML config to check (the defaults otherwise).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Override a field, e.g. `--set model.width=0.5` (repeatable).
-    #[arg(long = "set", value_name = "FIELD=VALUE")]
-    overrides: Vec<String>,
+    #[command(flatten)]
+    config: ConfigArgs,
     /// Print the resolved config as TOML (with no file, every default).
     #[arg(long)]
     print_default: bool,
@@ -24,7 +19,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let config = Config::load_with(args.config.as_deref(), &args.overrides)?;
+    let config = args.config.load()?;
     if args.print_default || !args.params {
         print!("{}", config.to_toml());
     }

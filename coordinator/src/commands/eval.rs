@@ -4,16 +4,14 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use slsg::data::Category;
 use slsg::metrics::{EvalOptions, ImageScore, evaluate_folder};
+
+use super::args::CategoryArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Dataset root holding the category folders.
-    #[arg(long)]
-    dataset: PathBuf,
-    #[arg(long)]
-    category: String,
+    #[command(flatten)]
+    category: CategoryArgs,
     /// Anomaly maps in the official layout: `<maps>/<category>/test/<kind>/<id>.tiff`.
     #[arg(long)]
     maps: PathBuf,
@@ -26,7 +24,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let category = Category::open(&args.dataset, &args.category)?;
+    let category = args.category.open()?;
     let options = EvalOptions {
         image_score: args.image_score,
         ..EvalOptions::default()

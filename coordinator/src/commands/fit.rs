@@ -1,5 +1,5 @@
-//! `slsg fit`: both training stages for one category in this process, into a local folder.
-//! Forwards to `slsg::train` and `slsg::infer`; owns the output folder's layout.
+//! `slsg fit`: both stages of one category in this process, through the category pipeline, into
+//! a local store at `--out` (the same files a cluster run's two jobs write).
 
 use std::path::{Path, PathBuf};
 
@@ -7,48 +7,49 @@ use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
 use slsg::backend::{BackendJob, Device, run_on};
 use slsg::config::Config;
-use slsg::data::{Category, TestImage};
-use slsg::infer::{Detector, save_model};
-use slsg::metrics::{AnomalyMap, map_path, write_tiff};
-use slsg::train::{DirCheckpoints, fit_category};
+use slsg::data::Category;
+use slsg::fit::fit_category;
+use slsg::store::layout::StageKeys;
+use slsg::store::{BlockingStore, Store};
+use slsg::train::Stage;
 
+use super::args::{CategoryArgs, ConfigArgs};
 use super::progress::ConsoleProgress;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Dataset root holding the category folders.
-    #[arg(long)]
-    dataset: PathBuf,
-    #[arg(long)]
-    category: String,
-    /// Output folder: `model/`, `checkpoints/`, `curve.jsonl`, `maps/`, `eval.json`. Running again
-    /// with the same folder resumes from its checkpoints.
+    #[command(flatten)]
+    category: CategoryArgs,
+    /// Output folder: `pretrain/` (checkpoints, curve, encoder), `segnet/` (checkpoints, curve,
+    /// `model/`, `maps/`, `eval.json`) and `config.toml`. Running again with the same folder
+    /// resumes, and skips a stage that finished.
     #[arg(long)]
     out: PathBuf,
-    /// TOML config (defaults for everything not given).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Override a config field, e.g. `--set segnet.steps=500` (repeatable).
-    #[arg(long = "set", value_name = "FIELD=VALUE")]
-    overrides: Vec<String>,
+    #[command(flatten)]
+    config: ConfigArgs,
     /// `cpu`, or `cuda:N` with a `--features cuda` build.
     #[arg(long, default_value = "cpu")]
     device: Device,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let config = Config::load_with(args.config.as_deref(), &args.overrides)?;
-    let category = Category::open(&args.dataset, &args.category)?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    std::fs::write(args.out.join("config.toml"), config.to_toml())
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    let config = args.config.load()?;
+    let category = args.category.open()?;
+    let out = args.out.to_str().with_context(|| {
+        format!(
+            "{}: the output folder's path must be UTF-8",
+            args.out.display()
+        )
+    })?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let store = BlockingStore::new(Store::open(out)?, runtime.handle().clone());
     run_on(
         args.device,
         FitJob {
             category,
             config,
-            out: args.out,
+            store,
+            out: args.out.clone(),
         },
     )?
 }
@@ -56,6 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 struct FitJob {
     category: Category,
     config: Config,
+    store: BlockingStore,
     out: PathBuf,
 }
 
@@ -63,60 +65,55 @@ impl BackendJob for FitJob {
     type Output = anyhow::Result<()>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
-        let mut store = DirCheckpoints::new(self.out.join("checkpoints"));
-        let mut progress = ConsoleProgress::new(&self.out.join("curve.jsonl"))?;
-        let fit = fit_category::<B>(
+        let mut progress = ConsoleProgress::new();
+        let fitted = fit_category::<B>(
             &self.category,
             &self.config,
+            &self.store,
             &device,
-            &mut store,
             &mut progress,
         );
         progress.finish();
-        let fit = fit?;
-        let model_dir = self.out.join("model");
-        save_model(&model_dir, &fit.model, &fit.card)?;
+        let fitted = fitted?;
+        for stage in &fitted.reused {
+            println!(
+                "{}: finished before in {} (not run again)",
+                stage.name(),
+                self.out.display()
+            );
+        }
+        let segnet = folder(&self.out, Stage::Segnet)?;
         println!(
             "model: {} (SegNet step {} selected on validation data)",
-            model_dir.display(),
-            fit.card.training.selected_step
+            segnet.join("model").display(),
+            fitted
+                .segnet
+                .validation
+                .as_ref()
+                .map_or(fitted.segnet.steps, |v| v.step)
         );
-        let detector = Detector::new(fit.model, fit.card, device);
-        evaluate_test_split(&detector, &self.category, &self.config, &self.out)
+        match &fitted.segnet.evaluation {
+            Some(evaluation) => {
+                print!("{}", evaluation.table());
+                if let Some(speed) = fitted.segnet.inference_images_per_second {
+                    println!("inference: {speed:.1} images/s");
+                }
+                println!(
+                    "maps: {}, metrics: {}",
+                    segnet.join("maps").display(),
+                    segnet.join("eval.json").display()
+                );
+            }
+            None => println!(
+                "{} has no test split: nothing to evaluate",
+                self.category.name
+            ),
+        }
+        Ok(())
     }
 }
 
-/// Predicts every test image, writes the maps in the official layout and scores them.
-fn evaluate_test_split<B: burn::prelude::Backend>(
-    detector: &Detector<B>,
-    category: &Category,
-    config: &Config,
-    out: &Path,
-) -> anyhow::Result<()> {
-    if category.test.is_empty() {
-        println!("{} has no test split: nothing to evaluate", category.name);
-        return Ok(());
-    }
-    let maps = out.join("maps");
-    let mut write = |test: &TestImage, map: &AnomalyMap| {
-        write_tiff(&map_path(&maps, &category.name, &test.kind, test.id()), map)
-            .map_err(|e| e.to_string())
-    };
-    let run = slsg::infer::evaluate_test_split(
-        detector,
-        category,
-        config.inference.batch_size,
-        &mut write,
-    )?;
-    print!("{}", run.evaluation.table());
-    println!(
-        "inference: {:.1} images/s ({} test images)",
-        run.images as f64 / run.seconds.max(1e-9),
-        run.images
-    );
-    let path = out.join("eval.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&run.evaluation)? + "\n")
-        .with_context(|| format!("writing {}", path.display()))?;
-    println!("maps: {}, metrics: {}", maps.display(), path.display());
-    Ok(())
+/// A stage's folder below the output folder.
+fn folder(out: &Path, stage: Stage) -> anyhow::Result<PathBuf> {
+    Ok(out.join(StageKeys::fit_stage(stage.name())?.prefix().as_str()))
 }

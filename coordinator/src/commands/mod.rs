@@ -1,6 +1,7 @@
 //! One module per subcommand of `slsg`: thin handlers that parse arguments, forward to the
 //! libraries and print; no training, scheduling or storage logic lives here.
 
+mod args;
 mod cluster_output;
 pub mod config;
 pub mod demo;

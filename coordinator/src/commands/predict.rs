@@ -76,26 +76,19 @@ fn collect_inputs(input: &Path, out: &Path) -> anyhow::Result<Vec<Item>> {
             })
             .collect());
     }
-    let mut items = Vec::new();
-    walk(input, input, out, &mut items)?;
-    items.sort_by(|a, b| a.image.cmp(&b.image));
-    Ok(items)
-}
-
-fn walk(root: &Path, dir: &Path, out: &Path, items: &mut Vec<Item>) -> anyhow::Result<()> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry?.path();
-        if path.is_dir() {
-            walk(root, &path, out, items)?;
-        } else if is_image_file(&path) {
-            let relative = path.strip_prefix(root).unwrap_or(&path).with_extension("");
-            items.push(Item {
-                image: path,
+    Ok(slsg::walk::files(input, is_image_file)?
+        .into_iter()
+        .map(|image| {
+            let relative = image
+                .strip_prefix(input)
+                .unwrap_or(&image)
+                .with_extension("");
+            Item {
                 output: out.join(relative),
-            });
-        }
-    }
-    Ok(())
+                image,
+            }
+        })
+        .collect())
 }
 
 struct PredictJob {

@@ -1,31 +1,17 @@
-//! Training progress on the terminal (a bar with losses and images/s) and as a JSONL curve.
-
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::Path;
+//! Training progress on the terminal: a bar per stage with losses and images/s, and a line per
+//! validation and resume. (The curve itself is kept in the store by the pipeline.)
 
 use indicatif::{ProgressBar, ProgressStyle};
 use slsg::train::{Progress, Stage, TrainEvent};
 
 pub struct ConsoleProgress {
     bar: Option<(Stage, ProgressBar)>,
-    curve: BufWriter<File>,
 }
 
 impl ConsoleProgress {
-    /// Appends every event to `curve` (JSON lines) and draws a bar on standard error.
-    pub fn new(curve: &Path) -> std::io::Result<Self> {
-        if let Some(parent) = curve.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(curve)?;
-        Ok(Self {
-            bar: None,
-            curve: BufWriter::new(file),
-        })
+    /// Draws on standard error.
+    pub fn new() -> Self {
+        Self { bar: None }
     }
 
     fn bar(&mut self, stage: Stage, total: u64, position: u64) -> &ProgressBar {
@@ -52,15 +38,11 @@ impl ConsoleProgress {
         if let Some((_, bar)) = self.bar.take() {
             bar.finish();
         }
-        let _ = self.curve.flush();
     }
 }
 
 impl Progress for ConsoleProgress {
     fn on_event(&mut self, event: &TrainEvent) {
-        if let Ok(line) = serde_json::to_string(event) {
-            let _ = writeln!(self.curve, "{line}");
-        }
         match event {
             TrainEvent::Step(report) => {
                 let losses: Vec<String> = report
@@ -95,9 +77,7 @@ impl Progress for ConsoleProgress {
                 "resuming {} from its checkpoint at step {step}",
                 stage.name()
             ),
-            TrainEvent::Checkpoint { .. } => {
-                let _ = self.curve.flush();
-            }
+            TrainEvent::Checkpoint { .. } => {}
         }
     }
 }

@@ -74,7 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 _ = stop_signal() => tracing::warn!("stopping; the journal is in the store, restart with the same config to continue"),
             }
         };
-        serve(service, args.listen, token.as_deref(), shutdown).await.map_err(|e| anyhow::anyhow!(e)).with_context(|| format!("serving on {}", args.listen))?;
+        serve(service, args.listen, token.as_deref(), shutdown).await.with_context(|| format!("serving on {}", args.listen))?;
         actor.stop(None);
         let _ = task.await;
         let summary = finished.borrow_and_update().clone();

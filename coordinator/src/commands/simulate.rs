@@ -6,19 +6,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use image::{GrayImage, Rgb, RgbImage};
-use slsg::config::Config;
-use slsg::data::Category;
-use slsg::prepare::{SimulatorInputs, category_simulator};
+use slsg::fit::{SimulatorInputs, category_simulator};
 use slsg::seed::rng_for;
 use slsg::simulate::{Branch, SampleInfo};
 
+use super::args::{CategoryArgs, ConfigArgs};
+
 #[derive(clap::Args)]
 pub struct Args {
-    /// Dataset root holding the category folders.
-    #[arg(long)]
-    dataset: PathBuf,
-    #[arg(long)]
-    category: String,
+    #[command(flatten)]
+    category: CategoryArgs,
     /// Folder for the image/mask PNG pairs, `samples.csv` and `contact_sheet.png`.
     #[arg(long)]
     out: PathBuf,
@@ -32,17 +29,14 @@ pub struct Args {
     /// Folder of texture images for the structural branch (default: the config's, else procedural).
     #[arg(long)]
     textures: Option<PathBuf>,
-    /// TOML config; its `[simulation]` section is used.
-    #[arg(long)]
-    config: Option<PathBuf>,
+    /// The training config; its `[simulation]` section is used.
+    #[command(flatten)]
+    config: ConfigArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    let category = Category::open(&args.dataset, &args.category)?;
+    let config = args.config.load()?;
+    let category = args.category.open()?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let inputs = SimulatorInputs {
         size: args.size,

@@ -8,6 +8,7 @@ use slsg::job::{ClusterConfig, Plan};
 use slsg::store::Store;
 use slsg_coordinator::actor::CoordinatorMessage;
 use slsg_coordinator::embedded::Embedded;
+use slsg_worker::pipeline_runner;
 
 use super::cluster_output::{finish, progress_lines, reuse_line};
 
@@ -37,18 +38,16 @@ pub fn run_embedded(cluster: &ClusterConfig, origin: &Path) -> anyhow::Result<()
     let store_url = plan.store.clone();
     let runtime = tokio::runtime::Runtime::new()?;
     let summary = runtime.block_on(async move {
-        let embedded = Embedded::start(plan, store)
-            .await
-            .map_err(|e| anyhow::anyhow!(e))?;
+        let embedded = Embedded::start(plan, store, pipeline_runner()).await?;
         let status = ractor::call!(embedded.coordinator, |reply| CoordinatorMessage::Status {
             reply
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         println!("{}", reuse_line(&status));
         let watcher = tokio::spawn(report_progress(embedded.coordinator.clone()));
-        let summary = embedded.wait().await.map_err(|e| anyhow::anyhow!(e));
+        let summary = embedded.wait().await;
         watcher.abort();
-        summary
+        Ok::<_, anyhow::Error>(summary?)
     })?;
     finish(&summary, &store_url)
 }

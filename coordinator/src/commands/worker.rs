@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorRef};
 use slsg::backend::Device;
-use slsg_worker::{CoordinatorLink, GrpcLink, LinkError, WorkerActor, WorkerArgs, WorkerMessage};
+use slsg_worker::{
+    CoordinatorLink, GrpcLink, LinkError, WorkerActor, WorkerArgs, WorkerMessage, pipeline_runner,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -43,6 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 name: format!("{name}-{i}"),
                 device: *device,
                 runtime: tokio::runtime::Handle::current(),
+                runner: pipeline_runner(),
             };
             let spawned = Actor::spawn(None, WorkerActor::<GrpcLink>::default(), worker_args)
                 .await

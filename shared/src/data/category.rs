@@ -109,6 +109,11 @@ impl Category {
         })
     }
 
+    /// The normal images training and model selection read: `train` and `validation`.
+    pub fn training_images(&self) -> Vec<PathBuf> {
+        self.train.iter().chain(&self.validation).cloned().collect()
+    }
+
     /// Test images grouped by kind, in folder order.
     pub fn test_kinds(&self) -> Vec<String> {
         let mut kinds: Vec<String> = Vec::new();

@@ -40,6 +40,8 @@ pub enum DataError {
     DefectsConfig { path: PathBuf, message: String },
     #[error("{path}: invalid ground-truth region: {message}")]
     GroundTruthRegion { path: PathBuf, message: String },
+    #[error(transparent)]
+    Walk(#[from] crate::walk::WalkError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

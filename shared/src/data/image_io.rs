@@ -68,29 +68,7 @@ pub fn read_rgb_resized_all(
     height: u32,
     threads: usize,
 ) -> Result<Vec<RgbImage>, DataError> {
-    let threads = threads.clamp(1, paths.len().max(1));
-    let chunk = paths.len().div_ceil(threads).max(1);
-    let results: Vec<Result<Vec<RgbImage>, DataError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = paths
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|p| read_rgb_resized(p, width, height))
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("image reader thread panicked"))
-            .collect()
-    });
-    let mut images = Vec::with_capacity(paths.len());
-    for part in results {
-        images.extend(part?);
-    }
-    Ok(images)
+    crate::parallel::try_map(paths, threads, |p| read_rgb_resized(p, width, height))
 }
 
 /// Width and height from the file header, without decoding the pixels.

@@ -5,6 +5,7 @@
 mod category;
 mod defects;
 mod error;
+mod fingerprint;
 mod ground_truth;
 mod image_io;
 mod layout;
@@ -12,6 +13,7 @@ mod layout;
 pub use category::{Category, GroundTruthSource, TestImage};
 pub use defects::{DefectSpec, DefectsConfig};
 pub use error::DataError;
+pub use fingerprint::{all_files, fingerprint, hex};
 pub use ground_truth::{GroundTruth, GroundTruthRegion};
 pub use image_io::{
     IMAGE_EXTENSIONS, image_size, is_image_file, read_gray, read_rgb, read_rgb_resized,

@@ -1,7 +1,7 @@
-//! A trained model: `model.json` (the card: format, configuration, how it was trained, its
-//! decision threshold) and `weights.ckpt` (the SegNet weights in a checksummed checkpoint), in
-//! a folder or as bytes for the object store. A model of another format version or with
-//! damaged weights is refused.
+//! A trained model: `model.json` (the card: format, configuration, how it was trained and
+//! selected, its decision threshold) and `weights.ckpt` (the SegNet weights in a checksummed
+//! checkpoint), in a folder or as bytes for the object store. A model of another format version
+//! or with damaged weights is refused.
 
 use std::path::{Path, PathBuf};
 
@@ -9,29 +9,53 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::Detector;
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointMeta};
 use crate::metrics::ImageScore;
 use crate::model::{ModelConfig, SegNet};
-use crate::train::{Checkpoint, CheckpointError, CheckpointMeta};
+use crate::store::layout::{MODEL_CARD_FILE, MODEL_WEIGHTS_FILE};
 
 /// Bumped whenever a model written before cannot be read the same way.
-pub const MODEL_FORMAT_VERSION: u32 = 1;
-pub const CARD_FILE: &str = "model.json";
-pub const WEIGHTS_FILE: &str = "weights.ckpt";
+pub const MODEL_FORMAT_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrainingSummary {
     pub seed: u64,
     pub pretrain_steps: u64,
     pub segnet_steps: u64,
     /// The SegNet step whose weights were kept (best validation score).
     pub selected_step: u64,
-    pub validation_image_auroc: Option<f64>,
-    pub validation_pixel_auroc: Option<f64>,
     pub training_images: usize,
     pub validation_images: usize,
+    /// The fingerprint of the training and validation images (paths, sizes, contents).
+    pub data_fingerprint: String,
+}
+
+/// What model selection scored on: the validation images plus anomalies simulated on them from
+/// a fixed seed. Two models are comparable only on sets with the same fingerprint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluationSet {
+    /// SHA-256 of the set's images and masks as scored.
+    pub fingerprint: String,
+    pub normal_images: usize,
+    pub simulated_anomalies: usize,
+    pub seed: u64,
+}
+
+/// The selected model's scores on the evaluation set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectionScores {
+    pub image_auroc: Option<f64>,
+    pub pixel_auroc: Option<f64>,
+    /// The selection score (the mean of both AUROCs).
+    pub score: f64,
+    pub set: EvaluationSet,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelCard {
     pub format: u32,
     pub slsg_version: String,
@@ -41,6 +65,8 @@ pub struct ModelCard {
     /// Image scores at or above this are reported anomalous (F1-max on the validation set).
     pub decision_threshold: Option<f64>,
     pub training: TrainingSummary,
+    /// How the model was selected; `None` when the category had no image to spare.
+    pub validation: Option<SelectionScores>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +143,9 @@ pub fn decode_model<B: Backend>(
         });
     }
     let card: ModelCard = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+    card.model
+        .validate("model")
+        .map_err(|e| invalid(e.to_string()))?;
     let checkpoint = Checkpoint::decode(weights, weights_origin)?;
     let model = checkpoint.load_module(
         "segnet",
@@ -136,7 +165,10 @@ pub fn save_model<B: Backend>(
     let io = |path: PathBuf| move |source| ModelError::Io { path, source };
     std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
     let files = encode_model(model, card);
-    for (name, bytes) in [(WEIGHTS_FILE, files.weights), (CARD_FILE, files.card)] {
+    for (name, bytes) in [
+        (MODEL_WEIGHTS_FILE, files.weights),
+        (MODEL_CARD_FILE, files.card),
+    ] {
         let path = dir.join(name);
         std::fs::write(&path, bytes).map_err(io(path.clone()))?;
     }
@@ -151,7 +183,7 @@ pub fn load_model<B: Backend>(dir: &Path, device: &B::Device) -> Result<Detector
             .map(|bytes| (bytes, path.display().to_string()))
             .map_err(|source| ModelError::Io { path, source })
     };
-    let (card, card_origin) = read(CARD_FILE)?;
-    let (weights, weights_origin) = read(WEIGHTS_FILE)?;
+    let (card, card_origin) = read(MODEL_CARD_FILE)?;
+    let (weights, weights_origin) = read(MODEL_WEIGHTS_FILE)?;
     decode_model(&card, &card_origin, &weights, &weights_origin, device)
 }

@@ -1,12 +1,12 @@
-//! Inference: anomaly probability maps from a trained SegNet, brought back to each image's
-//! original size, with image scores; batched and timed. The saved model (card + weights) lives
-//! in `bundle`.
+//! Inference: a trained SegNet's anomaly maps brought back to each image's original size, with
+//! image scores, batched and timed; the test split scored by a detector. The saved model (card
+//! and weights) lives in `bundle`.
 
 mod bundle;
 
 pub use bundle::{
-    CARD_FILE, MODEL_FORMAT_VERSION, ModelCard, ModelError, ModelFiles, TrainingSummary,
-    WEIGHTS_FILE, decode_model, encode_model, load_model, save_model,
+    EvaluationSet, MODEL_FORMAT_VERSION, ModelCard, ModelError, ModelFiles, SelectionScores,
+    TrainingSummary, decode_model, encode_model, load_model, save_model,
 };
 
 use std::time::{Duration, Instant};
@@ -15,20 +15,8 @@ use burn::prelude::*;
 use image::RgbImage;
 
 use crate::metrics::{AnomalyMap, ImageScore};
-use crate::model::{SegNet, anomaly_probability};
+use crate::model::{SegNet, anomaly_maps, images_tensor};
 use crate::raster::{resize_bilinear_f32, resize_rgb, write_chw};
-
-/// Anomalous-class probability maps at the model's input size, one row-major map per image.
-pub fn anomaly_maps<B: Backend>(model: &SegNet<B>, images: Tensor<B, 4>) -> Vec<Vec<f32>> {
-    let [n, _, h, w] = images.dims();
-    let probabilities = anomaly_probability(model.forward(images).logits);
-    let values: Vec<f32> = probabilities
-        .into_data()
-        .convert::<f32>()
-        .into_vec()
-        .expect("float maps");
-    values.chunks(h * w).take(n).map(|m| m.to_vec()).collect()
-}
 
 /// One image's result.
 pub struct Prediction {
@@ -75,10 +63,7 @@ impl<B: Backend> Detector<B> {
                 &mut data[i * 3 * plane..(i + 1) * 3 * plane],
             );
         }
-        let input = Tensor::<B, 4>::from_data(
-            TensorData::new(data, [images.len(), 3, size as usize, size as usize]),
-            &self.device,
-        );
+        let input = images_tensor::<B>(data, images.len(), size as usize, &self.device);
         anomaly_maps(&self.model, input)
             .into_iter()
             .zip(images)
@@ -123,24 +108,22 @@ pub struct TestRun {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum TestRunError {
+pub enum TestRunError<E: std::error::Error + 'static> {
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
-    #[error("writing the map of {image}: {message}")]
-    Sink {
-        image: std::path::PathBuf,
-        message: String,
-    },
+    /// The sink could not keep a map.
+    #[error(transparent)]
+    Sink(E),
 }
 
 /// Predicts every test image of `category` in batches, hands each map to `sink` (to write it
 /// somewhere) and computes every metric.
-pub fn evaluate_test_split<B: Backend>(
+pub fn evaluate_test_split<B: Backend, E: std::error::Error + 'static>(
     detector: &Detector<B>,
     category: &crate::data::Category,
     batch_size: usize,
-    sink: &mut dyn FnMut(&crate::data::TestImage, &AnomalyMap) -> Result<(), String>,
-) -> Result<TestRun, TestRunError> {
+    sink: &mut dyn FnMut(&crate::data::TestImage, &AnomalyMap) -> Result<(), E>,
+) -> Result<TestRun, TestRunError<E>> {
     let mut samples = Vec::with_capacity(category.test.len());
     let mut seconds = 0.0;
     for chunk in category.test.chunks(batch_size.max(1)) {
@@ -151,10 +134,7 @@ pub fn evaluate_test_split<B: Backend>(
         let (predictions, elapsed) = detector.predict_all(&images, batch_size);
         seconds += elapsed.as_secs_f64();
         for (test, prediction) in chunk.iter().zip(predictions) {
-            sink(test, &prediction.map).map_err(|message| TestRunError::Sink {
-                image: test.path.clone(),
-                message,
-            })?;
+            sink(test, &prediction.map).map_err(TestRunError::Sink)?;
             let ground_truth = crate::data::GroundTruth::read(test, category.defects.as_ref())?;
             samples.push(crate::metrics::EvalSample {
                 kind: test.kind.clone(),

@@ -2,11 +2,9 @@
 //! the specifications, progress and results that travel between coordinator and workers. No
 //! actors, clients or servers here.
 
-mod fingerprint;
 mod plan;
 mod spec;
 
-pub use fingerprint::{all_files, fingerprint};
 pub use plan::{
     ClusterConfig, DatasetSection, Plan, PlanError, Resources, RunSection, SweepMode, SweepSection,
 };

@@ -10,11 +10,10 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::fingerprint::{all_files, fingerprint, hex};
 use super::spec::{JobId, JobKind, JobSpec};
 use crate::backend::Device;
 use crate::config::{Config, ConfigError};
-use crate::data::{Category, DataError, resolve_categories};
+use crate::data::{Category, DataError, all_files, fingerprint, hex, resolve_categories};
 use crate::store::{NameError, validate_name};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -227,13 +226,8 @@ impl Plan {
                     });
                 }
                 let category = Category::open(&dataset.path, &name)?;
-                let training_images: Vec<PathBuf> = category
-                    .train
-                    .iter()
-                    .chain(&category.validation)
-                    .cloned()
-                    .collect();
-                let train_fingerprint = fingerprint(&category.root, &training_images, threads)?;
+                let train_fingerprint =
+                    fingerprint(&category.root, &category.training_images(), threads)?;
                 let full_fingerprint =
                     fingerprint(&category.root, &all_files(&category.root)?, threads)?;
                 for (point, config) in points.iter().zip(&configs) {

@@ -7,29 +7,15 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::metrics::Evaluation;
-use crate::train::ValidationReport;
 
 /// A content hash identifying a job (hex).
 pub type JobId = String;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobKind {
-    /// GPT-Net pre-training; publishes the encoder.
-    Pretrain,
-    /// SegNet training on a pre-trained encoder, then the test-split evaluation.
-    Segnet,
-}
+/// A job runs one stage of a category's pipeline.
+pub type JobKind = crate::train::Stage;
 
-impl JobKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            JobKind::Pretrain => "pretrain",
-            JobKind::Segnet => "segnet",
-        }
-    }
-}
+/// What a finished job reports: its stage's result (`result.json`).
+pub type JobResult = crate::fit::StageResult;
 
 /// How a job that did not finish ends its lease.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,17 +56,6 @@ pub struct JobProgress {
     pub total_steps: u64,
     pub losses: BTreeMap<String, f64>,
     pub images_per_second: f64,
-}
-
-/// What a finished job reports.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct JobResult {
-    pub steps: u64,
-    /// SegNet: the validation pass whose model was kept.
-    pub validation: Option<ValidationReport>,
-    /// SegNet: the test-split metrics (reported beside, never used to choose).
-    pub evaluation: Option<Evaluation>,
-    pub seconds: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -133,6 +108,9 @@ pub struct JobStatus {
     pub state: JobState,
     pub attempts: u32,
     pub progress: Option<JobProgress>,
+    /// Why the last failed attempt of a retried job failed (kept once a later one succeeds).
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 /// One sweep point of a category in the leaderboard.

@@ -244,27 +244,15 @@ fn pixel_stats_by_kind(
     grid: &ThresholdGrid,
     threads: usize,
 ) -> BTreeMap<String, PixelStats> {
-    let chunk = samples.len().div_ceil(threads.max(1)).max(1);
-    let partials: Vec<BTreeMap<String, PixelStats>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = samples
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    let mut stats: BTreeMap<String, PixelStats> = BTreeMap::new();
-                    for s in part {
-                        stats
-                            .entry(s.kind.clone())
-                            .or_insert_with(|| PixelStats::new(grid.len()))
-                            .add_image(grid, &s.map, &s.ground_truth);
-                    }
-                    stats
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("metrics thread panicked"))
-            .collect()
+    let partials = crate::parallel::map_chunks(samples, threads, |part| {
+        let mut stats: BTreeMap<String, PixelStats> = BTreeMap::new();
+        for s in part {
+            stats
+                .entry(s.kind.clone())
+                .or_insert_with(|| PixelStats::new(grid.len()))
+                .add_image(grid, &s.map, &s.ground_truth);
+        }
+        stats
     });
     let mut merged: BTreeMap<String, PixelStats> = kinds
         .iter()
@@ -296,50 +284,31 @@ pub fn load_samples(
             });
         }
     }
-    let chunk = category.test.len().div_ceil(threads.max(1)).max(1);
-    let parts: Vec<Result<Vec<EvalSample>, EvalError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = category
-            .test
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|test| {
-                            let path = find_map(maps_root, &category.name, &test.kind, test.id())
-                                .expect("checked above");
-                            let map = read_tiff(&path)?;
-                            let ground_truth = GroundTruth::read(test, category.defects.as_ref())?;
-                            if (map.width, map.height) != (ground_truth.width, ground_truth.height)
-                            {
-                                return Err(EvalError::SizeMismatch {
-                                    map: path,
-                                    width: map.width,
-                                    height: map.height,
-                                    expected_width: ground_truth.width,
-                                    expected_height: ground_truth.height,
-                                });
-                            }
-                            Ok(EvalSample {
-                                kind: test.kind.clone(),
-                                anomalous: test.anomalous,
-                                ground_truth,
-                                map: map.values,
-                            })
-                        })
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("map reader thread panicked"))
-            .collect()
-    });
-    let mut samples = Vec::with_capacity(category.test.len());
-    for part in parts {
-        samples.extend(part?);
-    }
-    Ok(samples)
+    crate::parallel::try_map(&category.test, threads, |test| {
+        let path = find_map(maps_root, &category.name, &test.kind, test.id()).ok_or_else(|| {
+            EvalError::MissingMap {
+                image: test.path.clone(),
+                expected: map_path(maps_root, &category.name, &test.kind, test.id()),
+            }
+        })?;
+        let map = read_tiff(&path)?;
+        let ground_truth = GroundTruth::read(test, category.defects.as_ref())?;
+        if (map.width, map.height) != (ground_truth.width, ground_truth.height) {
+            return Err(EvalError::SizeMismatch {
+                map: path,
+                width: map.width,
+                height: map.height,
+                expected_width: ground_truth.width,
+                expected_height: ground_truth.height,
+            });
+        }
+        Ok(EvalSample {
+            kind: test.kind.clone(),
+            anomalous: test.anomalous,
+            ground_truth,
+            map: map.values,
+        })
+    })
 }
 
 /// Evaluates a folder of maps in the official layout against a dataset category.

@@ -1,10 +1,10 @@
-//! The `[model]` section of the run config: architecture sizes (SPEC §2, §5), turned into the
+//! The `[model]` section of the run config: architecture sizes (docs/method.md §2, §5), turned into the
 //! Burn module configs.
 
 use serde::{Deserialize, Serialize};
 
 use super::{DiscriminatorConfig, EncoderConfig, GptNetConfig, SegNetConfig};
-use crate::simulate::InvalidField;
+use crate::ranges::InvalidField;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

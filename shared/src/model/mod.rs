@@ -1,6 +1,7 @@
 //! The SLSG networks in Burn, generic over the backend: the ResNet-18 encoder, GPT-Net and its
-//! discriminator (pre-training), SegNet with the SG block (segmentation), and the losses. Each
-//! `Module` sits beside its `Config`; nothing here reads files or knows about training loops.
+//! discriminator (pre-training), SegNet with the SG block (segmentation) and its anomaly maps,
+//! and the losses. Each `Module` sits beside its `Config`; nothing here reads files or knows
+//! about training loops.
 
 mod aux_head;
 mod blocks;
@@ -22,12 +23,22 @@ pub use discriminator::{Discriminator, DiscriminatorConfig};
 pub use encoder::{Encoder, EncoderConfig, EncoderFeatures};
 pub use gpt_net::{GptNet, GptNetConfig, Reconstruction};
 pub use norm::{BatchNorm2d, BatchNorm2dConfig};
-pub use segnet::{SegNet, SegNetConfig, Segmentation, anomaly_probability};
+pub use segnet::{SegNet, SegNetConfig, Segmentation, anomaly_maps, anomaly_probability};
 pub use sg_block::{SgBlock, SgBlockConfig, position_encoding};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+
+/// A batch of channel-first images (values in `[0, 1]`) as a `[n, 3, size, size]` tensor.
+pub fn images_tensor<B: Backend>(
+    data: Vec<f32>,
+    n: usize,
+    size: usize,
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    Tensor::from_data(TensorData::new(data, [n, 3, size, size]), device)
+}
 
 /// Builds a module with initial weights drawn from `seed`. Burn's backends draw initial
 /// weights from one process-wide generator and materialise parameters lazily, so concurrent

@@ -100,3 +100,16 @@ impl<B: Backend> SegNet<B> {
 pub fn anomaly_probability<B: Backend>(logits: Tensor<B, 4>) -> Tensor<B, 4> {
     softmax(logits, 1).narrow(1, 1, 1)
 }
+
+/// Anomalous-class probability maps of a batch `[n, 3, H, W]` at the input size, one
+/// row-major `H × W` map per image.
+pub fn anomaly_maps<B: Backend>(model: &SegNet<B>, images: Tensor<B, 4>) -> Vec<Vec<f32>> {
+    let [n, _, h, w] = images.dims();
+    let probabilities = anomaly_probability(model.forward(images).logits);
+    let values: Vec<f32> = probabilities
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .expect("a float tensor converts to f32");
+    values.chunks(h * w).take(n).map(|m| m.to_vec()).collect()
+}

@@ -1,9 +1,12 @@
-//! Every knob of the anomaly simulation with its default (SPEC §4); per-category overrides.
+//! Every knob of the anomaly simulation with its default (docs/method.md §4); per-category
+//! overrides.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+use crate::ranges::InvalidField;
 
 /// How the anomaly simulation draws its samples.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -177,14 +180,6 @@ pub struct CategoryOverride {
     pub transparency: Option<TransparencyConfig>,
     pub logical_probability: Option<f64>,
     pub self_source_probability: Option<f64>,
-}
-
-/// A field that is out of its valid range, named by its path in the config.
-#[derive(Debug, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct InvalidField {
-    pub field: String,
-    pub message: String,
 }
 
 impl SimulationConfig {

@@ -1,4 +1,4 @@
-//! Anomaly simulation (SPEC §4, Eq. 1): Perlin masks, foreground masks, the structural branch
+//! Anomaly simulation (Eq. 1 of the paper, docs/method.md §4): Perlin masks, foreground masks, the structural branch
 //! (augmented textures, self-shuffled tiles), the logical branch (another rotated normal
 //! image), blending, and the threaded batch producer. Works on images in memory; must not read
 //! datasets from disk (the caller loads them) or know about models.
@@ -13,8 +13,8 @@ mod texture;
 
 pub use augment::Augmentation;
 pub use config::{
-    CategoryOverride, ForegroundConfig, InvalidField, JitterConfig, PerlinConfig, Polarity,
-    SimulationConfig, TransparencyConfig,
+    CategoryOverride, ForegroundConfig, JitterConfig, PerlinConfig, Polarity, SimulationConfig,
+    TransparencyConfig,
 };
 pub use foreground::{foreground_mask, otsu_threshold};
 pub use perlin::{perlin_field, perlin_mask};
@@ -43,5 +43,5 @@ pub enum SimulateError {
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
     #[error("invalid config: {0}")]
-    Config(#[from] InvalidField),
+    Config(#[from] crate::ranges::InvalidField),
 }

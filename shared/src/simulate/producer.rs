@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rand::seq::SliceRandom;
 
 use super::simulator::{SampleInfo, Simulator};
-use crate::pipeline::OrderedProducer;
+use crate::parallel::OrderedProducer;
 use crate::seed::rng_for;
 
 const EPOCH_STREAM: u64 = 0xE90C;

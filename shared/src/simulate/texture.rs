@@ -1,7 +1,7 @@
 //! Texture sources for structural anomalies: a folder of images (e.g. DTD) loaded once at the
 //! working resolution, or procedurally generated patterns when no folder is given.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use image::{Rgb, RgbImage};
 use noise::{NoiseFn, Perlin};
@@ -29,14 +29,13 @@ impl TextureBank {
         seed: u64,
         threads: usize,
     ) -> Result<TextureBank, SimulateError> {
-        let mut files = Vec::new();
-        collect_images(dir, &mut files)?;
+        let mut files =
+            crate::walk::files(dir, is_image_file).map_err(crate::data::DataError::from)?;
         if files.is_empty() {
             return Err(SimulateError::NoTextures {
                 path: dir.to_path_buf(),
             });
         }
-        files.sort();
         if files.len() > max {
             files.shuffle(&mut rng_for(seed, &[0x7e47]));
             files.truncate(max.max(1));
@@ -65,34 +64,6 @@ impl TextureBank {
     pub fn get(&self, index: usize) -> &RgbImage {
         &self.textures[index]
     }
-}
-
-fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SimulateError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| SimulateError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    for entry in entries {
-        let path = entry
-            .map_err(|source| SimulateError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?
-            .path();
-        if path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'))
-        {
-            continue;
-        }
-        if path.is_dir() {
-            collect_images(&path, out)?;
-        } else if is_image_file(&path) {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 fn random_colour(rng: &mut impl Rng) -> [f32; 3] {

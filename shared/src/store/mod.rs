@@ -1,11 +1,12 @@
 //! Artifact storage: `object_store` over a local folder (the default) or S3 (clusters), keys
-//! built from validated names only, and the training checkpoint store on top. Writes are
-//! atomic objects; nothing here knows about jobs' meaning.
+//! built from validated names only in one layout module, and a blocking facade for training
+//! threads. Writes are atomic objects; nothing here knows what the objects mean.
 
-mod checkpoints;
+mod blocking;
 mod key;
+pub mod layout;
 
-pub use checkpoints::StoreCheckpoints;
+pub use blocking::BlockingStore;
 pub use key::{Key, NameError, validate_name};
 
 use std::sync::Arc;
@@ -26,6 +27,12 @@ pub enum StoreError {
         url: String,
         key: String,
         source: object_store::Error,
+    },
+    #[error("store `{url}`, key `{key}`: {message}")]
+    Decode {
+        url: String,
+        key: String,
+        message: String,
     },
     #[error(transparent)]
     Name(#[from] NameError),
@@ -162,6 +169,49 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         keys.sort();
         Ok(keys)
+    }
+
+    /// An object's JSON value, `None` if it does not exist; an object that does not decode is
+    /// an error naming it.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &Key,
+    ) -> Result<Option<T>, StoreError> {
+        let Some(bytes) = self.get(key).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Decode {
+                url: self.url.clone(),
+                key: key.to_string(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Writes a value as pretty-printed JSON.
+    pub async fn put_json<T: serde::Serialize>(
+        &self,
+        key: &Key,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let mut bytes = serde_json::to_vec_pretty(value).expect("values of this crate serialise");
+        bytes.push(b'\n');
+        self.put(key, bytes).await
+    }
+
+    /// Whether an object exists.
+    pub async fn exists(&self, key: &Key) -> Result<bool, StoreError> {
+        match self.inner.head(&ObjectPath::from(key.as_str())).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.error(key)(e)),
+        }
+    }
+
+    /// A name for `key` in messages: the store's URL and the key.
+    pub fn describe(&self, key: &Key) -> String {
+        format!("{}/{key}", self.url.trim_end_matches('/'))
     }
 
     pub async fn delete(&self, key: &Key) -> Result<(), StoreError> {

@@ -1,10 +1,10 @@
-//! GPT-Net's in-painting masks (SPEC §3): a fraction of the cells of an S×S grid, plus large
+//! GPT-Net's in-painting masks (docs/method.md §3): a fraction of the cells of an S×S grid, plus large
 //! random rectangles for long-range context. Drawn on the CPU from a seeded generator.
 
 use rand::seq::SliceRandom;
 use rand::{Rng, RngExt};
 
-use super::config::PretrainConfig;
+use crate::config::PretrainConfig;
 use crate::raster::Mask;
 
 /// A `size × size` mask (1 = hidden from the generator).

@@ -1,6 +1,7 @@
-//! Pre-training (SPEC §3): GPT-Net learns to in-paint masked normal images against the D-Net,
-//! with two Adam optimisers alternating a discriminator step (Eq. 9) and a generator step
-//! (Eq. 10). Checkpoints let a run resume on the same schedule.
+//! Pre-training (docs/method.md §3): GPT-Net learns to in-paint masked normal images against the
+//! D-Net, with two Adam optimisers alternating a discriminator step (Eq. 9) and a generator step
+//! (Eq. 10) — a loop of its own, as no single-optimiser learner expresses it. Checkpoints let a
+//! run resume on the same schedule.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,16 +11,16 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use image::RgbImage;
 
-use super::checkpoint::{
-    Checkpoint, CheckpointMeta, CheckpointStore, latest_checkpoint, save_checkpoint,
-};
-use super::config::{MaskFill, PretrainConfig};
 use super::masking::inpainting_mask;
 use super::progress::{Progress, Stage, StepReport, TrainEvent};
-use super::{TrainError, finite, images_tensor};
+use super::{TrainError, finite};
+use crate::checkpoint::{
+    Checkpoint, CheckpointMeta, CheckpointStore, latest_checkpoint, save_checkpoint,
+};
+use crate::config::{MaskFill, PretrainConfig};
 use crate::model::loss::{l1, l2, lsgan_discriminator, lsgan_generator};
-use crate::model::{Discriminator, GptNet, ModelConfig, init_seeded};
-use crate::pipeline::OrderedProducer;
+use crate::model::{Discriminator, GptNet, ModelConfig, images_tensor, init_seeded};
+use crate::parallel::OrderedProducer;
 use crate::seed::rng_for;
 use crate::simulate::EpochOrder;
 
@@ -149,10 +150,12 @@ pub fn pretrain<B: AutodiffBackend>(
 
         step += 1;
         window.1 += n;
+        let generator_loss = finite(loss_g, Stage::Pretrain, step)?;
+        let discriminator_loss = finite(loss_d, Stage::Pretrain, step)?;
         if step % c.log_every == 0 || step == total {
             let losses = vec![
-                ("generator", finite(loss_g, Stage::Pretrain, step)?),
-                ("discriminator", finite(loss_d, Stage::Pretrain, step)?),
+                ("generator", generator_loss),
+                ("discriminator", discriminator_loss),
                 ("adversarial", scalar(adversarial)),
                 ("l1", scalar(pixel)),
                 ("auxiliary_l2", scalar(auxiliary)),

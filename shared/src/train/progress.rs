@@ -2,10 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// The two stages of a category (and the two kinds of cluster job).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    /// GPT-Net pre-training; stores the encoder.
     Pretrain,
+    /// SegNet training on a pre-trained encoder, then the test-split evaluation.
     Segnet,
 }
 

@@ -1,10 +1,13 @@
-//! SegNet training (SPEC §5): the pre-trained encoder (frozen by default), batches of normal and
-//! simulated images from the CPU producer, focal + L1 + auxiliary loss (Eq. 11), SGD with
-//! momentum, weight decay and a cosine schedule; periodic validation keeps the best model.
+//! SegNet training (docs/method.md §5): the pre-trained encoder (frozen by default), batches of
+//! normal and simulated images from the CPU producer, focal + L1 + auxiliary loss (Eq. 11), SGD
+//! with momentum and weight decay under Burn's cosine schedule; periodic validation keeps the
+//! best model. Every step's loss is checked, so a diverged run stops at the step it diverged.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use burn::lr_scheduler::LrScheduler;
+use burn::lr_scheduler::cosine::CosineAnnealingLrScheduler;
 use burn::module::AutodiffModule;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{
@@ -13,15 +16,15 @@ use burn::optim::{
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
-use super::checkpoint::{
-    Checkpoint, CheckpointMeta, CheckpointStore, latest_checkpoint, save_checkpoint,
-};
-use super::config::{SegnetConfig, ValidationConfig};
 use super::progress::{Progress, Stage, StepReport, TrainEvent, ValidationReport};
 use super::validation::{ValidationSet, score};
-use super::{TrainError, finite, images_tensor};
+use super::{TrainError, finite};
+use crate::checkpoint::{
+    Checkpoint, CheckpointMeta, CheckpointStore, latest_checkpoint, save_checkpoint,
+};
+use crate::config::{SegnetConfig, ValidationConfig};
 use crate::model::loss::{focal, l1};
-use crate::model::{Encoder, ModelConfig, SegNet, anomaly_probability, init_seeded};
+use crate::model::{Encoder, ModelConfig, SegNet, anomaly_probability, images_tensor, init_seeded};
 use crate::simulate::{ProducerConfig, Simulator, batch_producer};
 
 const INIT_STREAM: u64 = 0x5E6;
@@ -35,6 +38,8 @@ pub struct SegmentInputs {
     pub validation_set: Option<ValidationSet>,
     pub seed: u64,
     pub threads: usize,
+    /// Images per forward pass when scoring the validation set.
+    pub batch_size: usize,
 }
 
 /// The selected model and how it was selected.
@@ -72,12 +77,18 @@ pub fn train_segnet<B: AutodiffBackend>(
             (c.weight_decay > 0.0).then(|| WeightDecayConfig::new(c.weight_decay as f32)),
         )
         .init();
+    let mut schedule = c.learning_rate_schedule();
     let mut step = 0;
     let mut best: Option<(SegNet<B::InnerBackend>, ValidationReport)> = None;
     if let Some(checkpoint) = latest_checkpoint(store, Stage::Segnet.name())? {
         let origin = store.describe(Stage::Segnet.name(), checkpoint.meta.step);
         model = checkpoint.load_module("model", model, device, &origin)?;
         optimizer = optimizer.load_record(checkpoint.load_record("optimizer", device, &origin)?);
+        schedule = schedule.load_record::<B>(checkpoint.load_record::<B, usize>(
+            "lr_schedule",
+            device,
+            &origin,
+        )?);
         if checkpoint.has("best") {
             let best_model = checkpoint.load_module("best", model.valid(), device, &origin)?;
             let report = checkpoint
@@ -109,6 +120,7 @@ pub fn train_segnet<B: AutodiffBackend>(
     let save = |step: u64,
                 model: &SegNet<B>,
                 optimizer: &SegnetOptimizer<B>,
+                schedule: &CosineAnnealingLrScheduler,
                 best: &Option<(SegNet<B::InnerBackend>, ValidationReport)>,
                 store: &mut dyn CheckpointStore| {
         let mut checkpoint = Checkpoint::new(CheckpointMeta {
@@ -120,6 +132,7 @@ pub fn train_segnet<B: AutodiffBackend>(
         });
         checkpoint.put_module::<B, _>("model", model);
         checkpoint.put_record::<B, _>("optimizer", optimizer.to_record());
+        checkpoint.put_record::<B, _>("lr_schedule", schedule.to_record::<B>());
         if let Some((best_model, report)) = best {
             checkpoint.put_module::<B::InnerBackend, _>("best", best_model);
             checkpoint.meta.extra.insert(
@@ -152,15 +165,16 @@ pub fn train_segnet<B: AutodiffBackend>(
         let loss = focal_loss.clone().mul_scalar(c.alpha[0])
             + l1_loss.clone().mul_scalar(c.alpha[1])
             + aux_loss.clone().mul_scalar(c.alpha[2]);
-        let learning_rate = c.learning_rate(step);
+        let learning_rate = schedule.step();
         let grads = GradientsParams::from_grads(loss.clone().backward(), &model);
         model = optimizer.step(learning_rate, model, grads);
 
         step += 1;
         window.1 += n;
+        let total_loss = finite(loss, Stage::Segnet, step)?;
         if step % c.log_every == 0 || step == c.steps {
             let losses = vec![
-                ("total", finite(loss, Stage::Segnet, step)?),
+                ("total", total_loss),
                 ("focal", focal_loss.into_scalar().elem::<f64>()),
                 ("l1", l1_loss.into_scalar().elem::<f64>()),
                 ("auxiliary", aux_loss.into_scalar().elem::<f64>()),
@@ -180,7 +194,13 @@ pub fn train_segnet<B: AutodiffBackend>(
             && (step % c.validate_every == 0 || step == c.steps)
         {
             let candidate = model.valid();
-            let scores = score(&candidate, set, inputs.validation.image_score, 16, device);
+            let scores = score(
+                &candidate,
+                set,
+                inputs.validation.image_score,
+                inputs.batch_size,
+                device,
+            );
             let improved = best.as_ref().is_none_or(|(_, b)| scores.score() > b.score);
             let report = ValidationReport {
                 step,
@@ -197,7 +217,7 @@ pub fn train_segnet<B: AutodiffBackend>(
         }
         let stop = progress.stop_requested();
         if step % c.checkpoint_every == 0 || step == c.steps || stop {
-            save(step, &model, &optimizer, &best, store)?;
+            save(step, &model, &optimizer, &schedule, &best, store)?;
             progress.on_event(&TrainEvent::Checkpoint {
                 stage: Stage::Segnet,
                 step,

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 
 use burn::prelude::*;
 
-use crate::data::{GroundTruth, GroundTruthRegion};
-use crate::infer::anomaly_maps;
+use sha2::{Digest, Sha256};
+
+use crate::data::{GroundTruth, GroundTruthRegion, hex};
 use crate::metrics::{EvalOptions, EvalSample, ImageScore, evaluate};
-use crate::model::SegNet;
+use crate::model::{SegNet, anomaly_maps, images_tensor};
 use crate::seed::rng_for;
 use crate::simulate::Simulator;
 
@@ -44,6 +45,8 @@ pub struct ValidationSet {
     pub size: usize,
     images: Vec<f32>,
     samples: Vec<(bool, Vec<u32>)>,
+    /// The seed the anomalies were simulated with.
+    pub seed: u64,
 }
 
 impl ValidationSet {
@@ -75,7 +78,39 @@ impl ValidationSet {
             size,
             images,
             samples,
+            seed,
         }
+    }
+
+    /// SHA-256 of the set as scored (every image's pixels and every anomaly's mask): two
+    /// scores are comparable only on sets with the same fingerprint.
+    pub fn fingerprint(&self) -> String {
+        let mut hash = Sha256::new();
+        hash.update((self.size as u64).to_le_bytes());
+        for value in &self.images {
+            hash.update(value.to_le_bytes());
+        }
+        for (anomalous, pixels) in &self.samples {
+            hash.update([u8::from(*anomalous)]);
+            hash.update((pixels.len() as u64).to_le_bytes());
+            for pixel in pixels {
+                hash.update(pixel.to_le_bytes());
+            }
+        }
+        hex(&hash.finalize())
+    }
+
+    /// Defect-free images in the set.
+    pub fn normal_images(&self) -> usize {
+        self.samples
+            .iter()
+            .filter(|(anomalous, _)| !anomalous)
+            .count()
+    }
+
+    /// Simulated anomalies in the set.
+    pub fn simulated_anomalies(&self) -> usize {
+        self.len() - self.normal_images()
     }
 
     pub fn len(&self) -> usize {
@@ -116,7 +151,7 @@ pub fn score<B: Backend>(
         let data = set.images[start * 3 * plane..end * 3 * plane].to_vec();
         let maps = anomaly_maps(
             model,
-            crate::train::images_tensor::<B>(data, end - start, set.size, device),
+            images_tensor::<B>(data, end - start, set.size, device),
         );
         for (i, map) in maps.into_iter().enumerate() {
             let (anomalous, pixels) = &set.samples[start + i];

@@ -1,68 +1,11 @@
 //! `slsg synth`, `simulate` and `eval` end to end, and every bad-input case of the dataset
 //! readers: each must exit non-zero with a message naming the file, never panic.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use slsg::data::{Category, GroundTruth};
 use slsg::metrics::{AnomalyMap, map_path, write_tiff};
-
-fn slsg(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_slsg"))
-        .args(args)
-        .env("SLSG_LOG", "warn")
-        .output()
-        .expect("running slsg")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Fails with the command's output if it did not succeed.
-fn ok(o: Output) -> Output {
-    assert!(
-        o.status.success(),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    o
-}
-
-/// Asserts a clean failure: non-zero exit, no panic, and every `needle` in the message.
-fn fails_with(o: Output, needles: &[&str]) {
-    let err = stderr(&o);
-    assert!(
-        !o.status.success(),
-        "expected a failure, got success:\n{}",
-        stdout(&o)
-    );
-    assert!(!err.contains("panicked"), "panicked:\n{err}");
-    for needle in needles {
-        assert!(err.contains(needle), "`{needle}` missing from:\n{err}");
-    }
-}
-
-fn synth(dir: &Path) -> PathBuf {
-    let data = dir.join("data");
-    ok(slsg(&[
-        "synth",
-        "--out",
-        data.to_str().unwrap(),
-        "--size",
-        "64",
-        "--train",
-        "6",
-        "--test-per-defect",
-        "2",
-    ]));
-    data
-}
+use slsg_tests::{fails_with, ok, slsg, synthetic_data};
 
 /// Maps that mark the ground truth (plus a little structure) so every metric is well defined.
 fn write_oracle_maps(category: &Category, maps: &Path) {
@@ -87,22 +30,25 @@ fn write_oracle_maps(category: &Category, maps: &Path) {
 #[test]
 fn synth_simulate_and_eval_work_together() {
     let dir = tempfile::tempdir().unwrap();
-    let data = synth(dir.path());
+    let data = synthetic_data(dir.path());
     let out = dir.path().join("sim");
-    let o = ok(slsg(&[
-        "simulate",
-        "--dataset",
-        data.to_str().unwrap(),
-        "--category",
-        "tray",
-        "--out",
-        out.to_str().unwrap(),
-        "--count",
-        "8",
-        "--size",
-        "64",
-    ]));
-    assert!(stdout(&o).contains("wrote 8 samples"));
+    let o = ok(slsg(
+        &[
+            "simulate",
+            "--dataset",
+            data.to_str().unwrap(),
+            "--category",
+            "tray",
+            "--out",
+            out.to_str().unwrap(),
+            "--count",
+            "8",
+            "--size",
+            "64",
+        ],
+        &[],
+    ));
+    assert!(o.contains("wrote 8 samples"));
     for name in [
         "000_image.png",
         "007_mask.png",
@@ -119,18 +65,21 @@ fn synth_simulate_and_eval_work_together() {
         let maps = dir.path().join("maps");
         write_oracle_maps(&category, &maps);
         let json = dir.path().join(format!("{name}.json"));
-        let o = ok(slsg(&[
-            "eval",
-            "--dataset",
-            data.to_str().unwrap(),
-            "--category",
-            name,
-            "--maps",
-            maps.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ]));
-        assert!(stdout(&o).contains("image AUROC"));
+        let o = ok(slsg(
+            &[
+                "eval",
+                "--dataset",
+                data.to_str().unwrap(),
+                "--category",
+                name,
+                "--maps",
+                maps.to_str().unwrap(),
+                "--json",
+                json.to_str().unwrap(),
+            ],
+            &[],
+        ));
+        assert!(o.contains("image AUROC"));
         let metrics: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         assert_eq!(metrics["image_auroc"], 1.0, "{name}");
@@ -154,20 +103,23 @@ fn synth_simulate_and_eval_work_together() {
 #[test]
 fn eval_refuses_missing_corrupt_and_misfit_maps() {
     let dir = tempfile::tempdir().unwrap();
-    let data = synth(dir.path());
+    let data = synthetic_data(dir.path());
     let category = Category::open(&data, "washer").unwrap();
     let maps = dir.path().join("maps");
     write_oracle_maps(&category, &maps);
     let eval = |maps: &Path| {
-        slsg(&[
-            "eval",
-            "--dataset",
-            data.to_str().unwrap(),
-            "--category",
-            "washer",
-            "--maps",
-            maps.to_str().unwrap(),
-        ])
+        slsg(
+            &[
+                "eval",
+                "--dataset",
+                data.to_str().unwrap(),
+                "--category",
+                "washer",
+                "--maps",
+                maps.to_str().unwrap(),
+            ],
+            &[],
+        )
     };
 
     let first = &category.test[0];
@@ -198,15 +150,18 @@ fn eval_refuses_missing_corrupt_and_misfit_maps() {
     );
 
     fails_with(
-        slsg(&[
-            "eval",
-            "--dataset",
-            data.to_str().unwrap(),
-            "--category",
-            "nonexistent",
-            "--maps",
-            maps.to_str().unwrap(),
-        ]),
+        slsg(
+            &[
+                "eval",
+                "--dataset",
+                data.to_str().unwrap(),
+                "--category",
+                "nonexistent",
+                "--maps",
+                maps.to_str().unwrap(),
+            ],
+            &[],
+        ),
         &["nonexistent", "does not exist", "washer"],
     );
 }
@@ -214,34 +169,40 @@ fn eval_refuses_missing_corrupt_and_misfit_maps() {
 #[test]
 fn bad_datasets_name_the_offending_file() {
     let dir = tempfile::tempdir().unwrap();
-    let data = synth(dir.path());
+    let data = synthetic_data(dir.path());
     let out = dir.path().join("out");
     let simulate = |category: &str| {
-        slsg(&[
-            "simulate",
-            "--dataset",
-            data.to_str().unwrap(),
-            "--category",
-            category,
-            "--out",
-            out.to_str().unwrap(),
-            "--count",
-            "2",
-            "--size",
-            "64",
-        ])
+        slsg(
+            &[
+                "simulate",
+                "--dataset",
+                data.to_str().unwrap(),
+                "--category",
+                category,
+                "--out",
+                out.to_str().unwrap(),
+                "--count",
+                "2",
+                "--size",
+                "64",
+            ],
+            &[],
+        )
     };
     let maps = dir.path().join("maps");
     let eval = |category: &str| {
-        slsg(&[
-            "eval",
-            "--dataset",
-            data.to_str().unwrap(),
-            "--category",
-            category,
-            "--maps",
-            maps.to_str().unwrap(),
-        ])
+        slsg(
+            &[
+                "eval",
+                "--dataset",
+                data.to_str().unwrap(),
+                "--category",
+                category,
+                "--maps",
+                maps.to_str().unwrap(),
+            ],
+            &[],
+        )
     };
 
     // Missing mask.

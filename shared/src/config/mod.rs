@@ -1,6 +1,10 @@
-//! The run configuration: one TOML document with a section per stage and every default from
-//! the SPEC. Unknown fields and out-of-range values are refused with the field's path;
+//! The run configuration: one TOML document with a section per stage and every default of
+//! docs/method.md. Unknown fields and out-of-range values are refused with the field's path;
 //! `section.field=value` overrides apply on top of a file or the defaults.
+
+mod training;
+
+pub use training::{MaskFill, PretrainConfig, SegnetConfig, ValidationConfig};
 
 use std::path::Path;
 
@@ -8,8 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::metrics::ImageScore;
 use crate::model::ModelConfig;
-use crate::simulate::{InvalidField, SimulationConfig};
-use crate::train::{PretrainConfig, SegnetConfig, ValidationConfig};
+use crate::ranges::InvalidField;
+use crate::simulate::SimulationConfig;
+
+/// The most CPU threads a config may ask for.
+pub const MAX_THREADS: usize = 256;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -143,12 +150,17 @@ impl Config {
         self.segnet.validate("segnet").map_err(invalid)?;
         self.validation.validate("validation").map_err(invalid)?;
         self.simulation.validate("simulation").map_err(invalid)?;
-        if self.inference.batch_size == 0 {
-            return Err(invalid(InvalidField {
-                field: "inference.batch_size".into(),
-                message: "must be at least 1".into(),
-            }));
-        }
+        crate::ranges::Section::new("inference")
+            .whole(
+                "batch_size",
+                self.inference.batch_size,
+                1,
+                training::MAX_BATCH,
+            )
+            .map_err(invalid)?;
+        crate::ranges::Section::new("")
+            .whole("threads", self.threads, 0, MAX_THREADS)
+            .map_err(invalid)?;
         Ok(())
     }
 
@@ -157,7 +169,7 @@ impl Config {
         if self.threads > 0 {
             self.threads
         } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
         }
     }
 

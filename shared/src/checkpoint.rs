@@ -1,16 +1,18 @@
 //! Checkpoints: a versioned, checksummed container of named sections (model, optimiser state,
-//! …) plus JSON metadata, and the storage interface training writes them through. A corrupt
-//! or foreign file is refused with a clear error; loading falls back to the previous
-//! checkpoint.
+//! …) plus JSON metadata, and where training keeps them (a stage's `checkpoints/` in the store).
+//! A corrupt or foreign checkpoint is refused with a clear error; loading falls back to the
+//! previous one. Model files use the same container.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorder};
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::store::layout::StageKeys;
+use crate::store::{BlockingStore, NameError, StoreError};
 
 const MAGIC: &[u8; 8] = b"SLSGCKPT";
 /// Bumped whenever the layout of the container or of a section changes.
@@ -34,13 +36,10 @@ pub enum CheckpointError {
         section: String,
         message: String,
     },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("checkpoint store: {0}")]
-    Store(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Name(#[from] NameError),
 }
 
 /// What a checkpoint is, beyond its tensors.
@@ -232,8 +231,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Where a training run keeps its checkpoints (a folder for `slsg fit`, the object store for
-/// the cluster). Writes must be atomic: a reader never sees half a checkpoint.
+/// Where a training run keeps its checkpoints. Writes must be atomic: a reader never sees half
+/// a checkpoint.
 pub trait CheckpointStore {
     fn save(&mut self, stage: &str, step: u64, bytes: &[u8]) -> Result<(), CheckpointError>;
     /// The steps saved for `stage`, ascending.
@@ -256,7 +255,9 @@ pub fn latest_checkpoint(
             .and_then(|bytes| Checkpoint::decode(&bytes, &origin))
         {
             Ok(checkpoint) => return Ok(Some(checkpoint)),
-            Err(e @ CheckpointError::UnsupportedFormat { .. }) => return Err(e),
+            Err(e @ (CheckpointError::UnsupportedFormat { .. } | CheckpointError::Store(_))) => {
+                return Err(e);
+            }
             Err(e) => tracing::warn!("skipping unusable checkpoint: {e}"),
         }
     }
@@ -278,67 +279,55 @@ pub fn save_checkpoint(
     Ok(())
 }
 
-/// Checkpoints as files `<dir>/<stage>-<step>.ckpt`, written through a temporary file.
-pub struct DirCheckpoints {
-    dir: PathBuf,
+/// The checkpoints of one stage's output folder in the store.
+pub struct StoreCheckpoints {
+    store: BlockingStore,
+    keys: StageKeys,
 }
 
-impl DirCheckpoints {
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
-    }
-
-    fn path(&self, stage: &str, step: u64) -> PathBuf {
-        self.dir.join(format!("{stage}-{step:08}.ckpt"))
+impl StoreCheckpoints {
+    pub fn new(store: BlockingStore, keys: StageKeys) -> Self {
+        Self { store, keys }
     }
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
-    move |source| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-impl CheckpointStore for DirCheckpoints {
+impl CheckpointStore for StoreCheckpoints {
     fn save(&mut self, stage: &str, step: u64, bytes: &[u8]) -> Result<(), CheckpointError> {
-        std::fs::create_dir_all(&self.dir).map_err(io_error(&self.dir))?;
-        let path = self.path(stage, step);
-        let temporary = path.with_extension("ckpt.partial");
-        std::fs::write(&temporary, bytes).map_err(io_error(&temporary))?;
-        std::fs::rename(&temporary, &path).map_err(io_error(&path))
+        let key = self.keys.checkpoint(stage, step)?;
+        Ok(self.store.put(&key, bytes.to_vec())?)
     }
 
     fn steps(&self, stage: &str) -> Result<Vec<u64>, CheckpointError> {
-        if !self.dir.is_dir() {
-            return Ok(Vec::new());
-        }
-        let mut steps: Vec<u64> = std::fs::read_dir(&self.dir)
-            .map_err(io_error(&self.dir))?
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter_map(|name| {
-                name.strip_prefix(&format!("{stage}-"))?
-                    .strip_suffix(".ckpt")?
-                    .parse()
-                    .ok()
-            })
+        let mut steps: Vec<u64> = self
+            .store
+            .list(&self.keys.checkpoints())?
+            .iter()
+            .filter_map(|key| self.keys.checkpoint_step(key, stage))
             .collect();
         steps.sort_unstable();
         Ok(steps)
     }
 
     fn load(&self, stage: &str, step: u64) -> Result<Vec<u8>, CheckpointError> {
-        let path = self.path(stage, step);
-        std::fs::read(&path).map_err(io_error(&path))
+        let key = self.keys.checkpoint(stage, step)?;
+        self.store
+            .get(&key)?
+            .ok_or_else(|| CheckpointError::Corrupt {
+                origin: self.store.describe(&key),
+                reason: "it disappeared while being read".into(),
+            })
     }
 
     fn remove(&mut self, stage: &str, step: u64) -> Result<(), CheckpointError> {
-        let path = self.path(stage, step);
-        std::fs::remove_file(&path).map_err(io_error(&path))
+        let key = self.keys.checkpoint(stage, step)?;
+        Ok(self.store.delete(&key)?)
     }
 
     fn describe(&self, stage: &str, step: u64) -> String {
-        self.path(stage, step).display().to_string()
+        match self.keys.checkpoint(stage, step) {
+            Ok(key) => self.store.describe(&key),
+            Err(e) => e.to_string(),
+        }
     }
 }
 
@@ -394,14 +383,23 @@ mod tests {
     #[test]
     fn latest_skips_a_corrupt_checkpoint_and_save_prunes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = DirCheckpoints::new(dir.path());
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let store = crate::store::Store::open(dir.path().to_str().unwrap()).unwrap();
+        let keys = StageKeys::fit_stage("segnet").unwrap();
+        let mut store =
+            StoreCheckpoints::new(BlockingStore::new(store, runtime.handle().clone()), keys);
         for step in [5, 10, 15] {
             let mut c = sample();
             c.meta.step = step;
             save_checkpoint(&mut store, &c, 2).unwrap();
         }
         assert_eq!(store.steps("segnet").unwrap(), vec![10, 15]);
-        std::fs::write(dir.path().join("segnet-00000015.ckpt"), b"SLSGCKPT garbage").unwrap();
+        assert!(store.steps("pretrain").unwrap().is_empty());
+        std::fs::write(
+            dir.path().join("segnet/checkpoints/segnet-00000015.ckpt"),
+            b"SLSGCKPT garbage",
+        )
+        .unwrap();
         assert_eq!(
             latest_checkpoint(&store, "segnet")
                 .unwrap()

@@ -1,0 +1,37 @@
+//! What can go wrong in the coordinator library: the store, the registry, the journal, the actor
+//! system and the gRPC transport, each its own variant.
+
+use std::sync::Arc;
+
+use slsg::proto::TokenError;
+use slsg::registry::RegistryError;
+use slsg::store::{NameError, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("writing the journal: {0}")]
+    Journal(Arc<StoreError>),
+    #[error("the journal writer stopped")]
+    JournalStopped,
+    #[error("starting the coordinator: {0}")]
+    Spawn(#[from] ractor::SpawnErr),
+    #[error("the coordinator actor stopped: {0}")]
+    ActorGone(String),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("serving gRPC: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+impl CoordinatorError {
+    /// A call to the coordinator actor that found it gone.
+    pub fn gone(e: impl std::fmt::Display) -> Self {
+        CoordinatorError::ActorGone(e.to_string())
+    }
+}

@@ -1,0 +1,80 @@
+//! A stage's training curve in the store (`curve.jsonl`, one event per line), continued across
+//! attempts: every event is forwarded to the caller's progress and the curve is rewritten at
+//! most once a second, at every checkpoint, validation and resume, and at the end.
+
+use std::time::{Duration, Instant};
+
+use crate::store::{BlockingStore, Key, StoreError};
+use crate::train::{Progress, TrainEvent};
+
+/// How long new events may wait before the curve is written.
+const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+pub struct Curve<'a> {
+    store: BlockingStore,
+    key: Key,
+    lines: Vec<String>,
+    written: usize,
+    last_flush: Instant,
+    inner: &'a mut dyn Progress,
+}
+
+impl<'a> Curve<'a> {
+    /// Continues the curve an earlier attempt left at `key`, if any.
+    pub fn open(
+        store: BlockingStore,
+        key: Key,
+        inner: &'a mut dyn Progress,
+    ) -> Result<Curve<'a>, StoreError> {
+        let lines: Vec<String> = store
+            .get(&key)?
+            .map(|bytes| {
+                String::from_utf8_lossy(&bytes)
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Curve {
+            store,
+            key,
+            written: lines.len(),
+            lines,
+            last_flush: Instant::now(),
+            inner,
+        })
+    }
+
+    /// Writes the curve if it has events not yet stored.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        if self.written == self.lines.len() {
+            return Ok(());
+        }
+        let mut text = self.lines.join("\n");
+        text.push('\n');
+        self.store.put(&self.key, text.into_bytes())?;
+        self.written = self.lines.len();
+        self.last_flush = Instant::now();
+        Ok(())
+    }
+}
+
+impl Progress for Curve<'_> {
+    fn on_event(&mut self, event: &TrainEvent) {
+        if let Ok(line) = serde_json::to_string(event) {
+            self.lines.push(line);
+        }
+        self.inner.on_event(event);
+        let milestone = !matches!(event, TrainEvent::Step(_));
+        if (milestone || self.last_flush.elapsed() >= FLUSH_INTERVAL)
+            && let Err(e) = self.flush()
+        {
+            tracing::warn!("could not write the curve: {e}");
+        }
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.inner.stop_requested()
+    }
+}

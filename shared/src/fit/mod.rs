@@ -1,0 +1,417 @@
+//! The category pipeline: prepare the data, pre-train GPT-Net (or reuse its encoder), train
+//! SegNet, select on validation data, score the test split — every artifact of a stage written
+//! to its folder in a store. `slsg fit`, the cluster's job runner and retraining all call it, so
+//! a fit's output and a cluster job's are the same files.
+
+mod curve;
+mod prepare;
+
+pub use curve::Curve;
+pub use prepare::{Prepared, SimulatorInputs, category_simulator, prepare, texture_bank};
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointMeta, StoreCheckpoints};
+use crate::config::Config;
+use crate::data::{Category, DataError, TestImage};
+use crate::infer::{
+    Detector, EvaluationSet, MODEL_FORMAT_VERSION, ModelCard, SelectionScores, TestRunError,
+    TrainingSummary, encode_model, evaluate_test_split,
+};
+use crate::metrics::{AnomalyMap, Evaluation, encode_tiff};
+use crate::model::Encoder;
+use crate::simulate::{SimulateError, Simulator};
+use crate::store::layout::{StageKeys, fit_config};
+use crate::store::{BlockingStore, Key, NameError, StoreError};
+use crate::train::{
+    PretrainInputs, Progress, SegmentInputs, Stage, TrainError, ValidationReport, ValidationSet,
+    pretrain, train_segnet,
+};
+
+/// The checkpoint section holding a pre-training stage's encoder.
+const ENCODER_SECTION: &str = "encoder";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Simulate(#[from] SimulateError),
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error("{location}: the pre-training stage's encoder is missing")]
+    MissingEncoder { location: String },
+    #[error(
+        "{location} holds a fit of another config ({difference}); use another --out, or delete the folder to start over"
+    )]
+    OtherConfig {
+        location: String,
+        difference: String,
+    },
+}
+
+impl From<TestRunError<StoreError>> for PipelineError {
+    fn from(e: TestRunError<StoreError>) -> Self {
+        match e {
+            TestRunError::Data(e) => PipelineError::Data(e),
+            TestRunError::Sink(e) => PipelineError::Store(e),
+        }
+    }
+}
+
+/// What a finished stage reports (`result.json`, written last).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageResult {
+    pub steps: u64,
+    /// SegNet: the validation pass whose model was kept.
+    pub validation: Option<ValidationReport>,
+    /// SegNet: the test-split metrics (reported beside, never used to choose).
+    pub evaluation: Option<Evaluation>,
+    /// SegNet: test images scored per second (prediction only, reading and writing excluded).
+    pub inference_images_per_second: Option<f64>,
+    /// Time this attempt spent in the stage.
+    pub seconds: f64,
+}
+
+/// Where one stage writes: its folder in a store.
+#[derive(Clone, Debug)]
+pub struct StageOutput {
+    pub store: BlockingStore,
+    pub keys: StageKeys,
+}
+
+impl StageOutput {
+    /// A stage folder of `slsg fit`'s output.
+    pub fn fit(store: &BlockingStore, stage: Stage) -> Result<StageOutput, NameError> {
+        Ok(StageOutput {
+            store: store.clone(),
+            keys: StageKeys::fit_stage(stage.name())?,
+        })
+    }
+
+    /// The stage's result, if it finished before.
+    pub fn finished(&self) -> Result<Option<StageResult>, StoreError> {
+        self.store.get_json(&self.keys.result())
+    }
+
+    fn checkpoints(&self) -> StoreCheckpoints {
+        StoreCheckpoints::new(self.store.clone(), self.keys.clone())
+    }
+
+    fn finish(&self, result: StageResult) -> Result<StageResult, PipelineError> {
+        self.store.put_json(&self.keys.result(), &result)?;
+        Ok(result)
+    }
+}
+
+/// Stage 1: GPT-Net pre-training; stores the encoder (`encoder.ckpt`).
+pub fn pretrain_stage<B: AutodiffBackend>(
+    prepared: &Prepared,
+    config: &Config,
+    out: &StageOutput,
+    device: &B::Device,
+    progress: &mut dyn Progress,
+) -> Result<StageResult, PipelineError> {
+    let start = Instant::now();
+    let inputs = PretrainInputs {
+        model: config.model.clone(),
+        config: config.pretrain.clone(),
+        normals: prepared.normals.clone(),
+        seed: config.seed,
+        threads: config.threads(),
+    };
+    let mut curve = Curve::open(out.store.clone(), out.keys.curve(), progress)?;
+    let trained = pretrain::<B>(&inputs, device, &mut out.checkpoints(), &mut curve);
+    curve.flush()?;
+    let generator = trained?;
+    let steps = config.pretrain.total_steps(prepared.train_paths.len());
+    let mut checkpoint = Checkpoint::new(CheckpointMeta {
+        stage: ENCODER_SECTION.into(),
+        step: steps,
+        total_steps: steps,
+        seed: config.seed,
+        extra: Default::default(),
+    });
+    checkpoint.put_module::<B, _>(ENCODER_SECTION, &generator.encoder);
+    out.store.put(&out.keys.encoder(), checkpoint.encode())?;
+    out.finish(StageResult {
+        steps,
+        validation: None,
+        evaluation: None,
+        inference_images_per_second: None,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Stage 2: SegNet on the encoder stored at `encoder` (in the output's store), model selection
+/// on validation data, the model (`model/`), and the test split's maps and metrics.
+pub fn segnet_stage<B: AutodiffBackend>(
+    category: &Category,
+    prepared: &Prepared,
+    config: &Config,
+    encoder: &Key,
+    out: &StageOutput,
+    device: &B::Device,
+    progress: &mut dyn Progress,
+) -> Result<StageResult, PipelineError> {
+    let start = Instant::now();
+    let encoder = load_encoder::<B>(&out.store, encoder, config, device)?;
+    let (threads, size) = (config.threads(), config.model.image_size);
+    let simulation = config.simulation.for_category(&category.name);
+    let textures = texture_bank(
+        &simulation,
+        &SimulatorInputs {
+            size,
+            seed: config.seed,
+            threads,
+            textures: None,
+        },
+    )?;
+    let simulator = Arc::new(Simulator::new(
+        simulation.clone(),
+        prepared.normals.to_vec(),
+        textures.clone(),
+    )?);
+    let validation_set = if prepared.validation_normals.is_empty() {
+        None
+    } else {
+        let simulator = Simulator::new(simulation, prepared.validation_normals.clone(), textures)?;
+        Some(ValidationSet::build(
+            &simulator,
+            config.validation.anomalies_per_image,
+            config.seed,
+        ))
+    };
+    let evaluation_set = validation_set.as_ref().map(|set| EvaluationSet {
+        fingerprint: set.fingerprint(),
+        normal_images: set.normal_images(),
+        simulated_anomalies: set.simulated_anomalies(),
+        seed: set.seed,
+    });
+    let inputs = SegmentInputs {
+        model: config.model.clone(),
+        config: config.segnet.clone(),
+        validation: config.validation.clone(),
+        simulator,
+        validation_set,
+        seed: config.seed,
+        threads,
+        batch_size: config.inference.batch_size,
+    };
+    let mut curve = Curve::open(out.store.clone(), out.keys.curve(), progress)?;
+    let trained = train_segnet::<B>(&inputs, encoder, device, &mut out.checkpoints(), &mut curve);
+    curve.flush()?;
+    let outcome = trained?;
+
+    let card = ModelCard {
+        format: MODEL_FORMAT_VERSION,
+        slsg_version: env!("CARGO_PKG_VERSION").to_string(),
+        category: category.name.clone(),
+        model: config.model.clone(),
+        image_score: config.inference.image_score,
+        decision_threshold: outcome.validation.as_ref().and_then(|v| v.threshold),
+        training: TrainingSummary {
+            seed: config.seed,
+            pretrain_steps: config.pretrain.total_steps(prepared.train_paths.len()),
+            segnet_steps: outcome.steps,
+            selected_step: outcome.best_step,
+            training_images: prepared.train_paths.len(),
+            validation_images: prepared.validation_paths.len(),
+            data_fingerprint: prepared.data_fingerprint.clone(),
+        },
+        validation: outcome
+            .validation
+            .as_ref()
+            .zip(evaluation_set)
+            .map(|(report, set)| SelectionScores {
+                image_auroc: report.image_auroc,
+                pixel_auroc: report.pixel_auroc,
+                score: report.score,
+                set,
+            }),
+    };
+    let files = encode_model(&outcome.model, &card);
+    let model = out.keys.model();
+    out.store.put(&model.weights(), files.weights)?;
+    out.store.put(&model.card(), files.card)?;
+
+    let detector = Detector::new(outcome.model, card, device.clone());
+    let (evaluation, inference_images_per_second) = if category.test.is_empty() {
+        (None, None)
+    } else {
+        let mut keep_map = |test: &TestImage, map: &AnomalyMap| -> Result<(), StoreError> {
+            let key = out.keys.map(&category.name, &test.kind, test.id())?;
+            out.store.put(&key, encode_tiff(map))
+        };
+        let run = evaluate_test_split(
+            &detector,
+            category,
+            config.inference.batch_size,
+            &mut keep_map,
+        )?;
+        out.store.put_json(&out.keys.eval(), &run.evaluation)?;
+        let speed = run.images as f64 / run.seconds.max(1e-9);
+        (Some(run.evaluation), Some(speed))
+    };
+    out.finish(StageResult {
+        steps: outcome.steps,
+        validation: outcome.validation,
+        evaluation,
+        inference_images_per_second,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The encoder a pre-training stage stored at `key`.
+fn load_encoder<B: Backend>(
+    store: &BlockingStore,
+    key: &Key,
+    config: &Config,
+    device: &B::Device,
+) -> Result<Encoder<B>, PipelineError> {
+    let location = store.describe(key);
+    let bytes = store
+        .get(key)?
+        .ok_or_else(|| PipelineError::MissingEncoder {
+            location: location.clone(),
+        })?;
+    Ok(Checkpoint::decode(&bytes, &location)?.load_module(
+        ENCODER_SECTION,
+        config.model.encoder().init::<B>(device),
+        device,
+        &location,
+    )?)
+}
+
+/// Both stages of `slsg fit`, in `store` (`pretrain/`, `segnet/`, `config.toml`).
+pub struct Fitted {
+    pub pretrain: StageResult,
+    pub segnet: StageResult,
+    /// Stages found finished in the store and not run again.
+    pub reused: Vec<Stage>,
+}
+
+/// Runs both stages of one category into `store`, skipping a stage that finished before and
+/// resuming one that was interrupted. A store that holds a fit of another config is refused.
+pub fn fit_category<B: AutodiffBackend>(
+    category: &Category,
+    config: &Config,
+    store: &BlockingStore,
+    device: &B::Device,
+    progress: &mut dyn Progress,
+) -> Result<Fitted, PipelineError> {
+    claim_for(store, config)?;
+    let prepared = prepare(category, config)?;
+    let mut reused = Vec::new();
+    let pretrain_out = StageOutput::fit(store, Stage::Pretrain)?;
+    let pretrain = match pretrain_out.finished()? {
+        Some(result) => {
+            reused.push(Stage::Pretrain);
+            result
+        }
+        None => pretrain_stage::<B>(&prepared, config, &pretrain_out, device, progress)?,
+    };
+    let segnet_out = StageOutput::fit(store, Stage::Segnet)?;
+    let segnet = match segnet_out.finished()? {
+        Some(result) => {
+            reused.push(Stage::Segnet);
+            result
+        }
+        None => segnet_stage::<B>(
+            category,
+            &prepared,
+            config,
+            &pretrain_out.keys.encoder(),
+            &segnet_out,
+            device,
+            progress,
+        )?,
+    };
+    Ok(Fitted {
+        pretrain,
+        segnet,
+        reused,
+    })
+}
+
+/// Records `config` as the fit's (`config.toml`), or checks that it is the one recorded: a
+/// folder's checkpoints must not continue under another config. The thread count changes
+/// speed, not results, so it may differ.
+fn claim_for(store: &BlockingStore, config: &Config) -> Result<(), PipelineError> {
+    let key = fit_config();
+    let location = store.describe(&key);
+    let Some(bytes) = store.get(&key)? else {
+        store.put(&key, config.to_toml().into_bytes())?;
+        return Ok(());
+    };
+    let other = |difference: String| PipelineError::OtherConfig {
+        location: location.clone(),
+        difference,
+    };
+    let recorded = Config::parse(&String::from_utf8_lossy(&bytes), &location)
+        .map_err(|e| other(e.to_string()))?;
+    let normalised = |c: &Config| {
+        let mut c = c.clone();
+        c.threads = 0;
+        c
+    };
+    if normalised(&recorded) != normalised(config) {
+        return Err(other(config_difference(&recorded, config)));
+    }
+    Ok(())
+}
+
+/// The first field whose value differs between two configs, as `field: old → new`.
+fn config_difference(old: &Config, new: &Config) -> String {
+    let flatten = |c: &Config| {
+        let mut fields = Vec::new();
+        let table = toml::Table::try_from(c).expect("the config serialises");
+        flatten_into("", &toml::Value::Table(table), &mut fields);
+        fields
+    };
+    let (old, new) = (flatten(old), flatten(new));
+    let keys: std::collections::BTreeSet<&String> =
+        old.iter().chain(&new).map(|(k, _)| k).collect();
+    for key in keys {
+        let find = |fields: &[(String, String)]| {
+            fields
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| "unset".into())
+        };
+        let (a, b) = (find(&old), find(&new));
+        if a != b && key != "threads" {
+            return format!("{key}: {a} → {b}");
+        }
+    }
+    "the configs differ".into()
+}
+
+fn flatten_into(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten_into(&path, value, out);
+            }
+        }
+        other => out.push((prefix.to_string(), other.to_string())),
+    }
+}

@@ -1,0 +1,294 @@
+//! Every key of the store, built here and nowhere else, from validated names only:
+//!
+//! ```text
+//! runs/<run>/plan.json, state.json, summary.json, report.html
+//! runs/<run>/jobs/<job>/…                      one stage's output (below)
+//! models/<category>/current, previous          the version each alias names
+//! models/<category>/history.jsonl              every registry decision
+//! models/<category>/versions/<version>/model.json, weights.ckpt, card.json
+//! ```
+//!
+//! `slsg fit --out DIR` keeps `config.toml` (the config its checkpoints belong to) beside its two
+//! stage folders. A stage's output — a cluster job's folder, or `<out>/pretrain` and
+//! `<out>/segnet` of `slsg fit` — holds `spec.json` (jobs only), `curve.jsonl`, `result.json`,
+//! `checkpoints/<stage>-<step>.ckpt`, and `encoder.ckpt` (pre-training) or `model/`,
+//! `eval.json` and `maps/<category>/test/<kind>/<id>.tiff` (SegNet).
+
+use super::{Key, NameError};
+
+/// The card of a model folder (`model/`, a registered version, a folder `slsg predict` reads).
+pub const MODEL_CARD_FILE: &str = "model.json";
+/// The weights of a model folder.
+pub const MODEL_WEIGHTS_FILE: &str = "weights.ckpt";
+
+/// `key/segment` for a segment written in this module (always a valid name).
+fn fixed(key: &Key, segment: &'static str) -> Key {
+    key.join(segment)
+        .expect("the layout's own segments are valid names")
+}
+
+/// The config a `slsg fit` output folder was trained with.
+pub fn fit_config() -> Key {
+    Key::new(["config.toml"]).expect("a valid literal")
+}
+
+/// `runs/<run>/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunKeys {
+    root: Key,
+}
+
+impl RunKeys {
+    pub fn new(run: &str) -> Result<RunKeys, NameError> {
+        Ok(RunKeys {
+            root: Key::new(["runs", run])?,
+        })
+    }
+
+    pub fn prefix(&self) -> &Key {
+        &self.root
+    }
+
+    pub fn plan(&self) -> Key {
+        fixed(&self.root, "plan.json")
+    }
+
+    /// The coordinator's journal of the run's job table.
+    pub fn journal(&self) -> Key {
+        fixed(&self.root, "state.json")
+    }
+
+    pub fn summary(&self) -> Key {
+        fixed(&self.root, "summary.json")
+    }
+
+    pub fn report(&self) -> Key {
+        fixed(&self.root, "report.html")
+    }
+
+    /// The output folder of job `job`.
+    pub fn job(&self, job: &str) -> Result<StageKeys, NameError> {
+        Ok(StageKeys {
+            root: fixed(&self.root, "jobs").join(job)?,
+        })
+    }
+}
+
+/// One stage's output folder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageKeys {
+    root: Key,
+}
+
+impl StageKeys {
+    /// The stage folders of `slsg fit`'s output: `<out>/<stage>`.
+    pub fn fit_stage(stage: &str) -> Result<StageKeys, NameError> {
+        Ok(StageKeys {
+            root: Key::new([stage])?,
+        })
+    }
+
+    pub fn prefix(&self) -> &Key {
+        &self.root
+    }
+
+    /// The job's specification (cluster jobs only).
+    pub fn spec(&self) -> Key {
+        fixed(&self.root, "spec.json")
+    }
+
+    /// Training events as JSON lines, continued across attempts.
+    pub fn curve(&self) -> Key {
+        fixed(&self.root, "curve.jsonl")
+    }
+
+    /// Written last: its presence means the stage finished.
+    pub fn result(&self) -> Key {
+        fixed(&self.root, "result.json")
+    }
+
+    /// The pre-trained encoder a SegNet stage starts from.
+    pub fn encoder(&self) -> Key {
+        fixed(&self.root, "encoder.ckpt")
+    }
+
+    pub fn model(&self) -> ModelKeys {
+        ModelKeys {
+            root: fixed(&self.root, "model"),
+        }
+    }
+
+    /// The test split's metrics.
+    pub fn eval(&self) -> Key {
+        fixed(&self.root, "eval.json")
+    }
+
+    pub fn checkpoints(&self) -> Key {
+        fixed(&self.root, "checkpoints")
+    }
+
+    /// `checkpoints/<stage>-<step>.ckpt`.
+    pub fn checkpoint(&self, stage: &str, step: u64) -> Result<Key, NameError> {
+        self.checkpoints().join(&format!("{stage}-{step:08}.ckpt"))
+    }
+
+    /// The step of a key listed under [`checkpoints`](Self::checkpoints), if it is one of
+    /// `stage`'s checkpoints.
+    pub fn checkpoint_step(&self, key: &Key, stage: &str) -> Option<u64> {
+        key.strip_prefix(&self.checkpoints())?
+            .strip_prefix(stage)?
+            .strip_prefix('-')?
+            .strip_suffix(".ckpt")?
+            .parse()
+            .ok()
+    }
+
+    pub fn maps(&self) -> Key {
+        fixed(&self.root, "maps")
+    }
+
+    /// A test image's anomaly map, in the layout of the official evaluation:
+    /// `maps/<category>/test/<kind>/<id>.tiff`.
+    pub fn map(&self, category: &str, kind: &str, id: &str) -> Result<Key, NameError> {
+        self.maps()
+            .join_all([category, "test", kind, &format!("{id}.tiff")])
+    }
+}
+
+/// A model folder: its card and its weights.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelKeys {
+    root: Key,
+}
+
+impl ModelKeys {
+    pub fn prefix(&self) -> &Key {
+        &self.root
+    }
+
+    pub fn card(&self) -> Key {
+        fixed(&self.root, MODEL_CARD_FILE)
+    }
+
+    pub fn weights(&self) -> Key {
+        fixed(&self.root, MODEL_WEIGHTS_FILE)
+    }
+}
+
+/// `models/<category>/`: a category's registered versions, aliases and history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CategoryModels {
+    root: Key,
+}
+
+impl CategoryModels {
+    pub fn new(category: &str) -> Result<CategoryModels, NameError> {
+        Ok(CategoryModels {
+            root: Key::new(["models", category])?,
+        })
+    }
+
+    /// Every category folder lives under this.
+    pub fn all() -> Key {
+        Key::new(["models"]).expect("a valid literal")
+    }
+
+    pub fn prefix(&self) -> &Key {
+        &self.root
+    }
+
+    /// Names the version in production.
+    pub fn current(&self) -> Key {
+        fixed(&self.root, "current")
+    }
+
+    /// Names the version `current` named before it.
+    pub fn previous(&self) -> Key {
+        fixed(&self.root, "previous")
+    }
+
+    /// One JSON line per decision.
+    pub fn history(&self) -> Key {
+        fixed(&self.root, "history.jsonl")
+    }
+
+    pub fn versions(&self) -> Key {
+        fixed(&self.root, "versions")
+    }
+
+    pub fn version(&self, version: &str) -> Result<VersionKeys, NameError> {
+        Ok(VersionKeys {
+            root: self.versions().join(version)?,
+        })
+    }
+
+    /// The version a key listed under [`versions`](Self::versions) belongs to.
+    pub fn version_of<'k>(&self, key: &'k Key) -> Option<&'k str> {
+        key.strip_prefix(&self.versions())?.split('/').next()
+    }
+}
+
+/// `models/<category>/versions/<version>/`: a model folder plus its registration card.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionKeys {
+    root: Key,
+}
+
+impl VersionKeys {
+    pub fn model(&self) -> ModelKeys {
+        ModelKeys {
+            root: self.root.clone(),
+        }
+    }
+
+    /// Written last when a version is registered: its presence means the copy is whole.
+    pub fn card(&self) -> Key {
+        fixed(&self.root, "card.json")
+    }
+
+    pub fn prefix(&self) -> &Key {
+        &self.root
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_follow_the_documented_layout() {
+        let run = RunKeys::new("r1").unwrap();
+        assert_eq!(run.journal().as_str(), "runs/r1/state.json");
+        let job = run.job("abc").unwrap();
+        assert_eq!(
+            job.model().card().as_str(),
+            "runs/r1/jobs/abc/model/model.json"
+        );
+        let checkpoint = job.checkpoint("segnet", 42).unwrap();
+        assert_eq!(
+            checkpoint.as_str(),
+            "runs/r1/jobs/abc/checkpoints/segnet-00000042.ckpt"
+        );
+        assert_eq!(job.checkpoint_step(&checkpoint, "segnet"), Some(42));
+        assert_eq!(job.checkpoint_step(&checkpoint, "pretrain"), None);
+        assert_eq!(
+            job.map("tray", "logical_anomalies", "000")
+                .unwrap()
+                .as_str(),
+            "runs/r1/jobs/abc/maps/tray/test/logical_anomalies/000.tiff"
+        );
+        assert!(job.map("tray", "good", "x..y").is_err());
+        assert!(RunKeys::new("../x").is_err());
+        let models = CategoryModels::new("tray").unwrap();
+        let version = models.version("r1-abc").unwrap();
+        assert_eq!(
+            version.model().weights().as_str(),
+            "models/tray/versions/r1-abc/weights.ckpt"
+        );
+        assert_eq!(models.version_of(&version.card()), Some("r1-abc"));
+        assert_eq!(
+            StageKeys::fit_stage("segnet").unwrap().eval().as_str(),
+            "segnet/eval.json"
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! One category pipeline behind every way of training: `slsg fit` and a cluster run write the
+//! same artifacts for the same category and config, and a job that panics (as a CUDA
+//! out-of-memory does) is failed with its message and retried instead of holding its lease, and
+//! the run still ends.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use slsg::job::{ClusterConfig, JobKind, JobState, Plan};
+use slsg::store::Store;
+use slsg::train::{Progress, TrainEvent};
+use slsg_coordinator::embedded::Embedded;
+use slsg_tests::*;
+use slsg_worker::{JobRunner, JobSignals, run_job};
+
+/// The training config both ways of training use: a tiny model on 64 px images.
+const TRAINING: &str = "[model]
+image_size = 64
+width = 0.125
+
+[pretrain]
+max_steps = 20
+checkpoint_every = 10
+log_every = 5
+
+[segnet]
+steps = 30
+freeze_encoder = false
+validate_every = 15
+checkpoint_every = 10
+log_every = 5
+";
+
+/// Files of a stage folder, without the job's own description.
+fn stage_files(dir: &Path) -> Vec<String> {
+    files_under(dir)
+        .into_iter()
+        .filter(|f| f != "spec.json")
+        .collect()
+}
+
+/// A result without what depends on the machine's speed.
+fn timeless(mut result: serde_json::Value) -> serde_json::Value {
+    let object = result.as_object_mut().expect("a result object");
+    object.remove("seconds");
+    object.remove("inference_images_per_second");
+    result
+}
+
+#[test]
+fn fit_and_a_cluster_run_write_the_same_artifacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic_data(dir.path());
+    let training = dir.path().join("training.toml");
+    std::fs::write(&training, TRAINING).unwrap();
+    let fitted = dir.path().join("fit");
+    ok(slsg(
+        &[
+            "fit",
+            "--dataset",
+            path(&data),
+            "--category",
+            "weave",
+            "--out",
+            path(&fitted),
+            "--config",
+            path(&training),
+        ],
+        &[],
+    ));
+
+    let store = dir.path().join("store");
+    let cluster = dir.path().join("cluster.toml");
+    let sections = TRAINING
+        .replace("\n[", "\n[training.")
+        .replacen("[", "[training.", 1);
+    std::fs::write(
+        &cluster,
+        format!(
+            "[run]\nname = \"same\"\nstore = \"{}\"\n\n[[dataset]]\npath = \"{}\"\ncategories = [\"weave\"]\n\n{sections}\n[resources]\nworkers = [\"cpu\"]\n",
+            path(&store),
+            path(&data)
+        ),
+    )
+    .unwrap();
+    ok(slsg(&["train", path(&cluster)], &[]));
+
+    let jobs = summary_jobs(&read_json(&store.join("runs/same/summary.json")));
+    for (stage, kind) in [("pretrain", "pretrain"), ("segnet", "segnet")] {
+        let job = &jobs
+            .iter()
+            .find(|j| j.1 == kind)
+            .expect("the stage's job")
+            .0;
+        let job_dir = store.join(format!("runs/same/jobs/{job}"));
+        let fit_dir = fitted.join(stage);
+        assert_eq!(
+            stage_files(&fit_dir),
+            stage_files(&job_dir),
+            "{stage}: the same files"
+        );
+        assert_eq!(
+            timeless(read_json(&fit_dir.join("result.json"))),
+            timeless(read_json(&job_dir.join("result.json"))),
+            "{stage}: the same result"
+        );
+        if stage == "segnet" {
+            assert_eq!(
+                read_json(&fit_dir.join("model/model.json")),
+                read_json(&job_dir.join("model/model.json")),
+                "the same model card"
+            );
+            assert_eq!(
+                read_json(&fit_dir.join("eval.json")),
+                read_json(&job_dir.join("eval.json")),
+                "the same test metrics"
+            );
+        }
+    }
+}
+
+/// Panics at a step of the first attempt, as a device that runs out of memory mid-training does.
+struct PanicAt {
+    step: Option<u64>,
+    signals: JobSignals,
+}
+
+impl Progress for PanicAt {
+    fn on_event(&mut self, event: &TrainEvent) {
+        self.signals.on_event(event);
+        if let (TrainEvent::Step(report), Some(step)) = (event, self.step)
+            && report.step >= step
+        {
+            panic!("device out of memory (injected at step {})", report.step);
+        }
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.signals.stop_requested()
+    }
+}
+
+#[test]
+fn a_panicking_job_is_failed_with_its_message_retried_and_the_run_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic_data(dir.path());
+    let store = dir.path().join("store");
+    let config = write_config(
+        dir.path(),
+        &RunConfig {
+            name: "panics",
+            store: path(&store),
+            data: &data,
+            categories: &["weave"],
+            learning_rates: &[0.1],
+            segnet_steps: 20,
+        },
+    );
+    let cluster = ClusterConfig::load(&config).unwrap();
+    let plan = Plan::expand(&cluster, "panics.toml", 2).unwrap();
+    let runner: JobRunner = Arc::new(|job, device, runtime, signals| {
+        let step = (job.spec.kind == JobKind::Segnet && job.attempt == 1).then_some(5);
+        let mut progress = PanicAt {
+            step,
+            signals: signals.clone(),
+        };
+        run_job(&job.spec, device, runtime, &mut progress)
+    });
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let summary = runtime
+        .block_on(async {
+            let store = Store::open(path(&store))?;
+            Embedded::start(plan, store, runner).await?.wait().await
+        })
+        .expect("the run ends");
+
+    let segnet = summary
+        .status
+        .jobs
+        .iter()
+        .find(|j| j.kind == JobKind::Segnet)
+        .unwrap();
+    assert!(
+        matches!(segnet.state, JobState::Done { .. }),
+        "{:?}",
+        segnet.state
+    );
+    assert_eq!(segnet.attempts, 2, "the panic used one attempt");
+    let error = segnet.last_error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("the job panicked: device out of memory (injected at step 5)"),
+        "{error}"
+    );
+    assert!(
+        summary.models.contains_key("weave"),
+        "the model is registered"
+    );
+}
