@@ -17,7 +17,8 @@ use rand::RngExt;
 use slsg::config::Config;
 use slsg::job::{JobKind, JobResult, JobSpec, Plan, Resources};
 use slsg::store::Store;
-use slsg_coordinator::actor::{CoordinatorActor, CoordinatorArgs};
+use slsg_coordinator::actor::{CoordinatorActor, CoordinatorArgs, Mode};
+use slsg_coordinator::scheduler::Intake;
 use slsg_coordinator::service::{ClusterService, serve};
 use slsg_worker::{CoordinatorLink, GrpcLink, LeaseOutcome};
 use tokio::sync::watch;
@@ -44,6 +45,7 @@ fn plan(jobs: usize, store: &str) -> Plan {
             config: Config::default(),
             point: BTreeMap::new(),
             depends_on: None,
+            retraining: None,
         })
         .collect();
     Plan {
@@ -54,6 +56,7 @@ fn plan(jobs: usize, store: &str) -> Plan {
             ..Resources::default()
         },
         jobs: specs,
+        gate_tolerance: None,
     }
 }
 
@@ -79,6 +82,7 @@ async fn simulated_worker(
         validation: None,
         evaluation: None,
         inference_images_per_second: None,
+        gate: None,
         seconds: 0.0,
     };
     // Paced workers join over one holding period, as a cluster's nodes come up, rather than
@@ -109,7 +113,7 @@ async fn simulated_worker(
                 own.complete.push(start.elapsed());
             }
             LeaseOutcome::Wait => {}
-            LeaseOutcome::RunFinished => break,
+            LeaseOutcome::Stopping => break,
         }
     }
     let mut all = latencies.lock().unwrap();
@@ -142,8 +146,9 @@ async fn measure(jobs: usize, workers: usize, hold: Duration) -> String {
         None,
         CoordinatorActor,
         CoordinatorArgs {
-            plan: plan(jobs, &store_url),
-            store,
+            store: store.clone(),
+            mode: Mode::Once,
+            plans: vec![plan(jobs, &store_url)],
             finished: finished_sender,
         },
     )
@@ -152,7 +157,13 @@ async fn measure(jobs: usize, workers: usize, hold: Duration) -> String {
     let address = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port");
-    let service = ClusterService::new(actor.clone(), "bench".into(), Duration::from_secs(5));
+    let intake = Arc::new(Intake::new(actor.clone(), store, 1));
+    let service = ClusterService::new(
+        actor.clone(),
+        intake,
+        "bench".into(),
+        Duration::from_secs(5),
+    );
     let mut until_finished = finished.clone();
     let server = tokio::spawn(serve(service, address, Some("bench-token"), async move {
         let _ = until_finished.wait_for(|s| s.is_some()).await;

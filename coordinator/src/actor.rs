@@ -1,26 +1,28 @@
-//! The coordinator actor: owns the job table; every lease, heartbeat, completion and failure
-//! goes through its mailbox. Journals the table to the store within a tick of a change (a
-//! finished job is durable sooner, through the `result.json` its worker stored), expires leases
-//! on a timer, and publishes the results when every job has finished.
+//! The coordinator actor: owns every open run (its job table and journal) and, as a service, the
+//! list of runs in the store; every submission, lease, heartbeat, completion and failure goes
+//! through its mailbox. Leases go to the oldest run with a ready job; a run publishes its results
+//! when its last job finishes. A one-shot coordinator (`Mode::Once`) ends when its runs have.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures::StreamExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use slsg::job::{FailureKind, JobId, JobProgress, JobResult, Plan, RunStatus};
+use serde::{Deserialize, Serialize};
+use slsg::job::{FailureKind, JobProgress, JobResult, Plan, RunOverview, RunStatus, ServiceStatus};
 use slsg::registry::Registry;
-use slsg::store::layout::RunKeys;
-use slsg::store::{Key, Store, StoreError};
-use tokio::sync::{oneshot, watch};
+use slsg::store::Store;
+use slsg::store::layout::{RunKeys, service_runs};
+use tokio::sync::watch;
 
 use crate::error::CoordinatorError;
-use crate::publish::{RunSummary, publish_results};
-use crate::table::{Granted, HeartbeatOutcome, JobTable, Journal, JournalChanges};
+use crate::publish::RunSummary;
+use crate::run::Run;
+use crate::table::{Granted, HeartbeatOutcome};
 
-/// How often leases are checked and the journal written.
+/// How often leases are checked and the journals written.
 pub const TICK: Duration = Duration::from_millis(500);
+/// Finished runs a service keeps in its overview.
+pub const FINISHED_RUNS_SHOWN: usize = 100;
 
 pub enum CoordinatorMessage {
     Register {
@@ -30,7 +32,7 @@ pub enum CoordinatorMessage {
     },
     Lease {
         worker: String,
-        reply: RpcReplyPort<LeaseAnswer>,
+        reply: RpcReplyPort<Result<LeaseAnswer, CoordinatorError>>,
     },
     Heartbeat {
         lease_id: String,
@@ -48,20 +50,44 @@ pub enum CoordinatorMessage {
         kind: FailureKind,
         reply: RpcReplyPort<bool>,
     },
-    Status {
-        reply: RpcReplyPort<RunStatus>,
+    /// Opens a run (or finds it open with the same plan already).
+    Submit {
+        plan: Box<Plan>,
+        reply: RpcReplyPort<Result<Submitted, CoordinatorError>>,
     },
-    /// A receiver that changes whenever a job may have become leasable or the run finished,
-    /// so waiting lease requests sleep instead of polling.
+    /// Every run, and the retraining schedule.
+    Overview { reply: RpcReplyPort<ServiceStatus> },
+    /// One run's jobs from `offset` (at most `limit`) and its leaderboards.
+    RunStatus {
+        run: String,
+        offset: usize,
+        limit: usize,
+        reply: RpcReplyPort<Result<RunStatus, CoordinatorError>>,
+    },
+    /// A receiver that changes whenever a job may have become leasable or the coordinator is
+    /// stopping, so waiting lease requests sleep instead of polling.
     Subscribe {
         reply: RpcReplyPort<watch::Receiver<u64>>,
     },
-    /// Timer: expire leases, write the journal if it changed.
+    /// The scheduler's next retraining check (seconds since the epoch), for the overview.
+    NextCheck { unix: Option<u64> },
+    /// Timer: expire leases, write the journals that changed.
     Tick,
 }
 
-/// Asks for a job until one is granted, the run finishes or `wait` passes; between asks it
-/// sleeps until the table changes. The long poll of both links (in-process and gRPC).
+/// What a submission found or started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submitted {
+    pub run: String,
+    pub jobs: usize,
+    /// Jobs found finished in the store (reused, not run again).
+    pub finished_before: usize,
+    /// The run was open with the same plan already.
+    pub already_open: bool,
+}
+
+/// Asks for a job until one is granted, the coordinator is stopping or `wait` passes; between
+/// asks it sleeps until the tables change. The long poll of both links (in-process and gRPC).
 pub async fn lease_waiting(
     actor: &ActorRef<CoordinatorMessage>,
     worker: &str,
@@ -77,8 +103,8 @@ pub async fn lease_waiting(
         }
         let worker = worker.to_string();
         let answer = ractor::call!(actor, |reply| CoordinatorMessage::Lease { worker, reply })
-            .map_err(CoordinatorError::gone)?;
-        if answer.granted.is_some() || answer.run_finished {
+            .map_err(CoordinatorError::gone)??;
+        if answer.granted.is_some() || answer.stopping {
             return Ok(answer);
         }
         match &mut changes {
@@ -98,25 +124,55 @@ pub async fn lease_waiting(
 
 pub struct LeaseAnswer {
     pub granted: Option<Granted>,
-    pub run_finished: bool,
+    /// The coordinator has no more work and is stopping: the worker may stop too.
+    pub stopping: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A long-lived service: runs come and go, the list of runs is kept in the store and every
+    /// unfinished run is recovered after a restart.
+    Service,
+    /// One-shot: the coordinator ends when its runs have finished.
+    Once,
 }
 
 pub struct CoordinatorArgs {
-    pub plan: Plan,
     pub store: Store,
-    /// Receives the summary once every job has finished and the results are published.
+    pub mode: Mode,
+    /// Runs opened at start (the config's run).
+    pub plans: Vec<Plan>,
+    /// In `Once` mode, receives the first plan's summary once every run has finished.
     pub finished: watch::Sender<Option<RunSummary>>,
 }
 
+/// The service's list of runs (`service/runs.json`), oldest first.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct RunIndex {
+    runs: Vec<IndexEntry>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct IndexEntry {
+    run: String,
+    finished: bool,
+}
+
 pub struct CoordinatorState {
-    table: JobTable,
-    plan: Plan,
-    run: RunKeys,
+    store: Store,
     registry: Registry,
-    journal: JournalWriter,
+    mode: Mode,
+    /// Open runs, oldest first: leases go to the first with a ready job.
+    runs: Vec<Run>,
+    /// Finished runs, newest last (their results are in the store).
+    finished_runs: VecDeque<RunOverview>,
+    index: RunIndex,
+    next_check: Option<u64>,
     /// Bumped when jobs may have become leasable (see [`CoordinatorMessage::Subscribe`]).
     changes: watch::Sender<u64>,
     finished: watch::Sender<Option<RunSummary>>,
+    /// The first run's summary, kept for `Once` mode's `finished`.
+    first_summary: Option<RunSummary>,
 }
 
 pub struct CoordinatorActor;
@@ -125,6 +181,13 @@ pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// 128 bits from the operating system's generator, in hex: a lease id nobody can guess.
+fn new_lease_id() -> Result<String, CoordinatorError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| CoordinatorError::Random(e.to_string()))?;
+    Ok(slsg::data::hex(&bytes))
 }
 
 impl Actor for CoordinatorActor {
@@ -138,52 +201,31 @@ impl Actor for CoordinatorActor {
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
         let CoordinatorArgs {
-            plan,
             store,
+            mode,
+            plans,
             finished,
         } = args;
-        let run = RunKeys::new(&plan.run).map_err(CoordinatorError::from)?;
-        store
-            .put_json(&run.plan(), &plan)
-            .await
-            .map_err(CoordinatorError::from)?;
-        let results = load_results(&store, &run, &plan).await?;
-        let journal: Option<Journal> = store
-            .get_json(&run.journal())
-            .await
-            .map_err(CoordinatorError::from)?;
-        let mut table = match journal {
-            Some(journal) => {
-                tracing::info!(run = %plan.run, "recovering the run from its journal");
-                JobTable::restore(&plan, journal, &results, now_ms())
-            }
-            None => JobTable::new(&plan),
-        };
-        for id in table.queued() {
-            if let Some(result) = results.get(&id) {
-                table.mark_done(&id, result.clone());
-            }
-        }
-        let reused = results.len();
-        tracing::info!(run = %plan.run, jobs = plan.jobs.len(), finished_before = reused, "coordinator ready");
-        let journal = JournalWriter::start(
-            store.clone(),
-            run.journal(),
-            table.journal(),
-            tokio::runtime::Handle::current(),
-        );
-        myself.send_interval(TICK, || CoordinatorMessage::Tick);
         let mut state = CoordinatorState {
-            table,
-            plan,
-            run,
-            registry: Registry::new(store),
-            journal,
+            registry: Registry::new(store.clone()),
+            store,
+            mode,
+            runs: Vec::new(),
+            finished_runs: VecDeque::new(),
+            index: RunIndex::default(),
+            next_check: None,
             changes: watch::channel(0).0,
             finished,
+            first_summary: None,
         };
-        state.persist().await?;
-        state.publish_if_finished().await?;
+        if mode == Mode::Service {
+            state.recover().await?;
+        }
+        for plan in plans {
+            state.submit(plan).await?;
+        }
+        myself.send_interval(TICK, || CoordinatorMessage::Tick);
+        state.runs_changed().await?;
         Ok(state)
     }
 
@@ -203,34 +245,38 @@ impl Actor for CoordinatorActor {
                 let _ = reply.send(());
             }
             CoordinatorMessage::Lease { worker, reply } => {
-                let granted = state.table.lease(&worker, now_ms());
-                if let Some(g) = &granted {
-                    tracing::info!(%worker, job = %g.spec.id, kind = g.spec.kind.name(), category = %g.spec.category, attempt = g.attempt, "leased");
-                }
-                let _ = reply.send(LeaseAnswer {
-                    granted,
-                    run_finished: state.table.is_finished(),
-                });
+                let _ = reply.send(state.lease(&worker));
             }
             CoordinatorMessage::Heartbeat {
                 lease_id,
                 progress,
                 reply,
             } => {
-                let _ = reply.send(state.table.heartbeat(&lease_id, progress, now_ms()));
+                let now = now_ms();
+                let outcome = state
+                    .run_of_lease(&lease_id)
+                    .map(|run| run.table.heartbeat(&lease_id, progress, now))
+                    .unwrap_or(HeartbeatOutcome {
+                        accepted: false,
+                        cancel: true,
+                        deadline_ms: 0,
+                    });
+                let _ = reply.send(outcome);
             }
             CoordinatorMessage::Complete {
                 lease_id,
                 result,
                 reply,
             } => {
-                let accepted = state.table.complete(&lease_id, result);
+                let accepted = state
+                    .run_of_lease(&lease_id)
+                    .is_some_and(|run| run.table.complete(&lease_id, result));
                 if accepted {
                     tracing::info!(lease = %lease_id, "job done");
                     // The worker stored the job's result.json before reporting, and a restarted
                     // coordinator counts every job with one as done: the journal can follow
                     // within a tick instead of holding up every completion.
-                    state.jobs_changed().await?;
+                    state.runs_changed().await?;
                 }
                 let _ = reply.send(accepted);
             }
@@ -240,33 +286,53 @@ impl Actor for CoordinatorActor {
                 kind,
                 reply,
             } => {
-                let accepted = state.table.fail(&lease_id, &error, kind);
+                let accepted = state
+                    .run_of_lease(&lease_id)
+                    .is_some_and(|run| run.table.fail(&lease_id, &error, kind));
                 if accepted {
                     if kind == FailureKind::GiveBack {
                         tracing::info!(lease = %lease_id, "lease given back: {error}");
                     } else {
                         tracing::warn!(lease = %lease_id, "job failed: {error}");
                     }
-                    state.jobs_changed().await?;
+                    state.runs_changed().await?;
                 }
                 let _ = reply.send(accepted);
             }
-            CoordinatorMessage::Status { reply } => {
-                let _ = reply.send(state.table.status());
+            CoordinatorMessage::Submit { plan, reply } => {
+                let submitted = state.submit(*plan).await;
+                if submitted.is_ok() {
+                    state.runs_changed().await?;
+                }
+                let _ = reply.send(submitted);
+            }
+            CoordinatorMessage::Overview { reply } => {
+                let _ = reply.send(state.overview());
+            }
+            CoordinatorMessage::RunStatus {
+                run,
+                offset,
+                limit,
+                reply,
+            } => {
+                let _ = reply.send(state.run_status(&run, offset, limit).await);
             }
             CoordinatorMessage::Subscribe { reply } => {
                 let _ = reply.send(state.changes.subscribe());
             }
+            CoordinatorMessage::NextCheck { unix } => state.next_check = unix,
             CoordinatorMessage::Tick => {
-                let expired = state.table.expire(now_ms());
-                for job in &expired {
-                    tracing::warn!(%job, "lease expired; the job returns to the queue");
+                let now = now_ms();
+                let mut expired_any = false;
+                for run in &mut state.runs {
+                    for job in run.table.expire(now) {
+                        tracing::warn!(run = %run.plan.run, %job, "lease expired; the job returns to the queue");
+                        expired_any = true;
+                    }
+                    run.journal_changes();
                 }
-                if !expired.is_empty() {
-                    state.jobs_changed().await?;
-                }
-                if state.table.has_changes() {
-                    state.journal.write(state.table.take_changes(), None);
+                if expired_any {
+                    state.runs_changed().await?;
                 }
             }
         }
@@ -275,115 +341,199 @@ impl Actor for CoordinatorActor {
 }
 
 impl CoordinatorState {
-    /// Writes the journal and waits until it is stored.
-    async fn persist(&mut self) -> Result<(), CoordinatorError> {
-        let (done, stored) = oneshot::channel();
-        self.journal.write(self.table.take_changes(), Some(done));
-        stored
-            .await
-            .map_err(|_| CoordinatorError::JournalStopped)?
-            .map_err(CoordinatorError::Journal)
+    /// Reopens every unfinished run of the service's list from its stored plan.
+    async fn recover(&mut self) -> Result<(), CoordinatorError> {
+        let Some(index) = self.store.get_json::<RunIndex>(&service_runs()).await? else {
+            return Ok(());
+        };
+        for entry in &index.runs {
+            if entry.finished {
+                self.finished_runs.push_back(RunOverview {
+                    run: entry.run.clone(),
+                    retraining: false,
+                    finished: true,
+                    jobs: 0,
+                    states: Default::default(),
+                });
+                continue;
+            }
+            let keys = RunKeys::new(&entry.run)?;
+            match self.store.get_json::<Plan>(&keys.plan()).await? {
+                Some(plan) => {
+                    tracing::info!(run = %entry.run, "recovering an unfinished run");
+                    self.runs
+                        .push(Run::open(&self.store, plan, now_ms()).await?);
+                }
+                None => {
+                    tracing::warn!(run = %entry.run, "its plan is missing from the store; not recovered")
+                }
+            }
+        }
+        self.index = index;
+        while self.finished_runs.len() > FINISHED_RUNS_SHOWN {
+            self.finished_runs.pop_front();
+        }
+        Ok(())
     }
 
-    /// After a job finished, failed or lost its lease: publishes the results if that was the
-    /// last job, and wakes the waiting lease requests.
-    async fn jobs_changed(&mut self) -> Result<(), CoordinatorError> {
-        self.publish_if_finished().await?;
+    async fn submit(&mut self, plan: Plan) -> Result<Submitted, CoordinatorError> {
+        if let Some(open) = self.runs.iter().find(|r| r.plan.run == plan.run) {
+            if open.plan != plan {
+                return Err(CoordinatorError::RunInProgress { run: plan.run });
+            }
+            return Ok(Submitted {
+                run: plan.run.clone(),
+                jobs: open.table.len(),
+                finished_before: open.table.state_counts().get("done").copied().unwrap_or(0),
+                already_open: true,
+            });
+        }
+        let run = Run::open(&self.store, plan, now_ms()).await?;
+        let submitted = Submitted {
+            run: run.plan.run.clone(),
+            jobs: run.table.len(),
+            finished_before: run.table.state_counts().get("done").copied().unwrap_or(0),
+            already_open: false,
+        };
+        tracing::info!(run = %submitted.run, jobs = submitted.jobs, reused = submitted.finished_before, "run submitted");
+        self.finished_runs.retain(|r| r.run != submitted.run);
+        self.runs.push(run);
+        self.index.runs.retain(|e| e.run != submitted.run);
+        self.index.runs.push(IndexEntry {
+            run: submitted.run.clone(),
+            finished: false,
+        });
+        self.write_index().await?;
+        Ok(submitted)
+    }
+
+    async fn write_index(&mut self) -> Result<(), CoordinatorError> {
+        if self.mode != Mode::Service {
+            return Ok(());
+        }
+        // Beyond the runs shown, finished runs leave the list (their results stay in the store).
+        let finished = self.index.runs.iter().filter(|e| e.finished).count();
+        let mut drop = finished.saturating_sub(FINISHED_RUNS_SHOWN);
+        self.index.runs.retain(|e| {
+            let gone = e.finished && drop > 0;
+            drop -= usize::from(gone);
+            !gone
+        });
+        Ok(self.store.put_json(&service_runs(), &self.index).await?)
+    }
+
+    fn lease(&mut self, worker: &str) -> Result<LeaseAnswer, CoordinatorError> {
+        let now = now_ms();
+        for run in &mut self.runs {
+            if run.summary.is_some() {
+                continue;
+            }
+            let mut failure = None;
+            let granted = run.table.lease(worker, now, || match new_lease_id() {
+                Ok(id) => id,
+                Err(e) => {
+                    failure = Some(e);
+                    String::new()
+                }
+            });
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            if let Some(granted) = granted {
+                tracing::info!(%worker, run = %run.plan.run, job = %granted.spec.id, kind = granted.spec.kind.name(), category = %granted.spec.category, attempt = granted.attempt, "leased");
+                return Ok(LeaseAnswer {
+                    granted: Some(granted),
+                    stopping: false,
+                });
+            }
+        }
+        Ok(LeaseAnswer {
+            granted: None,
+            stopping: self.is_stopping(),
+        })
+    }
+
+    /// A one-shot coordinator whose runs have all finished.
+    fn is_stopping(&self) -> bool {
+        self.mode == Mode::Once && self.runs.iter().all(|r| r.summary.is_some())
+    }
+
+    fn run_of_lease(&mut self, lease_id: &str) -> Option<&mut Run> {
+        self.runs
+            .iter_mut()
+            .find(|run| run.table.lease_job(lease_id).is_some())
+    }
+
+    /// After jobs finished, failed, lost their leases or were added: publishes the runs that
+    /// ended, wakes the waiting lease requests, and in `Once` mode reports the end.
+    async fn runs_changed(&mut self) -> Result<(), CoordinatorError> {
+        let mut ended = Vec::new();
+        for (i, run) in self.runs.iter_mut().enumerate() {
+            if let Some(summary) = run.publish_if_finished(&self.registry).await? {
+                if i == 0 && self.first_summary.is_none() {
+                    self.first_summary = Some(summary.clone());
+                }
+                ended.push(run.plan.run.clone());
+            }
+        }
+        if !ended.is_empty() {
+            for entry in &mut self.index.runs {
+                if ended.contains(&entry.run) {
+                    entry.finished = true;
+                }
+            }
+            self.write_index().await?;
+            if self.mode == Mode::Service {
+                let (done, open): (Vec<Run>, Vec<Run>) = std::mem::take(&mut self.runs)
+                    .into_iter()
+                    .partition(|r| r.summary.is_some());
+                self.runs = open;
+                for run in done {
+                    self.finished_runs.push_back(run.overview());
+                }
+                while self.finished_runs.len() > FINISHED_RUNS_SHOWN {
+                    self.finished_runs.pop_front();
+                }
+            }
+        }
+        if self.is_stopping() && self.finished.borrow().is_none() {
+            let _ = self.finished.send(self.first_summary.clone());
+        }
         self.changes.send_modify(|generation| *generation += 1);
         Ok(())
     }
 
-    /// Once every job has finished: the final journal, then the results.
-    async fn publish_if_finished(&mut self) -> Result<(), CoordinatorError> {
-        if self.table.is_finished() && self.finished.borrow().is_none() {
-            self.persist().await?;
-            let summary =
-                publish_results(&self.registry, &self.run, &self.plan, &self.table.status())
-                    .await?;
-            tracing::info!(run = %self.plan.run, "every job has finished; results published");
-            let _ = self.finished.send(Some(summary));
-        }
-        Ok(())
-    }
-}
-
-/// Every `result.json` the plan's jobs already have in the store (finished earlier).
-async fn load_results(
-    store: &Store,
-    run: &RunKeys,
-    plan: &Plan,
-) -> Result<HashMap<JobId, JobResult>, CoordinatorError> {
-    let mut lookups = Vec::with_capacity(plan.jobs.len());
-    for job in &plan.jobs {
-        let (store, id, key) = (store.clone(), job.id.clone(), run.job(&job.id)?.result());
-        lookups.push(async move {
-            // An unreadable result is treated as missing: the job runs again.
-            let result = match store.get_json::<JobResult>(&key).await {
-                Ok(result) => result,
-                Err(e @ StoreError::Decode { .. }) => {
-                    tracing::warn!("{e}; the job will run again");
-                    None
-                }
-                Err(e) => return Err(CoordinatorError::from(e)),
-            };
-            Ok((id, result))
-        });
-    }
-    let found: Vec<_> = futures::stream::iter(lookups)
-        .buffer_unordered(32)
-        .collect()
-        .await;
-    let mut results = HashMap::new();
-    for entry in found {
-        if let (id, Some(result)) = entry? {
-            results.insert(id, result);
+    fn overview(&self) -> ServiceStatus {
+        ServiceStatus {
+            runs: self
+                .finished_runs
+                .iter()
+                .cloned()
+                .chain(self.runs.iter().map(Run::overview))
+                .collect(),
+            next_check_unix: self.next_check,
         }
     }
-    Ok(results)
-}
 
-type Waiter = oneshot::Sender<Result<(), Arc<StoreError>>>;
-
-/// Keeps the journal on its own thread: merges the table's changes into its copy, serialises
-/// and stores it, coalescing bursts, so the actor never serialises the whole table (a few
-/// milliseconds at 10 000 jobs) and never waits for the store except where it asks to.
-struct JournalWriter {
-    sender: std::sync::mpsc::Sender<(JournalChanges, Option<Waiter>)>,
-}
-
-impl JournalWriter {
-    fn start(
-        store: Store,
-        key: Key,
-        mut journal: Journal,
-        runtime: tokio::runtime::Handle,
-    ) -> JournalWriter {
-        let (sender, receiver) = std::sync::mpsc::channel::<(JournalChanges, Option<Waiter>)>();
-        std::thread::Builder::new()
-            .name("journal-writer".into())
-            .spawn(move || {
-                while let Ok(first) = receiver.recv() {
-                    let mut waiters = Vec::new();
-                    for (changes, waiter) in std::iter::once(first).chain(receiver.try_iter()) {
-                        journal.next_lease = changes.next_lease;
-                        journal.jobs.extend(changes.jobs);
-                        waiters.extend(waiter);
-                    }
-                    let bytes = serde_json::to_vec(&journal).expect("the journal serialises");
-                    let outcome = runtime.block_on(store.put(&key, bytes)).map_err(Arc::new);
-                    if let Err(e) = &outcome {
-                        tracing::error!("writing the journal: {e}");
-                    }
-                    for waiter in waiters {
-                        let _ = waiter.send(outcome.clone());
-                    }
-                }
-            })
-            .expect("spawning the journal writer");
-        JournalWriter { sender }
-    }
-
-    fn write(&self, changes: JournalChanges, waiter: Option<Waiter>) {
-        let _ = self.sender.send((changes, waiter));
+    async fn run_status(
+        &self,
+        run: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<RunStatus, CoordinatorError> {
+        if let Some(open) = self.runs.iter().find(|r| r.plan.run == run) {
+            return Ok(open.table.status_page(offset, limit));
+        }
+        let keys = RunKeys::new(run)?;
+        let summary: RunSummary = self.store.get_json(&keys.summary()).await?.ok_or_else(|| {
+            CoordinatorError::UnknownRun {
+                run: run.to_string(),
+            }
+        })?;
+        let mut status = summary.status;
+        status.total_jobs = status.jobs.len();
+        status.offset = offset;
+        status.jobs = status.jobs.into_iter().skip(offset).take(limit).collect();
+        Ok(status)
     }
 }

@@ -10,7 +10,7 @@ use slsg::store::Store;
 use slsg_worker::{JobRunner, WorkerActor, WorkerArgs};
 use tokio::sync::watch;
 
-use crate::actor::{CoordinatorActor, CoordinatorArgs, CoordinatorMessage};
+use crate::actor::{CoordinatorActor, CoordinatorArgs, CoordinatorMessage, Mode};
 use crate::error::CoordinatorError;
 use crate::local_link::LocalLink;
 use crate::publish::RunSummary;
@@ -18,6 +18,8 @@ use crate::publish::RunSummary;
 /// A running embedded cluster.
 pub struct Embedded {
     pub coordinator: ActorRef<CoordinatorMessage>,
+    /// The run it trains.
+    pub run: String,
     finished: watch::Receiver<Option<RunSummary>>,
     workers: Vec<tokio::task::JoinHandle<()>>,
     coordinator_task: tokio::task::JoinHandle<()>,
@@ -39,8 +41,9 @@ impl Embedded {
             None,
             CoordinatorActor,
             CoordinatorArgs {
-                plan,
                 store,
+                mode: Mode::Once,
+                plans: vec![plan],
                 finished: finished_sender,
             },
         )
@@ -64,10 +67,23 @@ impl Embedded {
         }
         Ok(Embedded {
             coordinator,
+            run,
             finished,
             workers,
             coordinator_task,
         })
+    }
+
+    /// The run's jobs and leaderboards.
+    pub async fn status(&self) -> Result<slsg::job::RunStatus, CoordinatorError> {
+        let run = self.run.clone();
+        ractor::call!(self.coordinator, |reply| CoordinatorMessage::RunStatus {
+            run,
+            offset: 0,
+            limit: usize::MAX,
+            reply
+        })
+        .map_err(CoordinatorError::gone)?
     }
 
     /// Waits for every job to finish, then for the workers and the coordinator to stop.

@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use slsg::job::PlanError;
 use slsg::proto::TokenError;
 use slsg::registry::RegistryError;
+use slsg::retrain::RetrainError;
 use slsg::store::{NameError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -15,10 +17,30 @@ pub enum CoordinatorError {
     Name(#[from] NameError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Retrain(#[from] RetrainError),
+    #[error("{origin}: its store `{store}` is not the one this coordinator serves (`{serving}`)")]
+    OtherStore {
+        origin: String,
+        store: String,
+        serving: String,
+    },
     #[error("writing the journal: {0}")]
     Journal(Arc<StoreError>),
     #[error("the journal writer stopped")]
     JournalStopped,
+    #[error("starting a thread: {0}")]
+    Thread(std::io::Error),
+    #[error(
+        "run `{run}` is in progress with another plan; wait for it to finish or give the new one another [run] name"
+    )]
+    RunInProgress { run: String },
+    #[error("no run `{run}` in this coordinator")]
+    UnknownRun { run: String },
+    #[error("the operating system's random generator failed: {0}")]
+    Random(String),
     #[error("starting the coordinator: {0}")]
     Spawn(#[from] ractor::SpawnErr),
     #[error("the coordinator actor stopped: {0}")]

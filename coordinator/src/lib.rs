@@ -1,11 +1,16 @@
-//! The slsg coordinator: the actor that owns a run's job table (leases, heartbeats, retries,
-//! journal, results), the gRPC service remote workers talk to, and embedded runs that put the
-//! coordinator and its workers in one process.
+//! The slsg coordinator: the actor that owns every run's job table (leases, heartbeats, retries,
+//! journals, results) as a long-lived service or for one run, the retraining scheduler, the gRPC
+//! service workers and operators talk to, and embedded runs that put the coordinator and its
+//! workers in one process.
 
 pub mod actor;
+pub mod client;
 pub mod embedded;
 pub mod error;
+mod journal;
 pub mod local_link;
 pub mod publish;
+mod run;
+pub mod scheduler;
 pub mod service;
 pub mod table;

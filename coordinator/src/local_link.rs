@@ -46,7 +46,7 @@ impl CoordinatorLink for LocalLink {
                 attempt: granted.attempt,
                 spec: granted.spec,
             })),
-            None if answer.run_finished => LeaseOutcome::RunFinished,
+            None if answer.stopping => LeaseOutcome::Stopping,
             None => LeaseOutcome::Wait,
         })
     }

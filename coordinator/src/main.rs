@@ -33,8 +33,14 @@ enum Command {
     Plan(commands::plan::Args),
     /// Train a cluster config with the coordinator and its workers in this process.
     Train(commands::train::Args),
-    /// Serve a cluster config's jobs to remote workers over gRPC.
+    /// The coordinator service: a config's run, runs submitted later, scheduled retraining.
     Coordinator(commands::serve::Args),
+    /// Send a cluster config to a running coordinator service.
+    Submit(commands::submit::Args),
+    /// Check which categories need retraining (now, or on the config's schedule).
+    Retrain(commands::retrain::Args),
+    /// The model registry of a store: list, show, promote, rollback, history.
+    Models(commands::models::Args),
     /// Lease and run jobs from a coordinator, one worker per device.
     Worker(commands::worker::Args),
     /// Show a coordinator's jobs, progress and leaderboards.
@@ -63,6 +69,9 @@ fn main() -> std::process::ExitCode {
         Command::Plan(args) => commands::plan::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Coordinator(args) => commands::serve::run(args),
+        Command::Submit(args) => commands::submit::run(args),
+        Command::Retrain(args) => commands::retrain::run(args),
+        Command::Models(args) => commands::models::run(args),
         Command::Worker(args) => commands::worker::run(args),
         Command::Status(args) => commands::status::run(args),
         Command::Demo(args) => commands::demo::run(args),

@@ -1,16 +1,19 @@
-//! The gRPC service for remote workers: thin handlers that check the bearer token (in an
-//! interceptor), decode the JSON payloads and forward to the coordinator actor. Message sizes
-//! are bounded; artifacts never travel here.
+//! The gRPC service for remote workers and operators: thin handlers that check the bearer token
+//! (in an interceptor), decode the payloads and forward to the coordinator actor or its intake.
+//! Message sizes are bounded; artifacts never travel here.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{ActorRef, RpcReplyPort};
+use slsg::job::ClusterConfig;
 use slsg::proto::cluster_server::{Cluster, ClusterServer};
 use slsg::proto::{
-    AUTHORIZATION, CompleteReply, CompleteRequest, FailReply, FailRequest, HeartbeatReply,
-    HeartbeatRequest, Lease, LeaseReply, LeaseRequest, MESSAGE_LIMIT, RegisterReply,
-    RegisterRequest, StatusReply, StatusRequest, TokenError, bearer,
+    AUTHORIZATION, CONFIG_LIMIT, CompleteReply, CompleteRequest, FailReply, FailRequest,
+    HeartbeatReply, HeartbeatRequest, Lease, LeaseReply, LeaseRequest, MESSAGE_LIMIT,
+    RegisterReply, RegisterRequest, RetrainReply, RetrainRequest, STATUS_PAGE_LIMIT, StatusReply,
+    StatusRequest, SubmitReply, SubmitRequest, TokenError, bearer,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
@@ -18,12 +21,15 @@ use tonic::{Request, Response, Status};
 
 use crate::actor::{CoordinatorMessage, LeaseAnswer, lease_waiting};
 use crate::error::CoordinatorError;
+use crate::scheduler::Intake;
 
 /// Longest a lease request may wait for a job.
 pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(30);
 
 pub struct ClusterService {
     actor: ActorRef<CoordinatorMessage>,
+    intake: Arc<Intake>,
+    /// Named in registration replies: the coordinator's own run.
     run: String,
     heartbeat_interval: Duration,
 }
@@ -31,11 +37,13 @@ pub struct ClusterService {
 impl ClusterService {
     pub fn new(
         actor: ActorRef<CoordinatorMessage>,
+        intake: Arc<Intake>,
         run: String,
         heartbeat_interval: Duration,
     ) -> Self {
         Self {
             actor,
+            intake,
             run,
             heartbeat_interval,
         }
@@ -52,6 +60,31 @@ impl ClusterService {
 
 fn json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, Status> {
     serde_json::from_str(text).map_err(|e| Status::invalid_argument(format!("{what}: {e}")))
+}
+
+/// A submitted cluster config, bounded in size.
+fn cluster_config(text: &str, origin: &str) -> Result<ClusterConfig, Status> {
+    if text.len() > CONFIG_LIMIT {
+        return Err(Status::invalid_argument(format!(
+            "{origin}: the config is {} bytes; at most {CONFIG_LIMIT}",
+            text.len()
+        )));
+    }
+    toml::from_str(text).map_err(|e| Status::invalid_argument(format!("{origin}: {e}")))
+}
+
+/// What went wrong in the coordinator, as the caller should see it: its own input is named as
+/// invalid, anything else is the coordinator's failure.
+fn refusal(e: CoordinatorError) -> Status {
+    match e {
+        CoordinatorError::Plan(_)
+        | CoordinatorError::Retrain(_)
+        | CoordinatorError::OtherStore { .. }
+        | CoordinatorError::RunInProgress { .. }
+        | CoordinatorError::UnknownRun { .. }
+        | CoordinatorError::Name(_) => Status::invalid_argument(e.to_string()),
+        other => Status::internal(other.to_string()),
+    }
 }
 
 #[tonic::async_trait]
@@ -79,10 +112,7 @@ impl Cluster for ClusterService {
     ) -> Result<Response<LeaseReply>, Status> {
         let LeaseRequest { worker, wait_ms } = request.into_inner();
         let wait = Duration::from_millis(wait_ms as u64).min(MAX_LEASE_WAIT);
-        let LeaseAnswer {
-            granted,
-            run_finished,
-        } = lease_waiting(&self.actor, &worker, wait)
+        let LeaseAnswer { granted, stopping } = lease_waiting(&self.actor, &worker, wait)
             .await
             .map_err(|e| Status::unavailable(format!("the coordinator is stopping: {e}")))?;
         let lease = granted.map(|g| Lease {
@@ -91,10 +121,7 @@ impl Cluster for ClusterService {
             deadline_unix_ms: g.deadline_ms,
             spec_json: serde_json::to_string(&g.spec).expect("specifications serialise"),
         });
-        Ok(Response::new(LeaseReply {
-            lease,
-            run_finished,
-        }))
+        Ok(Response::new(LeaseReply { lease, stopping }))
     }
 
     async fn heartbeat(
@@ -163,12 +190,70 @@ impl Cluster for ClusterService {
         Ok(Response::new(FailReply { accepted }))
     }
 
-    async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
-        let status = self
-            .ask(|reply| CoordinatorMessage::Status { reply })
-            .await?;
-        Ok(Response::new(StatusReply {
-            status_json: serde_json::to_string(&status).expect("status serialises"),
+    async fn status(
+        &self,
+        request: Request<StatusRequest>,
+    ) -> Result<Response<StatusReply>, Status> {
+        let StatusRequest { run, offset, limit } = request.into_inner();
+        let status_json = if run.is_empty() {
+            let overview = self
+                .ask(|reply| CoordinatorMessage::Overview { reply })
+                .await?;
+            serde_json::to_string(&overview)
+        } else {
+            let limit = (limit as usize).clamp(1, STATUS_PAGE_LIMIT);
+            let offset = offset as usize;
+            let status = self
+                .ask(|reply| CoordinatorMessage::RunStatus {
+                    run,
+                    offset,
+                    limit,
+                    reply,
+                })
+                .await?
+                .map_err(refusal)?;
+            serde_json::to_string(&status)
+        }
+        .expect("statuses serialise");
+        Ok(Response::new(StatusReply { status_json }))
+    }
+
+    async fn submit(
+        &self,
+        request: Request<SubmitRequest>,
+    ) -> Result<Response<SubmitReply>, Status> {
+        let SubmitRequest {
+            config_toml,
+            origin,
+        } = request.into_inner();
+        let cluster = cluster_config(&config_toml, &origin)?;
+        let submitted = self.intake.submit(cluster, origin).await.map_err(refusal)?;
+        Ok(Response::new(SubmitReply {
+            run: submitted.run,
+            jobs: submitted.jobs as u32,
+            finished_before: submitted.finished_before as u32,
+            already_open: submitted.already_open,
+        }))
+    }
+
+    async fn retrain(
+        &self,
+        request: Request<RetrainRequest>,
+    ) -> Result<Response<RetrainReply>, Status> {
+        let RetrainRequest {
+            config_toml,
+            origin,
+        } = request.into_inner();
+        let cluster = cluster_config(&config_toml, &origin)?;
+        let mut outcome = self.intake.check(cluster, origin).await.map_err(refusal)?;
+        outcome.report.plan = None;
+        let (run, jobs) = outcome
+            .submitted
+            .map_or((String::new(), 0), |s| (s.run, s.jobs as u32));
+        Ok(Response::new(RetrainReply {
+            report_json: serde_json::to_string(&outcome.report).expect("reports serialise"),
+            run,
+            jobs,
         }))
     }
 }

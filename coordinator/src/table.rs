@@ -28,7 +28,6 @@ pub struct Entry {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Journal {
     pub run: String,
-    pub next_lease: u64,
     pub jobs: BTreeMap<JobId, JournalEntry>,
 }
 
@@ -61,7 +60,6 @@ pub enum JournalState {
 /// actor never serialises the whole table.
 #[derive(Clone, Debug, Default)]
 pub struct JournalChanges {
-    pub next_lease: u64,
     pub jobs: Vec<(JobId, JournalEntry)>,
 }
 
@@ -93,7 +91,6 @@ pub struct JobTable {
     waiting: HashMap<JobId, Vec<usize>>,
     max_attempts: u32,
     lease_ms: u64,
-    next_lease: u64,
     /// Jobs done, failed or blocked (the run is finished when all are).
     terminal: usize,
     /// Entries changed since the journal last took them.
@@ -123,7 +120,6 @@ impl JobTable {
             waiting: HashMap::new(),
             max_attempts: plan.resources.max_attempts,
             lease_ms: plan.resources.lease_seconds * 1000,
-            next_lease: 1,
             terminal: 0,
             changed: BTreeSet::new(),
         };
@@ -149,7 +145,6 @@ impl JobTable {
         now_ms: u64,
     ) -> JobTable {
         let mut table = JobTable::new(plan);
-        table.next_lease = journal.next_lease;
         for (id, entry) in journal.jobs {
             let Some(&i) = table.index.get(&id) else {
                 continue;
@@ -198,7 +193,6 @@ impl JobTable {
             .collect();
         Journal {
             run: self.run.clone(),
-            next_lease: self.next_lease,
             jobs,
         }
     }
@@ -207,7 +201,6 @@ impl JobTable {
     pub fn take_changes(&mut self) -> JournalChanges {
         let changed = std::mem::take(&mut self.changed);
         JournalChanges {
-            next_lease: self.next_lease,
             jobs: changed.into_iter().map(|i| self.journal_entry(i)).collect(),
         }
     }
@@ -294,11 +287,16 @@ impl JobTable {
             .collect()
     }
 
-    /// Leases the next ready job to `worker`.
-    pub fn lease(&mut self, worker: &str, now_ms: u64) -> Option<Granted> {
+    /// Leases the next ready job to `worker` under a lease id from `new_lease_id` (the caller's
+    /// source of unguessable ids).
+    pub fn lease(
+        &mut self,
+        worker: &str,
+        now_ms: u64,
+        new_lease_id: impl FnOnce() -> String,
+    ) -> Option<Granted> {
         let i = self.ready.pop_front()?;
-        let lease_id = format!("{}-{}", self.entries[i].spec.id, self.next_lease);
-        self.next_lease += 1;
+        let lease_id = new_lease_id();
         let deadline_ms = now_ms + self.lease_ms;
         let entry = &mut self.entries[i];
         entry.attempts += 1;
@@ -444,10 +442,18 @@ impl JobTable {
         self.terminal == self.entries.len()
     }
 
+    /// Every job's status and the leaderboards.
     pub fn status(&self) -> RunStatus {
+        self.status_page(0, self.entries.len())
+    }
+
+    /// The status of at most `limit` jobs from `offset` on, with the leaderboards.
+    pub fn status_page(&self, offset: usize, limit: usize) -> RunStatus {
         let jobs = self
             .entries
             .iter()
+            .skip(offset)
+            .take(limit)
             .map(|e| JobStatus {
                 id: e.spec.id.clone(),
                 kind: e.spec.kind,
@@ -463,8 +469,32 @@ impl JobTable {
             run: self.run.clone(),
             finished: self.is_finished(),
             jobs,
+            offset,
+            total_jobs: self.entries.len(),
             leaderboard: self.leaderboard(),
         }
+    }
+
+    /// How many jobs are in each state.
+    pub fn state_counts(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for e in &self.entries {
+            *counts.entry(e.state.name().to_string()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The lease's job, if the lease is valid.
+    pub fn lease_job(&self, lease_id: &str) -> Option<&JobSpec> {
+        self.leases.get(lease_id).map(|&i| &self.entries[i].spec)
     }
 
     /// Per category, the finished SegNet jobs ranked by validation score (test metrics beside).
@@ -519,6 +549,7 @@ mod tests {
             config: Config::default(),
             point: BTreeMap::new(),
             depends_on: depends_on.map(String::from),
+            retraining: None,
         }
     }
 
@@ -536,7 +567,15 @@ mod tests {
                 spec("s1", JobKind::Segnet, Some("p")),
                 spec("s2", JobKind::Segnet, Some("p")),
             ],
+            gate_tolerance: None,
         }
+    }
+
+    /// Lease ids as a counter (the actor draws random ones).
+    fn next_id() -> String {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        format!("lease-{}", NEXT.fetch_add(1, Ordering::Relaxed))
     }
 
     fn result() -> JobResult {
@@ -545,6 +584,7 @@ mod tests {
             validation: None,
             evaluation: None,
             inference_images_per_second: None,
+            gate: None,
             seconds: 0.0,
         }
     }
@@ -552,16 +592,19 @@ mod tests {
     #[test]
     fn dependents_wait_for_their_upstream_job() {
         let mut table = JobTable::new(&plan());
-        let first = table.lease("w1", 0).unwrap();
+        let first = table.lease("w1", 0, next_id).unwrap();
         assert_eq!(first.spec.id, "p");
         assert!(
-            table.lease("w2", 0).is_none(),
+            table.lease("w2", 0, next_id).is_none(),
             "SegNet jobs wait for pre-training"
         );
         assert!(table.complete(&first.lease_id, Box::new(result())));
-        let ids: Vec<String> = [table.lease("w1", 1).unwrap(), table.lease("w2", 1).unwrap()]
-            .map(|g| g.spec.id)
-            .to_vec();
+        let ids: Vec<String> = [
+            table.lease("w1", 1, next_id).unwrap(),
+            table.lease("w2", 1, next_id).unwrap(),
+        ]
+        .map(|g| g.spec.id)
+        .to_vec();
         assert_eq!(ids, ["s1", "s2"]);
         assert!(
             !table.complete(&first.lease_id, Box::new(result())),
@@ -572,7 +615,7 @@ mod tests {
     #[test]
     fn expired_leases_retry_then_fail_and_block_dependents() {
         let mut table = JobTable::new(&plan());
-        let lease = table.lease("w1", 0).unwrap();
+        let lease = table.lease("w1", 0, next_id).unwrap();
         assert!(table.heartbeat(&lease.lease_id, None, 5_000).accepted);
         assert!(
             table.expire(12_000).is_empty(),
@@ -584,7 +627,7 @@ mod tests {
             !outcome.accepted && outcome.cancel,
             "a worker that lost its lease is told to stop"
         );
-        let again = table.lease("w2", 16_000).unwrap();
+        let again = table.lease("w2", 16_000, next_id).unwrap();
         assert_eq!(again.attempt, 2);
         table.expire(40_000);
         assert!(table.is_finished());
@@ -598,7 +641,7 @@ mod tests {
     #[test]
     fn permanent_failures_are_not_retried() {
         let mut table = JobTable::new(&plan());
-        let lease = table.lease("w1", 0).unwrap();
+        let lease = table.lease("w1", 0, next_id).unwrap();
         assert!(table.fail(
             &lease.lease_id,
             "train/good/003.png: unreadable",
@@ -622,9 +665,9 @@ mod tests {
     #[test]
     fn giving_back_uses_no_attempt_and_journal_restores() {
         let mut table = JobTable::new(&plan());
-        let lease = table.lease("w1", 0).unwrap();
+        let lease = table.lease("w1", 0, next_id).unwrap();
         assert!(table.fail(&lease.lease_id, "stopping", FailureKind::GiveBack));
-        let again = table.lease("w1", 0).unwrap();
+        let again = table.lease("w1", 0, next_id).unwrap();
         assert_eq!(again.attempt, 1);
         let journal: Journal =
             serde_json::from_str(&serde_json::to_string(&table.journal()).unwrap()).unwrap();
@@ -638,20 +681,20 @@ mod tests {
             "leases survive a coordinator restart"
         );
         assert!(restored.complete(&again.lease_id, Box::new(result())));
-        assert_eq!(restored.lease("w2", 2).unwrap().spec.id, "s1");
-        assert!(restored.lease("w3", 2).unwrap().lease_id != again.lease_id);
+        assert_eq!(restored.lease("w2", 2, next_id).unwrap().spec.id, "s1");
+        assert!(restored.lease("w3", 2, next_id).unwrap().lease_id != again.lease_id);
     }
 
     #[test]
     fn a_result_in_the_store_finishes_a_journaled_lease() {
         let mut table = JobTable::new(&plan());
-        let lease = table.lease("w1", 0).unwrap();
+        let lease = table.lease("w1", 0, next_id).unwrap();
         let results = HashMap::from([(lease.spec.id.clone(), result())]);
         let mut restored = JobTable::restore(&plan(), table.journal(), &results, 1_000);
         assert!(
             !restored.complete(&lease.lease_id, Box::new(result())),
             "the job finished while no coordinator ran"
         );
-        assert_eq!(restored.lease("w2", 1_000).unwrap().spec.id, "s1");
+        assert_eq!(restored.lease("w2", 1_000, next_id).unwrap().spec.id, "s1");
     }
 }

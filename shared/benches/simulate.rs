@@ -1,8 +1,8 @@
 //! Simulated anomalies per second at 256×256: each branch on one thread, then the full batch
 //! producer at 1 and 2 threads. Prints a Markdown table.
 //!
-//! `cargo bench -p slsg --bench simulate` (textures from `$SLSG_TEXTURES`, else
-//! `../shared/data/textures/dtd` beside the repository, else procedural).
+//! `cargo bench -p slsg --bench simulate` (textures from the folder `$SLSG_TEXTURES` names, e.g.
+//! DTD's images, else procedural ones).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,11 +16,15 @@ use slsg::synth::{SynthOptions, write_dataset};
 const SIZE: u32 = 256;
 
 fn texture_bank() -> (TextureBank, String) {
-    let dir = std::env::var_os("SLSG_TEXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/textures/dtd")
-        });
+    let procedural = || {
+        (
+            TextureBank::procedural(SIZE, SIZE, 64, 0),
+            "64 procedural textures".to_string(),
+        )
+    };
+    let Some(dir) = std::env::var_os("SLSG_TEXTURES").map(PathBuf::from) else {
+        return procedural();
+    };
     match TextureBank::from_folder(&dir, SIZE, SIZE, 512, 0, 2) {
         Ok(bank) => {
             let label = format!(
@@ -30,10 +34,10 @@ fn texture_bank() -> (TextureBank, String) {
             );
             (bank, label)
         }
-        Err(_) => (
-            TextureBank::procedural(SIZE, SIZE, 64, 0),
-            "64 procedural textures".into(),
-        ),
+        Err(e) => {
+            eprintln!("SLSG_TEXTURES: {e}; using procedural textures");
+            procedural()
+        }
     }
 }
 

@@ -7,7 +7,9 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | contracts | `proto` (gRPC), `job` (cluster config, plan, specs) |
+//! | contracts | `proto` (gRPC) |
+//! | service | `retrain` (which categories need a new model; the retraining run) |
+//! | jobs | `job` (cluster config, plan, specs, retraining schedule) |
 //! | pipeline | `fit` (one category: prepare → pre-train → SegNet → selection → test evaluation) |
 //! | registry | `registry` (versions, aliases, history, promotion gate) |
 //! | learning | `train` (loops, validation), `infer` (detector, model files) |
@@ -30,6 +32,7 @@ pub mod proto;
 pub mod ranges;
 pub mod raster;
 pub mod registry;
+pub mod retrain;
 pub mod seed;
 pub mod simulate;
 pub mod store;

@@ -9,6 +9,11 @@ use tonic::metadata::{Ascii, MetadataValue};
 /// The largest message either side sends or accepts.
 pub const MESSAGE_LIMIT: usize = 4 << 20;
 
+/// The largest cluster config an operator may submit.
+pub const CONFIG_LIMIT: usize = 1 << 20;
+/// The most jobs one status page holds.
+pub const STATUS_PAGE_LIMIT: usize = 1000;
+
 /// The metadata key every request carries its token in.
 pub const AUTHORIZATION: &str = "authorization";
 

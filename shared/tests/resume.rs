@@ -8,14 +8,15 @@ use burn::prelude::*;
 use image::RgbImage;
 use slsg::backend::CpuTrain;
 use slsg::checkpoint::StoreCheckpoints;
-use slsg::config::{PretrainConfig, SegnetConfig, ValidationConfig};
+use slsg::config::{PretrainConfig, SegnetConfig};
+use slsg::metrics::ImageScore;
 use slsg::model::{ModelConfig, init_seeded};
 use slsg::simulate::{SimulationConfig, Simulator, TextureBank};
 use slsg::store::layout::StageKeys;
 use slsg::store::{BlockingStore, Store};
 use slsg::train::{
-    PretrainInputs, Progress, SegmentInputs, Silent, TrainError, TrainEvent, ValidationSet,
-    pretrain, train_segnet,
+    PretrainInputs, Progress, SegmentInputs, SegnetStart, Silent, TrainError, TrainEvent,
+    ValidationSet, pretrain, train_segnet,
 };
 
 type B = CpuTrain;
@@ -160,7 +161,7 @@ fn segnet_training_resumes_where_it_stopped() {
             log_every: 1,
             ..Default::default()
         },
-        validation: ValidationConfig::default(),
+        image_score: ImageScore::Top100,
         simulator: simulator.clone(),
         validation_set: Some(ValidationSet::build(&validation, 1, 5)),
         seed: 4,
@@ -173,7 +174,7 @@ fn segnet_training_resumes_where_it_stopped() {
     let straight_dir = tempfile::tempdir().unwrap();
     let straight = train_segnet::<B>(
         &inputs(),
-        encoder(),
+        SegnetStart::Encoder(encoder()),
         &device,
         &mut checkpoints(&straight_dir, &runtime),
         &mut Silent,
@@ -184,7 +185,7 @@ fn segnet_training_resumes_where_it_stopped() {
     let mut store = checkpoints(&resumed_dir, &runtime);
     let stopped = train_segnet::<B>(
         &inputs(),
-        encoder(),
+        SegnetStart::Encoder(encoder()),
         &device,
         &mut store,
         &mut StopAt {
@@ -198,8 +199,14 @@ fn segnet_training_resumes_where_it_stopped() {
         stopped.err()
     );
     // The encoder passed in is ignored: the checkpoint's is used.
-    let resumed =
-        train_segnet::<B>(&inputs(), encoder(), &device, &mut store, &mut Silent).unwrap();
+    let resumed = train_segnet::<B>(
+        &inputs(),
+        SegnetStart::Encoder(encoder()),
+        &device,
+        &mut store,
+        &mut Silent,
+    )
+    .unwrap();
 
     assert_eq!(
         (straight.steps, straight.best_step),

@@ -73,6 +73,7 @@ impl Cluster {
                 "--listen",
                 &self.address,
                 "--insecure",
+                "--once",
                 "--linger",
                 "10s",
             ],

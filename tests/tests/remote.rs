@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use slsg::store::layout::{CategoryModels, RunKeys};
 use slsg::store::{Key, Store};
 use slsg_tests::*;
 
@@ -49,6 +50,7 @@ fn two_worker_processes_finish_a_plan_into_s3() {
             path(&config),
             "--listen",
             &address,
+            "--once",
             "--linger",
             "10s",
         ],
@@ -96,7 +98,7 @@ fn two_worker_processes_finish_a_plan_into_s3() {
         .map(|k| k.to_string())
         .collect();
     let summary_bytes = runtime
-        .block_on(store.get(&Key::new(["runs", "remote", "summary.json"]).unwrap()))
+        .block_on(store.get(&RunKeys::new("remote").unwrap().summary()))
         .unwrap()
         .expect("summary.json in the bucket");
     let summary: serde_json::Value = serde_json::from_slice(&summary_bytes).unwrap();
@@ -115,13 +117,14 @@ fn two_worker_processes_finish_a_plan_into_s3() {
         );
     }
     for category in ["weave", "washer"] {
+        let models = CategoryModels::new(category).unwrap();
         let current = runtime
-            .block_on(store.get(&Key::new(["models", category, "current"]).unwrap()))
+            .block_on(store.get(&models.current()))
             .unwrap()
             .expect("a registered model");
         let version = String::from_utf8(current).unwrap();
         let weights = runtime
-            .block_on(store.get(&Key::new(["models", category, &version, "weights.ckpt"]).unwrap()))
+            .block_on(store.get(&models.version(&version).unwrap().model().weights()))
             .unwrap();
         assert!(
             weights.is_some_and(|w| !w.is_empty()),

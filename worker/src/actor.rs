@@ -149,8 +149,8 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
                         });
                     }
                     Ok(LeaseOutcome::Wait) => myself.send_message(WorkerMessage::Poll)?,
-                    Ok(LeaseOutcome::RunFinished) => {
-                        tracing::info!(worker = %state.args.name, "the run has finished");
+                    Ok(LeaseOutcome::Stopping) => {
+                        tracing::info!(worker = %state.args.name, "the coordinator has finished its runs");
                         myself.stop(None);
                     }
                     Err(e @ LinkError::Refused(_)) => {

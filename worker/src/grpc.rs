@@ -1,13 +1,14 @@
 //! The coordinator link over gRPC: every request carries the bearer token; messages are small
-//! (specs and progress as JSON, never tensors) and bounded.
+//! (specs and progress as JSON, never tensors) and bounded. The connected client is also what
+//! operator commands use.
 
 use std::time::Duration;
 
-use slsg::job::{FailureKind, JobProgress, JobResult, JobSpec, RunStatus};
+use slsg::job::{FailureKind, JobProgress, JobResult, JobSpec};
 use slsg::proto::cluster_client::ClusterClient;
 use slsg::proto::{
     AUTHORIZATION, CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, MESSAGE_LIMIT,
-    RegisterRequest, StatusRequest, bearer,
+    RegisterRequest, bearer,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
@@ -18,8 +19,9 @@ use crate::link::{
     CoordinatorLink, HeartbeatAnswer, LeaseOutcome, LeasedJob, LinkError, Registration,
 };
 
+/// Adds the bearer token to every request.
 #[derive(Clone)]
-struct Bearer(Option<MetadataValue<Ascii>>);
+pub struct Bearer(Option<MetadataValue<Ascii>>);
 
 impl Interceptor for Bearer {
     fn call(
@@ -33,12 +35,16 @@ impl Interceptor for Bearer {
     }
 }
 
+/// A client of the coordinator's gRPC service.
+pub type Client = ClusterClient<InterceptedService<Channel, Bearer>>;
+
 #[derive(Clone)]
 pub struct GrpcLink {
-    client: ClusterClient<InterceptedService<Channel, Bearer>>,
+    client: Client,
 }
 
-fn status(e: tonic::Status) -> LinkError {
+/// A coordinator's refusal or failure as a link error.
+pub fn status(e: tonic::Status) -> LinkError {
     match e.code() {
         tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
             LinkError::Refused(e.message().to_string())
@@ -47,37 +53,37 @@ fn status(e: tonic::Status) -> LinkError {
     }
 }
 
-impl GrpcLink {
-    /// A link to `url` (`http://host:port`); the connection is made on first use and remade
-    /// after failures.
-    pub fn new(url: &str, token: Option<&str>) -> Result<GrpcLink, LinkError> {
-        let endpoint = Endpoint::from_shared(url.to_string())
-            .map_err(|e| LinkError::Failed(format!("{url}: {e}")))?;
-        let channel = endpoint
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
-            .connect_lazy();
-        let token = token
-            .map(bearer)
-            .transpose()
-            .map_err(|e| LinkError::Refused(e.to_string()))?;
-        let client = ClusterClient::with_interceptor(channel, Bearer(token))
-            .max_decoding_message_size(MESSAGE_LIMIT)
-            .max_encoding_message_size(MESSAGE_LIMIT);
-        Ok(GrpcLink { client })
-    }
+/// How long a worker's request may take (a lease's long poll waits at most 30 s of it).
+pub const WORKER_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-    /// The run's jobs, progress and leaderboards.
-    pub async fn status(&self) -> Result<RunStatus, LinkError> {
-        let reply = self
-            .client
-            .clone()
-            .status(StatusRequest {})
-            .await
-            .map_err(status)?
-            .into_inner();
-        serde_json::from_str(&reply.status_json)
-            .map_err(|e| LinkError::Failed(format!("status: {e}")))
+/// A client of the coordinator at `url` (`http://host:port`) sending `token`, whose requests
+/// fail after `request_timeout`; the connection is made on first use and remade after failures.
+pub fn connect(
+    url: &str,
+    token: Option<&str>,
+    request_timeout: Duration,
+) -> Result<Client, LinkError> {
+    let endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| LinkError::Failed(format!("{url}: {e}")))?;
+    let channel = endpoint
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(request_timeout)
+        .connect_lazy();
+    let token = token
+        .map(bearer)
+        .transpose()
+        .map_err(|e| LinkError::Refused(e.to_string()))?;
+    Ok(ClusterClient::with_interceptor(channel, Bearer(token))
+        .max_decoding_message_size(MESSAGE_LIMIT)
+        .max_encoding_message_size(MESSAGE_LIMIT))
+}
+
+impl GrpcLink {
+    /// A worker's link to the coordinator at `url`.
+    pub fn new(url: &str, token: Option<&str>) -> Result<GrpcLink, LinkError> {
+        Ok(GrpcLink {
+            client: connect(url, token, WORKER_REQUEST_TIMEOUT)?,
+        })
     }
 }
 
@@ -123,7 +129,7 @@ impl CoordinatorLink for GrpcLink {
                     spec,
                 })))
             }
-            None if reply.run_finished => Ok(LeaseOutcome::RunFinished),
+            None if reply.stopping => Ok(LeaseOutcome::Stopping),
             None => Ok(LeaseOutcome::Wait),
         }
     }

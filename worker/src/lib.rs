@@ -4,7 +4,7 @@
 //! The same actor runs in-process (embedded) and in its own process talking gRPC.
 
 mod actor;
-mod grpc;
+pub mod grpc;
 mod link;
 mod progress;
 mod runner;

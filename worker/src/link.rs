@@ -39,8 +39,8 @@ pub enum LeaseOutcome {
     Job(Box<LeasedJob>),
     /// Nothing leasable right now; ask again.
     Wait,
-    /// Every job of the run has finished: the worker can stop.
-    RunFinished,
+    /// The coordinator has no more work and is stopping: the worker can stop.
+    Stopping,
 }
 
 pub trait CoordinatorLink: Send + Sync + 'static {

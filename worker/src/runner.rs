@@ -6,7 +6,8 @@ use burn::tensor::backend::AutodiffBackend;
 use slsg::backend::{BackendJob, Device, DeviceError, run_on};
 use slsg::checkpoint::CheckpointError;
 use slsg::data::{Category, DataError};
-use slsg::fit::{PipelineError, StageOutput, prepare, pretrain_stage, segnet_stage};
+use slsg::fit::{PipelineError, SegnetFrom, StageOutput, prepare, pretrain_stage, segnet_stage};
+use slsg::infer::ModelError;
 use slsg::job::{FailureKind, JobKind, JobResult, JobSpec};
 use slsg::store::layout::RunKeys;
 use slsg::store::{BlockingStore, Key, NameError, Store, StoreError};
@@ -56,6 +57,14 @@ impl JobError {
                 }
                 PipelineError::Store(e) => store_failure(e),
                 PipelineError::MissingEncoder { .. } => Retryable,
+                PipelineError::Model(e) => match e {
+                    ModelError::Io { .. } => Retryable,
+                    ModelError::Card { .. } | ModelError::Format { .. } => Permanent,
+                    ModelError::Weights(e) => checkpoint_failure(e),
+                },
+                PipelineError::MissingModel { .. }
+                | PipelineError::Architecture { .. }
+                | PipelineError::NoEvaluationSet { .. } => Permanent,
             },
             JobError::Store(e) => store_failure(e),
             JobError::Name(_) | JobError::Data(_) | JobError::NoUpstream { .. } => Permanent,
@@ -116,9 +125,9 @@ pub fn run_job(
     };
     store.put_json(&out.keys.spec(), spec)?;
     let category = Category::open(&spec.dataset, &spec.category)?;
+    let fine_tune = spec.retraining.as_ref().is_some_and(|r| r.fine_tune);
     let encoder = match spec.kind {
-        JobKind::Pretrain => None,
-        JobKind::Segnet => {
+        JobKind::Segnet if !fine_tune => {
             let upstream = spec
                 .depends_on
                 .as_deref()
@@ -127,6 +136,7 @@ pub fn run_job(
                 })?;
             Some(run.job(upstream)?.encoder())
         }
+        JobKind::Pretrain | JobKind::Segnet => None,
     };
     run_on(
         device,
@@ -144,7 +154,7 @@ struct StageJob<'a> {
     spec: &'a JobSpec,
     category: Category,
     out: StageOutput,
-    /// SegNet: where its pre-training job stored the encoder.
+    /// SegNet from a pre-training job: where that job stored the encoder.
     encoder: Option<Key>,
     progress: &'a mut dyn Progress,
 }
@@ -154,19 +164,35 @@ impl BackendJob for StageJob<'_> {
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let config = &self.spec.config;
-        let prepared = prepare(&self.category, config)?;
-        let result = match &self.encoder {
-            None => pretrain_stage::<B>(&prepared, config, &self.out, &device, self.progress),
-            Some(encoder) => segnet_stage::<B>(
-                &self.category,
+        let retraining = self.spec.retraining.as_ref();
+        let prepared = prepare(&self.category, config, retraining)?;
+        if self.spec.kind == JobKind::Pretrain {
+            return Ok(pretrain_stage::<B>(
                 &prepared,
                 config,
-                encoder,
                 &self.out,
                 &device,
                 self.progress,
-            ),
+            )?);
+        }
+        let from = match (&self.encoder, retraining) {
+            (Some(encoder), _) => SegnetFrom::Encoder(encoder),
+            (None, Some(retraining)) => SegnetFrom::Version(&retraining.current),
+            (None, None) => {
+                return Err(JobError::NoUpstream {
+                    job: self.spec.id.clone(),
+                });
+            }
         };
-        Ok(result?)
+        Ok(segnet_stage::<B>(
+            &self.category,
+            &prepared,
+            config,
+            from,
+            retraining,
+            &self.out,
+            &device,
+            self.progress,
+        )?)
     }
 }

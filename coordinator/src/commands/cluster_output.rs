@@ -1,7 +1,7 @@
 //! How runs are shown on the terminal: running jobs while they train, the per-category results
 //! at the end.
 
-use slsg::job::{JobState, RunStatus};
+use slsg::job::{JobState, RunStatus, ServiceStatus};
 use slsg_coordinator::publish::RunSummary;
 
 fn metric(value: Option<f64>) -> String {
@@ -47,6 +47,40 @@ pub fn progress_lines(status: &RunStatus) -> Vec<String> {
     lines
 }
 
+/// Every run of a coordinator, oldest first, with its jobs by state.
+pub fn overview_table(status: &ServiceStatus) -> String {
+    let mut out = format!(
+        "{:<40} {:<11} {:<11} {:>6}  {}\n",
+        "run", "kind", "state", "jobs", "jobs by state"
+    );
+    for run in &status.runs {
+        let states: Vec<String> = run.states.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        out.push_str(&format!(
+            "{:<40} {:<11} {:<11} {:>6}  {}\n",
+            run.run,
+            if run.retraining {
+                "retraining"
+            } else {
+                "training"
+            },
+            if run.finished {
+                "finished"
+            } else {
+                "in progress"
+            },
+            run.jobs,
+            states.join(", ")
+        ));
+    }
+    if let Some(next) = status.next_check_unix {
+        out.push_str(&format!(
+            "next retraining check: {} UTC\n",
+            slsg::job::utc_stamp(next)
+        ));
+    }
+    out
+}
+
 /// Jobs and their states, then the leaderboards.
 pub fn status_table(status: &RunStatus) -> String {
     let mut out = format!(
@@ -66,9 +100,14 @@ pub fn status_table(status: &RunStatus) -> String {
         let detail = match &job.state {
             JobState::Failed { error } => error.clone(),
             JobState::Blocked { by } => format!("blocked by {by}"),
-            _ => job.progress.as_ref().map_or(String::new(), |p| {
-                format!("{} {}/{}", p.stage, p.step, p.total_steps)
-            }),
+            _ => job.progress.as_ref().map_or_else(
+                || {
+                    job.last_error
+                        .as_ref()
+                        .map_or(String::new(), |e| format!("last attempt: {e}"))
+                },
+                |p| format!("{} {}/{}", p.stage, p.step, p.total_steps),
+            ),
         };
         out.push_str(&format!(
             "{:<18} {:<8} {:<16} {:<8} {:>8}  {detail}\n",
@@ -127,6 +166,18 @@ pub fn summary_table(summary: &RunSummary, store: &str) -> String {
             model.category,
             model.version
         ));
+        if let Some(p) = summary.promotions.get(&model.category) {
+            out.push_str(&format!(
+                "{:<16} {}: {}\n",
+                "",
+                if p.promoted {
+                    "promoted"
+                } else {
+                    "not promoted (current kept)"
+                },
+                p.reason
+            ));
+        }
     }
     for job in &summary.status.jobs {
         match &job.state {

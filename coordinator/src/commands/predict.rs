@@ -1,5 +1,6 @@
-//! `slsg predict`: anomaly maps, overlays and scores for images with a trained model folder.
-//! Forwards to `slsg::infer`; owns the output files.
+//! `slsg predict`: anomaly maps, overlays and scores for images with a trained model — a folder,
+//! or a registered version named by its store URL (downloaded once into a local cache by
+//! content). Forwards to `slsg::infer` and `slsg::registry`; owns the output files.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -8,15 +9,20 @@ use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
 use image::{Rgb, RgbImage};
 use slsg::backend::{BackendJob, Device, run_on};
+use slsg::config::MAX_BATCH;
 use slsg::data::{Category, Layout, is_image_file, read_rgb};
 use slsg::infer::load_model;
 use slsg::metrics::{map_path, write_tiff};
+use slsg::registry::{ModelUrl, Registry};
+use slsg::store::Store;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A model folder written by `slsg fit` (`model.json`, `weights.ckpt`).
+    /// A model folder (`model.json`, `weights.ckpt`: `slsg fit`'s `<out>/segnet/model`), or a
+    /// registered model's store URL: `<store>/models/<category>/current`, `…/previous` or
+    /// `…/versions/<version>`.
     #[arg(long)]
-    model: PathBuf,
+    model: String,
     /// An image, a folder of images, or a dataset category folder (its test split is scored and
     /// the maps are written in the official layout `<out>/<category>/test/<kind>/<id>.tiff`).
     #[arg(long)]
@@ -26,8 +32,12 @@ pub struct Args {
     out: PathBuf,
     #[arg(long, default_value = "cpu")]
     device: Device,
-    #[arg(long, default_value_t = 16)]
-    batch_size: usize,
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH as u64))]
+    batch_size: u64,
+    /// Where registered models are kept once downloaded (default: `$SLSG_CACHE`, else
+    /// `$XDG_CACHE_HOME/slsg`, else `~/.cache/slsg`).
+    #[arg(long)]
+    cache: Option<PathBuf>,
 }
 
 /// An input image and where its map goes (without extension).
@@ -37,11 +47,48 @@ struct Item {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let model = model_folder(&args.model, args.cache.as_deref())?;
     let items = collect_inputs(&args.input, &args.out)?;
     if items.is_empty() {
         anyhow::bail!("{}: no images to score", args.input.display());
     }
-    run_on(args.device, PredictJob { args, items })?
+    run_on(args.device, PredictJob { args, model, items })?
+}
+
+/// The model folder `model` names: itself, or a registered version's copy in the cache.
+fn model_folder(model: &str, cache: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if !model.contains("://") {
+        return Ok(PathBuf::from(model));
+    }
+    let url = ModelUrl::parse(model)?;
+    let cache = match cache {
+        Some(dir) => dir.to_path_buf(),
+        None => default_cache()?,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let registry = Registry::new(Store::open_existing(&url.store)?);
+        let version = registry.resolve(&url.category, &url.version).await?;
+        let folder = registry.fetch(&url.category, &version, &cache).await?;
+        eprintln!(
+            "model: {}, version `{version}` ({})",
+            model,
+            folder.display()
+        );
+        Ok(folder)
+    })
+}
+
+fn default_cache() -> anyhow::Result<PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("SLSG_CACHE")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("slsg")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache/slsg")))
+        .context("no cache folder: set SLSG_CACHE or pass --cache")
 }
 
 fn collect_inputs(input: &Path, out: &Path) -> anyhow::Result<Vec<Item>> {
@@ -93,6 +140,7 @@ fn collect_inputs(input: &Path, out: &Path) -> anyhow::Result<Vec<Item>> {
 
 struct PredictJob {
     args: Args,
+    model: PathBuf,
     items: Vec<Item>,
 }
 
@@ -100,16 +148,17 @@ impl BackendJob for PredictJob {
     type Output = anyhow::Result<()>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
-        let detector = load_model::<B::InnerBackend>(&self.args.model, &device)?;
+        let detector = load_model::<B::InnerBackend>(&self.model, &device)?;
         let threshold = detector.card().decision_threshold;
         let mut csv = String::from("image,score,anomalous\n");
         let (mut count, mut seconds) = (0usize, 0.0f64);
-        for chunk in self.items.chunks(self.args.batch_size.max(1)) {
+        let batch_size = self.args.batch_size as usize;
+        for chunk in self.items.chunks(batch_size) {
             let images = chunk
                 .iter()
                 .map(|item| read_rgb(&item.image))
                 .collect::<Result<Vec<_>, _>>()?;
-            let (predictions, elapsed) = detector.predict_all(&images, self.args.batch_size);
+            let (predictions, elapsed) = detector.predict_all(&images, batch_size);
             seconds += elapsed.as_secs_f64();
             for ((item, image), prediction) in chunk.iter().zip(&images).zip(predictions) {
                 write_tiff(&item.output.with_extension("tiff"), &prediction.map)?;

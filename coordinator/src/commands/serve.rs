@@ -1,15 +1,19 @@
-//! `slsg coordinator`: the coordinator actor behind the gRPC service, until the run finishes.
-//! Owns the process's lifetime (token, signals, linger); the logic is in the library.
+//! `slsg coordinator`: the coordinator behind its gRPC service. By default a long-lived service:
+//! it opens the config's run, recovers every unfinished run of its store, accepts runs submitted
+//! later and runs the config's retraining schedule, until stopped. With `--once` it ends when the
+//! config's run has finished. Owns the process's lifetime (token, signals, linger).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use ractor::Actor;
 use slsg::job::{ClusterConfig, Plan};
 use slsg::store::Store;
-use slsg_coordinator::actor::{CoordinatorActor, CoordinatorArgs, CoordinatorMessage};
+use slsg_coordinator::actor::{CoordinatorActor, CoordinatorArgs, CoordinatorMessage, Mode};
+use slsg_coordinator::scheduler::Intake;
 use slsg_coordinator::service::{ClusterService, serve};
 use tokio::sync::watch;
 
@@ -18,7 +22,7 @@ use super::worker::stop_signal;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The cluster config (TOML).
+    /// The cluster config (TOML): the store, the run opened at start, the retraining schedule.
     config: PathBuf,
     /// Address to serve gRPC on.
     #[arg(long, default_value = "127.0.0.1:50051")]
@@ -26,17 +30,22 @@ pub struct Args {
     /// Accept workers without a token (otherwise `SLSG_TOKEN` must be set).
     #[arg(long)]
     insecure: bool,
-    /// Keep answering for this long after the run finishes, so workers learn it.
-    #[arg(long, default_value = "5s", value_parser = humantime)]
+    /// End when the config's run has finished, instead of serving until stopped.
+    #[arg(long)]
+    once: bool,
+    /// With `--once`: keep answering for this long after the run finishes, so workers learn it.
+    #[arg(long, default_value = "5s", value_parser = seconds)]
     linger: Duration,
 }
 
-fn humantime(text: &str) -> Result<Duration, String> {
-    let seconds = text.strip_suffix('s').unwrap_or(text);
-    seconds
+fn seconds(text: &str) -> Result<Duration, String> {
+    let value = text.strip_suffix('s').unwrap_or(text);
+    value
         .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && (0.0..=3600.0).contains(s))
         .map(Duration::from_secs_f64)
-        .map_err(|_| format!("`{text}` is not a duration like 5s"))
+        .ok_or_else(|| format!("`{text}` is not a duration from 0s to 3600s"))
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -47,22 +56,48 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let cluster = ClusterConfig::load(&args.config)?;
+    let origin = args.config.display().to_string();
+    let schedule = cluster.validate(&origin)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let plan = Plan::expand(&cluster, &args.config.display().to_string(), threads)?;
+    let plan = Plan::expand(&cluster, &origin, threads)?;
     let store = Store::open(&plan.store)?;
     let store_url = plan.store.clone();
+    let mode = if args.once { Mode::Once } else { Mode::Service };
     let runtime = tokio::runtime::Runtime::new()?;
     let summary = runtime.block_on(async move {
         let (finished_sender, mut finished) = watch::channel(None);
         let run = plan.run.clone();
         let heartbeat = Duration::from_secs(plan.resources.heartbeat_seconds);
         println!("run `{run}`: {} jobs; serving workers on {}", plan.jobs.len(), args.listen);
-        let (actor, task) = Actor::spawn(None, CoordinatorActor, CoordinatorArgs { plan, store, finished: finished_sender })
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let status = ractor::call!(actor, |reply| CoordinatorMessage::Status { reply }).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (actor, task) = Actor::spawn(
+            None,
+            CoordinatorActor,
+            CoordinatorArgs {
+                store: store.clone(),
+                mode,
+                plans: vec![plan],
+                finished: finished_sender,
+            },
+        )
+        .await
+        .context("starting the coordinator")?;
+        let status = ractor::call!(actor, |reply| CoordinatorMessage::RunStatus {
+            run: run.clone(),
+            offset: 0,
+            limit: usize::MAX,
+            reply
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))??;
         println!("{}", reuse_line(&status));
-        let service = ClusterService::new(actor.clone(), run, heartbeat);
+        let intake = Arc::new(Intake::new(actor.clone(), store, threads));
+        let scheduler = match (mode, schedule) {
+            (Mode::Service, Some(schedule)) => {
+                println!("retraining checks: {schedule}");
+                Some(tokio::spawn(intake.clone().run_schedule(cluster, origin, schedule)))
+            }
+            _ => None,
+        };
+        let service = ClusterService::new(actor.clone(), intake, run, heartbeat);
         let mut until_finished = finished.clone();
         let shutdown = async move {
             let finished = async {
@@ -70,20 +105,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 tokio::time::sleep(args.linger).await;
             };
             tokio::select! {
-                _ = finished => {}
-                _ = stop_signal() => tracing::warn!("stopping; the journal is in the store, restart with the same config to continue"),
+                _ = finished, if mode == Mode::Once => {}
+                _ = stop_signal() => tracing::warn!("stopping; every unfinished run resumes from its journal when a coordinator starts again on this store"),
             }
         };
-        serve(service, args.listen, token.as_deref(), shutdown).await.with_context(|| format!("serving on {}", args.listen))?;
+        serve(service, args.listen, token.as_deref(), shutdown)
+            .await
+            .with_context(|| format!("serving on {}", args.listen))?;
+        if let Some(scheduler) = scheduler {
+            scheduler.abort();
+        }
         actor.stop(None);
         let _ = task.await;
         let summary = finished.borrow_and_update().clone();
         Ok::<_, anyhow::Error>(summary)
     })?;
-    match summary {
-        Some(summary) => finish(&summary, &store_url),
-        None => {
-            println!("stopped before the run finished; restart with the same config to continue");
+    match (mode, summary) {
+        (Mode::Once, Some(summary)) => finish(&summary, &store_url),
+        (Mode::Once, None) => anyhow::bail!(
+            "stopped before the run finished; start the coordinator again with the same config to continue"
+        ),
+        (Mode::Service, _) => {
+            println!("coordinator stopped; unfinished runs continue when it starts again");
             Ok(())
         }
     }

@@ -1,15 +1,18 @@
-//! `slsg status`: asks a running coordinator for its jobs, progress and leaderboards.
-//! Owns only the printing.
+//! `slsg status`: a coordinator's runs, then the jobs, progress and leaderboards of each
+//! unfinished run (or of the run named). Owns only the printing.
 
-use slsg_worker::GrpcLink;
+use slsg_coordinator::client::Operator;
 
-use super::cluster_output::status_table;
+use super::cluster_output::{overview_table, status_table};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The coordinator, e.g. `http://127.0.0.1:50051` (the token comes from `SLSG_TOKEN`).
     coordinator: String,
-    /// Print the status as JSON.
+    /// Only this run's jobs and leaderboards.
+    #[arg(long)]
+    run: Option<String>,
+    /// Print JSON: the overview (`ServiceStatus`), or the named run (`RunStatus`).
     #[arg(long)]
     json: bool,
 }
@@ -17,15 +20,27 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let token = std::env::var("SLSG_TOKEN").ok().filter(|t| !t.is_empty());
     let runtime = tokio::runtime::Runtime::new()?;
-    let status = runtime.block_on(async {
-        GrpcLink::new(&args.coordinator, token.as_deref())?
-            .status()
-            .await
-    })?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
-    } else {
-        print!("{}", status_table(&status));
-    }
-    Ok(())
+    runtime.block_on(async {
+        let operator = Operator::connect(&args.coordinator, token.as_deref())?;
+        if let Some(run) = &args.run {
+            let status = operator.run_status(run).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", status_table(&status));
+            }
+            return Ok(());
+        }
+        let overview = operator.overview().await?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&overview)?);
+            return Ok(());
+        }
+        print!("{}", overview_table(&overview));
+        for run in overview.runs.iter().filter(|r| !r.finished) {
+            println!();
+            print!("{}", status_table(&operator.run_status(&run.run).await?));
+        }
+        Ok(())
+    })
 }

@@ -26,7 +26,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// Expands the plan and trains it with the coordinator and its workers in this process.
 pub fn run_embedded(cluster: &ClusterConfig, origin: &Path) -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let plan = Plan::expand(cluster, &origin.display().to_string(), threads)?;
+    run_plan(Plan::expand(
+        cluster,
+        &origin.display().to_string(),
+        threads,
+    )?)
+}
+
+/// Trains `plan` with the coordinator and its workers in this process.
+pub fn run_plan(plan: Plan) -> anyhow::Result<()> {
     println!(
         "run `{}`: {} jobs on {} worker slot(s), store {}",
         plan.run,
@@ -39,12 +47,11 @@ pub fn run_embedded(cluster: &ClusterConfig, origin: &Path) -> anyhow::Result<()
     let runtime = tokio::runtime::Runtime::new()?;
     let summary = runtime.block_on(async move {
         let embedded = Embedded::start(plan, store, pipeline_runner()).await?;
-        let status = ractor::call!(embedded.coordinator, |reply| CoordinatorMessage::Status {
-            reply
-        })
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-        println!("{}", reuse_line(&status));
-        let watcher = tokio::spawn(report_progress(embedded.coordinator.clone()));
+        println!("{}", reuse_line(&embedded.status().await?));
+        let watcher = tokio::spawn(report_progress(
+            embedded.coordinator.clone(),
+            embedded.run.clone(),
+        ));
         let summary = embedded.wait().await;
         watcher.abort();
         Ok::<_, anyhow::Error>(summary?)
@@ -52,12 +59,17 @@ pub fn run_embedded(cluster: &ClusterConfig, origin: &Path) -> anyhow::Result<()
     finish(&summary, &store_url)
 }
 
-async fn report_progress(coordinator: ractor::ActorRef<CoordinatorMessage>) {
+async fn report_progress(coordinator: ractor::ActorRef<CoordinatorMessage>, run: String) {
     let mut ticker = tokio::time::interval(Duration::from_secs(10));
     loop {
         ticker.tick().await;
-        let Ok(status) = ractor::call!(coordinator, |reply| CoordinatorMessage::Status { reply })
-        else {
+        let run = run.clone();
+        let Ok(Ok(status)) = ractor::call!(coordinator, |reply| CoordinatorMessage::RunStatus {
+            run,
+            offset: 0,
+            limit: usize::MAX,
+            reply
+        }) else {
             return;
         };
         for line in progress_lines(&status) {

@@ -4,7 +4,9 @@
 
 mod training;
 
-pub use training::{MaskFill, PretrainConfig, SegnetConfig, ValidationConfig};
+pub use training::{
+    MAX_BATCH, MAX_STEPS, MaskFill, PretrainConfig, SegnetConfig, ValidationConfig,
+};
 
 use std::path::Path;
 
@@ -36,7 +38,8 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InferenceConfig {
-    /// The image score of a map: the paper's mean of the 100 highest pixels, or the maximum.
+    /// The image score of a map: the paper's mean of the 100 highest pixels, or the maximum. The
+    /// decision threshold is chosen on validation data with the same score.
     pub image_score: ImageScore,
     pub batch_size: usize,
 }

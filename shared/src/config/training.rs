@@ -4,7 +4,6 @@
 use burn::lr_scheduler::cosine::{CosineAnnealingLrScheduler, CosineAnnealingLrSchedulerConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::ImageScore;
 use crate::ranges::{InvalidField, Section};
 
 /// The most training steps a stage may be given.
@@ -200,7 +199,6 @@ pub struct ValidationConfig {
     pub holdout_fraction: f64,
     /// Simulated anomalies per validation image.
     pub anomalies_per_image: usize,
-    pub image_score: ImageScore,
 }
 
 impl Default for ValidationConfig {
@@ -208,7 +206,6 @@ impl Default for ValidationConfig {
         Self {
             holdout_fraction: 0.1,
             anomalies_per_image: 3,
-            image_score: ImageScore::Top100,
         }
     }
 }

@@ -12,6 +12,9 @@ pub struct Category {
     pub train: Vec<PathBuf>,
     /// Defect-free validation images (LOCO `validation/good`); empty for other layouts.
     pub validation: Vec<PathBuf>,
+    /// Labelled anomalies for model selection: `validation/<defect>/` images (any layout) with
+    /// their ground truth under `ground_truth/validation/<defect>/`.
+    pub validation_anomalies: Vec<TestImage>,
     pub test: Vec<TestImage>,
     pub defects: Option<DefectsConfig>,
 }
@@ -85,15 +88,24 @@ impl Category {
         if train.is_empty() {
             return Err(DataError::EmptyTrain { path: train_dir });
         }
-        let test = if layout == Layout::Folder {
-            Vec::new()
+        let (test, validation_anomalies) = if layout == Layout::Folder {
+            (Vec::new(), Vec::new())
         } else {
-            list_test_images(&root, layout)?
+            let validation_anomalies = list_labelled(&root, layout, "validation")?
+                .into_iter()
+                .filter(|t| t.anomalous)
+                .collect();
+            (list_labelled(&root, layout, "test")?, validation_anomalies)
         };
         let defects_path = root.join("defects_config.json");
         let defects = if defects_path.is_file() {
             Some(DefectsConfig::read(&defects_path)?)
-        } else if layout == Layout::MvtecLoco && test.iter().any(|t| t.anomalous) {
+        } else if layout == Layout::MvtecLoco
+            && test
+                .iter()
+                .chain(&validation_anomalies)
+                .any(|t| t.anomalous)
+        {
             return Err(DataError::NotFound { path: defects_path });
         } else {
             None
@@ -104,6 +116,7 @@ impl Category {
             layout,
             train,
             validation,
+            validation_anomalies,
             test,
             defects,
         })
@@ -158,17 +171,24 @@ fn sorted_subdirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, DataError> {
     Ok(dirs)
 }
 
-fn list_test_images(root: &Path, layout: Layout) -> Result<Vec<TestImage>, DataError> {
-    let test_dir = root.join("test");
-    if !test_dir.is_dir() {
+/// The images of a labelled split (`test`, or `validation`) by kind, each anomalous one with
+/// its ground truth (`ground_truth/<kind>/` for the test split, `ground_truth/validation/<kind>/`
+/// for validation).
+fn list_labelled(root: &Path, layout: Layout, split: &str) -> Result<Vec<TestImage>, DataError> {
+    let split_dir = root.join(split);
+    if !split_dir.is_dir() {
         return Ok(Vec::new());
     }
+    let ground_truth_root = match split {
+        "test" => root.join("ground_truth"),
+        other => root.join("ground_truth").join(other),
+    };
     let mut test = Vec::new();
-    for (kind, dir) in sorted_subdirs(&test_dir)? {
+    for (kind, dir) in sorted_subdirs(&split_dir)? {
         let anomalous = kind != layout.good_folder();
         for path in list_images(&dir)? {
             let ground_truth = if anomalous {
-                Some(find_ground_truth(root, layout, &kind, &path)?)
+                Some(find_ground_truth(&ground_truth_root, layout, &kind, &path)?)
             } else {
                 None
             };
@@ -184,7 +204,7 @@ fn list_test_images(root: &Path, layout: Layout) -> Result<Vec<TestImage>, DataE
 }
 
 fn find_ground_truth(
-    root: &Path,
+    ground_truth_root: &Path,
     layout: Layout,
     kind: &str,
     image: &Path,
@@ -193,7 +213,7 @@ fn find_ground_truth(
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or_default();
-    let gt_dir = root.join("ground_truth").join(kind);
+    let gt_dir = ground_truth_root.join(kind);
     if layout == Layout::MvtecLoco {
         let dir = gt_dir.join(stem);
         return if dir.is_dir() {

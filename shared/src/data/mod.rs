@@ -13,7 +13,7 @@ mod layout;
 pub use category::{Category, GroundTruthSource, TestImage};
 pub use defects::{DefectSpec, DefectsConfig};
 pub use error::DataError;
-pub use fingerprint::{all_files, fingerprint, hex};
+pub use fingerprint::{FileDigest, Manifest, all_files, fingerprint, hex, relative_name};
 pub use ground_truth::{GroundTruth, GroundTruthRegion};
 pub use image_io::{
     IMAGE_EXTENSIONS, image_size, is_image_file, read_gray, read_rgb, read_rgb_resized,

@@ -4,10 +4,15 @@
 //! a fit's output and a cluster job's are the same files.
 
 mod curve;
+mod gate;
 mod prepare;
 
 pub use curve::Curve;
-pub use prepare::{Prepared, SimulatorInputs, category_simulator, prepare, texture_bank};
+pub use gate::false_alarm_rate;
+pub use prepare::{
+    LabelledAnomaly, Prepared, Retraining, SimulatorInputs, category_simulator, prepare,
+    texture_bank,
+};
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,17 +25,18 @@ use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointMeta, StoreCheckp
 use crate::config::Config;
 use crate::data::{Category, DataError, TestImage};
 use crate::infer::{
-    Detector, EvaluationSet, MODEL_FORMAT_VERSION, ModelCard, SelectionScores, TestRunError,
-    TrainingSummary, encode_model, evaluate_test_split,
+    Detector, EvaluationSet, MODEL_FORMAT_VERSION, ModelCard, ModelError, SelectionScores,
+    TestRunError, TrainingSummary, decode_model, encode_model, evaluate_test_split,
 };
 use crate::metrics::{AnomalyMap, Evaluation, encode_tiff};
 use crate::model::Encoder;
+use crate::registry::GateReport;
 use crate::simulate::{SimulateError, Simulator};
-use crate::store::layout::{StageKeys, fit_config};
+use crate::store::layout::{CategoryModels, StageKeys, fit_config};
 use crate::store::{BlockingStore, Key, NameError, StoreError};
 use crate::train::{
-    PretrainInputs, Progress, SegmentInputs, Stage, TrainError, ValidationReport, ValidationSet,
-    pretrain, train_segnet,
+    PretrainInputs, Progress, SegmentInputs, SegnetStart, Stage, TrainError, ValidationReport,
+    ValidationSet, pretrain, train_segnet,
 };
 
 /// The checkpoint section holding a pre-training stage's encoder.
@@ -52,6 +58,18 @@ pub enum PipelineError {
     Name(#[from] NameError),
     #[error("{location}: the pre-training stage's encoder is missing")]
     MissingEncoder { location: String },
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("{location}: the model is missing")]
+    MissingModel { location: String },
+    #[error(
+        "version `{version}` has another architecture than the config's [model] ({message}); fine-tuning needs the same"
+    )]
+    Architecture { version: String, message: String },
+    #[error(
+        "cannot compare with the model in production: category `{category}` has no validation images"
+    )]
+    NoEvaluationSet { category: String },
     #[error(
         "{location} holds a fit of another config ({difference}); use another --out, or delete the folder to start over"
     )]
@@ -81,6 +99,8 @@ pub struct StageResult {
     pub evaluation: Option<Evaluation>,
     /// SegNet: test images scored per second (prediction only, reading and writing excluded).
     pub inference_images_per_second: Option<f64>,
+    /// SegNet in a retraining run: the candidate against the model in production.
+    pub gate: Option<GateReport>,
     /// Time this attempt spent in the stage.
     pub seconds: f64,
 }
@@ -151,23 +171,50 @@ pub fn pretrain_stage<B: AutodiffBackend>(
         validation: None,
         evaluation: None,
         inference_images_per_second: None,
+        gate: None,
         seconds: start.elapsed().as_secs_f64(),
     })
 }
 
-/// Stage 2: SegNet on the encoder stored at `encoder` (in the output's store), model selection
-/// on validation data, the model (`model/`), and the test split's maps and metrics.
+/// Where a SegNet stage starts.
+pub enum SegnetFrom<'a> {
+    /// The encoder a pre-training stage stored at this key (in the output's store).
+    Encoder(&'a Key),
+    /// The registered version's whole SegNet (in the output's store), fine-tuned.
+    Version(&'a str),
+}
+
+/// Stage 2: SegNet from `from`, model selection on validation data, the model (`model/`) and the
+/// manifest of its training images (`data.json`), and the test split's maps and metrics. In a
+/// retraining run the candidate and the model in production are then scored for the gate.
+#[allow(clippy::too_many_arguments)]
 pub fn segnet_stage<B: AutodiffBackend>(
     category: &Category,
     prepared: &Prepared,
     config: &Config,
-    encoder: &Key,
+    from: SegnetFrom<'_>,
+    retraining: Option<&Retraining>,
     out: &StageOutput,
     device: &B::Device,
     progress: &mut dyn Progress,
 ) -> Result<StageResult, PipelineError> {
     let start = Instant::now();
-    let encoder = load_encoder::<B>(&out.store, encoder, config, device)?;
+    let segnet_start = match from {
+        SegnetFrom::Encoder(key) => {
+            SegnetStart::Encoder(load_encoder::<B>(&out.store, key, config, device)?)
+        }
+        SegnetFrom::Version(version) => {
+            let (model, card) =
+                load_version::<B>(&out.store, &category.name, version, device)?.into_parts();
+            if card.model != config.model {
+                return Err(PipelineError::Architecture {
+                    version: version.to_string(),
+                    message: config_difference_of(&card.model, &config.model),
+                });
+            }
+            SegnetStart::Model(model)
+        }
+    };
     let (threads, size) = (config.threads(), config.model.image_size);
     let simulation = config.simulation.for_category(&category.name);
     let textures = texture_bank(
@@ -188,22 +235,32 @@ pub fn segnet_stage<B: AutodiffBackend>(
         None
     } else {
         let simulator = Simulator::new(simulation, prepared.validation_normals.clone(), textures)?;
-        Some(ValidationSet::build(
+        let mut set = ValidationSet::build(
             &simulator,
             config.validation.anomalies_per_image,
             config.seed,
-        ))
+        );
+        for labelled in &prepared.labelled_anomalies {
+            set.add_labelled(&labelled.image, labelled.pixels.clone());
+        }
+        Some(set)
     };
     let evaluation_set = validation_set.as_ref().map(|set| EvaluationSet {
         fingerprint: set.fingerprint(),
         normal_images: set.normal_images(),
-        simulated_anomalies: set.simulated_anomalies(),
+        anomalies: set.anomalies(),
+        labelled_anomalies: prepared.labelled_anomalies.len(),
         seed: set.seed,
     });
+    if retraining.is_some() && validation_set.is_none() {
+        return Err(PipelineError::NoEvaluationSet {
+            category: category.name.clone(),
+        });
+    }
     let inputs = SegmentInputs {
         model: config.model.clone(),
         config: config.segnet.clone(),
-        validation: config.validation.clone(),
+        image_score: config.inference.image_score,
         simulator,
         validation_set,
         seed: config.seed,
@@ -211,41 +268,79 @@ pub fn segnet_stage<B: AutodiffBackend>(
         batch_size: config.inference.batch_size,
     };
     let mut curve = Curve::open(out.store.clone(), out.keys.curve(), progress)?;
-    let trained = train_segnet::<B>(&inputs, encoder, device, &mut out.checkpoints(), &mut curve);
+    let trained = train_segnet::<B>(
+        &inputs,
+        segnet_start,
+        device,
+        &mut out.checkpoints(),
+        &mut curve,
+    );
     curve.flush()?;
     let outcome = trained?;
 
-    let card = ModelCard {
-        format: MODEL_FORMAT_VERSION,
-        slsg_version: env!("CARGO_PKG_VERSION").to_string(),
-        category: category.name.clone(),
-        model: config.model.clone(),
-        image_score: config.inference.image_score,
-        decision_threshold: outcome.validation.as_ref().and_then(|v| v.threshold),
-        training: TrainingSummary {
-            seed: config.seed,
-            pretrain_steps: config.pretrain.total_steps(prepared.train_paths.len()),
-            segnet_steps: outcome.steps,
-            selected_step: outcome.best_step,
-            training_images: prepared.train_paths.len(),
-            validation_images: prepared.validation_paths.len(),
-            data_fingerprint: prepared.data_fingerprint.clone(),
-        },
-        validation: outcome
-            .validation
-            .as_ref()
-            .zip(evaluation_set)
-            .map(|(report, set)| SelectionScores {
-                image_auroc: report.image_auroc,
-                pixel_auroc: report.pixel_auroc,
-                score: report.score,
+    let card =
+        ModelCard {
+            format: MODEL_FORMAT_VERSION,
+            slsg_version: env!("CARGO_PKG_VERSION").to_string(),
+            category: category.name.clone(),
+            model: config.model.clone(),
+            image_score: config.inference.image_score,
+            decision_threshold: outcome.validation.as_ref().and_then(|v| v.threshold),
+            training: TrainingSummary {
+                seed: config.seed,
+                pretrain_steps: config.pretrain.total_steps(prepared.train_paths.len()),
+                segnet_steps: outcome.steps,
+                selected_step: outcome.best_step,
+                training_images: prepared.train_paths.len(),
+                validation_images: prepared.validation_paths.len(),
+                data_fingerprint: prepared.manifest.fingerprint(),
+            },
+            validation: outcome.validation.as_ref().zip(evaluation_set.clone()).map(
+                |(report, set)| SelectionScores {
+                    image_auroc: report.image_auroc,
+                    pixel_auroc: report.pixel_auroc,
+                    score: report.score,
+                    set,
+                },
+            ),
+        };
+
+    let gate = match (retraining, &inputs.validation_set, evaluation_set) {
+        (Some(retraining), Some(set), Some(evaluation_set)) => {
+            let current = load_version::<B::InnerBackend>(
+                &out.store,
+                &category.name,
+                &retraining.current,
+                device,
+            )?;
+            let new_images: Vec<&image::RgbImage> = prepared
+                .new_validation
+                .iter()
+                .map(|&i| &prepared.validation_normals[i])
+                .collect();
+            Some(gate::measure(
+                gate::Contender {
+                    model: &outcome.model,
+                    version: None,
+                    threshold: card.decision_threshold,
+                    image_score: card.image_score,
+                },
+                gate::Contender::registered(&current, &retraining.current),
                 set,
-            }),
+                evaluation_set,
+                &new_images,
+                config.inference.batch_size,
+                device,
+            ))
+        }
+        _ => None,
     };
+
     let files = encode_model(&outcome.model, &card);
     let model = out.keys.model();
     out.store.put(&model.weights(), files.weights)?;
     out.store.put(&model.card(), files.card)?;
+    out.store.put_json(&out.keys.data(), &prepared.manifest)?;
 
     let detector = Detector::new(outcome.model, card, device.clone());
     let (evaluation, inference_images_per_second) = if category.test.is_empty() {
@@ -270,8 +365,37 @@ pub fn segnet_stage<B: AutodiffBackend>(
         validation: outcome.validation,
         evaluation,
         inference_images_per_second,
+        gate,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// A registered version of `category` from the store.
+pub fn load_version<B: Backend>(
+    store: &BlockingStore,
+    category: &str,
+    version: &str,
+    device: &B::Device,
+) -> Result<Detector<B>, PipelineError> {
+    let keys = CategoryModels::new(category)?.version(version)?.model();
+    let read = |key: Key| -> Result<(Vec<u8>, String), PipelineError> {
+        let location = store.describe(&key);
+        let bytes = store
+            .get(&key)?
+            .ok_or_else(|| PipelineError::MissingModel {
+                location: location.clone(),
+            })?;
+        Ok((bytes, location))
+    };
+    let (card, card_origin) = read(keys.card())?;
+    let (weights, weights_origin) = read(keys.weights())?;
+    Ok(decode_model(
+        &card,
+        &card_origin,
+        &weights,
+        &weights_origin,
+        device,
+    )?)
 }
 
 /// The encoder a pre-training stage stored at `key`.
@@ -313,7 +437,7 @@ pub fn fit_category<B: AutodiffBackend>(
     progress: &mut dyn Progress,
 ) -> Result<Fitted, PipelineError> {
     claim_for(store, config)?;
-    let prepared = prepare(category, config)?;
+    let prepared = prepare(category, config, None)?;
     let mut reused = Vec::new();
     let pretrain_out = StageOutput::fit(store, Stage::Pretrain)?;
     let pretrain = match pretrain_out.finished()? {
@@ -333,7 +457,8 @@ pub fn fit_category<B: AutodiffBackend>(
             category,
             &prepared,
             config,
-            &pretrain_out.keys.encoder(),
+            SegnetFrom::Encoder(&pretrain_out.keys.encoder()),
+            None,
             &segnet_out,
             device,
             progress,
@@ -375,7 +500,12 @@ fn claim_for(store: &BlockingStore, config: &Config) -> Result<(), PipelineError
 
 /// The first field whose value differs between two configs, as `field: old → new`.
 fn config_difference(old: &Config, new: &Config) -> String {
-    let flatten = |c: &Config| {
+    config_difference_of(old, new)
+}
+
+/// The first field whose value differs between two serialisable sections.
+fn config_difference_of<T: Serialize>(old: &T, new: &T) -> String {
+    let flatten = |c: &T| {
         let mut fields = Vec::new();
         let table = toml::Table::try_from(c).expect("the config serialises");
         flatten_into("", &toml::Value::Table(table), &mut fields);

@@ -1,16 +1,45 @@
-//! The category's data for its stages: the validation split (LOCO's, or held-out training
-//! images), every image loaded at the model's size, the data fingerprint, and the category's
+//! The category's data for its stages: the validation split (LOCO's, held-out training images,
+//! and a share of newly arrived images when retraining), every image loaded at the model's size,
+//! the labelled validation anomalies, the manifest of the normal images, and the category's
 //! anomaly simulator with its texture source.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use image::RgbImage;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::data::{Category, DataError, fingerprint, read_rgb_resized_all};
+use crate::data::{
+    Category, DataError, GroundTruth, Manifest, TestImage, read_rgb_resized, read_rgb_resized_all,
+    relative_name,
+};
+use crate::raster::write_chw;
 use crate::simulate::{SimulateError, SimulationConfig, Simulator, TextureBank};
 use crate::train::holdout;
+
+/// What a retraining run's jobs know about the model in production.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retraining {
+    /// The version `current` named when the run was planned; the gate scores it too.
+    pub current: String,
+    /// Normal images (paths relative to the category folder) that arrived since it was trained.
+    pub new_images: Vec<String>,
+    /// The share of the new training images held out for validation and the gate.
+    pub new_image_holdout: f64,
+    /// Fine-tune the current SegNet from its weights instead of training on a new encoder.
+    pub fine_tune: bool,
+}
+
+/// A labelled anomaly at the model's size.
+pub struct LabelledAnomaly {
+    /// Channel-first, values in `[0, 1]`.
+    pub image: Vec<f32>,
+    /// Indices of its anomalous pixels.
+    pub pixels: Vec<u32>,
+}
 
 /// A category's images at the model's size, split into training and validation.
 pub struct Prepared {
@@ -18,31 +47,85 @@ pub struct Prepared {
     pub validation_paths: Vec<PathBuf>,
     pub normals: Arc<[RgbImage]>,
     pub validation_normals: Vec<RgbImage>,
-    /// The fingerprint of the training and validation images (as a cluster plan computes it).
-    pub data_fingerprint: String,
+    /// Indices into `validation_normals` of the newly arrived images (retraining only).
+    pub new_validation: Vec<usize>,
+    pub labelled_anomalies: Vec<LabelledAnomaly>,
+    /// The normal images (training and validation) with their content hashes.
+    pub manifest: Manifest,
 }
 
-/// LOCO's validation split, or held-out training images, all loaded at the model's size.
-pub fn prepare(category: &Category, config: &Config) -> Result<Prepared, DataError> {
+/// The validation split, all loaded at the model's size. Without a validation split of its own
+/// a category holds out `validation.holdout_fraction` of its training images; a retraining run
+/// also holds out `new_image_holdout` of the newly arrived ones.
+pub fn prepare(
+    category: &Category,
+    config: &Config,
+    retraining: Option<&Retraining>,
+) -> Result<Prepared, DataError> {
     let (threads, size) = (config.threads(), config.model.image_size);
-    let (train_paths, validation_paths) = if category.validation.is_empty() {
-        holdout(
-            &category.train,
-            config.validation.holdout_fraction,
-            config.seed,
-        )
+    let new: BTreeSet<&str> = retraining
+        .map(|r| r.new_images.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    let new_fraction = retraining.map_or(0.0, |r| r.new_image_holdout);
+    let old_fraction = if category.validation.is_empty() {
+        config.validation.holdout_fraction
     } else {
-        (category.train.clone(), category.validation.clone())
+        0.0
     };
+    let (train_paths, held) = holdout(&category.root, &category.train, config.seed, |name| {
+        if new.contains(name) {
+            new_fraction
+        } else {
+            old_fraction
+        }
+    });
+    let validation_paths: Vec<PathBuf> = category.validation.iter().cloned().chain(held).collect();
+    let new_validation = validation_paths
+        .iter()
+        .enumerate()
+        .filter(|(_, path)| new.contains(relative_name(&category.root, path).as_str()))
+        .map(|(i, _)| i)
+        .collect();
     let normals = read_rgb_resized_all(&train_paths, size, size, threads)?.into();
     let validation_normals = read_rgb_resized_all(&validation_paths, size, size, threads)?;
-    let data_fingerprint = fingerprint(&category.root, &category.training_images(), threads)?;
+    let labelled_anomalies = category
+        .validation_anomalies
+        .iter()
+        .map(|test| labelled_anomaly(category, test, size))
+        .collect::<Result<_, _>>()?;
+    let manifest = Manifest::read(&category.root, &category.training_images(), threads)?;
     Ok(Prepared {
         train_paths,
         validation_paths,
         normals,
         validation_normals,
-        data_fingerprint,
+        new_validation,
+        labelled_anomalies,
+        manifest,
+    })
+}
+
+/// A labelled validation anomaly at `size`: the image resized, and a pixel anomalous where any
+/// ground-truth pixel it covers is (so thin defects survive the down-sampling).
+fn labelled_anomaly(
+    category: &Category,
+    test: &TestImage,
+    size: u32,
+) -> Result<LabelledAnomaly, DataError> {
+    let resized = read_rgb_resized(&test.path, size, size)?;
+    let mut image = vec![0.0f32; 3 * (size * size) as usize];
+    write_chw(&resized, &mut image);
+    let truth = GroundTruth::read(test, category.defects.as_ref())?.union_mask();
+    let (width, height) = (truth.width().max(1) as u64, truth.height().max(1) as u64);
+    let mut anomalous = BTreeSet::new();
+    for index in truth.set_indices() {
+        let (x, y) = (index as u64 % width, index as u64 / width);
+        let (tx, ty) = (x * size as u64 / width, y * size as u64 / height);
+        anomalous.insert((ty * size as u64 + tx) as u32);
+    }
+    Ok(LabelledAnomaly {
+        image,
+        pixels: anomalous.into_iter().collect(),
     })
 }
 

@@ -39,7 +39,10 @@ pub struct EvaluationSet {
     /// SHA-256 of the set's images and masks as scored.
     pub fingerprint: String,
     pub normal_images: usize,
-    pub simulated_anomalies: usize,
+    /// Anomalies simulated on the normal images (from `seed`) plus labelled ones.
+    pub anomalies: usize,
+    /// Labelled anomalies among them (the category's `validation/<defect>/` images).
+    pub labelled_anomalies: usize,
     pub seed: u64,
 }
 

@@ -45,6 +45,15 @@ impl<B: Backend> Detector<B> {
         &self.card
     }
 
+    /// The network and its card.
+    pub fn into_parts(self) -> (SegNet<B>, ModelCard) {
+        (self.model, self.card)
+    }
+
+    pub fn model(&self) -> &SegNet<B> {
+        &self.model
+    }
+
     pub fn image_score(&self) -> ImageScore {
         self.card.image_score
     }

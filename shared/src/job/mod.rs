@@ -3,12 +3,17 @@
 //! actors, clients or servers here.
 
 mod plan;
+mod retrain;
+mod schedule;
 mod spec;
 
 pub use plan::{
-    ClusterConfig, DatasetSection, Plan, PlanError, Resources, RunSection, SweepMode, SweepSection,
+    ClusterConfig, DatasetSection, MAX_LEASE_SECONDS, MAX_SWEEP_POINTS, MAX_WORKERS, Plan,
+    PlanError, Resources, RunSection, SweepMode, SweepSection,
 };
+pub use retrain::{RetrainConfigError, RetrainMode, RetrainSection};
+pub use schedule::{Schedule, ScheduleError, utc_stamp};
 pub use spec::{
     FailureKind, JobId, JobKind, JobProgress, JobResult, JobSpec, JobState, JobStatus,
-    LeaderboardEntry, RunStatus,
+    LeaderboardEntry, RunOverview, RunStatus, ServiceStatus,
 };

@@ -6,14 +6,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::retrain::{RetrainConfigError, RetrainSection};
+use super::schedule::Schedule;
 use super::spec::{JobId, JobKind, JobSpec};
 use crate::backend::Device;
 use crate::config::{Config, ConfigError};
 use crate::data::{Category, DataError, all_files, fingerprint, hex, resolve_categories};
+use crate::fit::Retraining;
+use crate::ranges::Section;
 use crate::store::{NameError, validate_name};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -28,6 +31,8 @@ pub struct ClusterConfig {
     pub sweep: Option<SweepSection>,
     #[serde(default)]
     pub resources: Resources,
+    /// Scheduled retraining (the coordinator service) and the promotion gate.
+    pub retrain: Option<RetrainSection>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -118,6 +123,11 @@ pub enum PlanError {
     Data(#[from] DataError),
     #[error(transparent)]
     Name(#[from] NameError),
+    #[error("{origin}: {source}")]
+    Retrain {
+        origin: String,
+        source: RetrainConfigError,
+    },
     #[error(
         "category `{category}` is in two datasets ({first} and {second}); models are registered by category name"
     )]
@@ -135,7 +145,18 @@ pub struct Plan {
     pub store: String,
     pub resources: Resources,
     pub jobs: Vec<JobSpec>,
+    /// A retraining run's promotion gate tolerance; `None` for a training run, whose best
+    /// points are promoted as the operator's choice.
+    #[serde(default)]
+    pub gate_tolerance: Option<f64>,
 }
+
+/// Most sweep points a config may expand to.
+pub const MAX_SWEEP_POINTS: usize = 10_000;
+/// Most worker slots of an embedded run.
+pub const MAX_WORKERS: usize = 256;
+/// Longest lease, in seconds.
+pub const MAX_LEASE_SECONDS: u64 = 24 * 3600;
 
 impl ClusterConfig {
     pub fn load(path: &Path) -> Result<ClusterConfig, PlanError> {
@@ -161,43 +182,104 @@ impl ClusterConfig {
     }
 }
 
+impl ClusterConfig {
+    /// Checks the run's name, datasets, resources and retraining section; returns the
+    /// retraining schedule, if any.
+    pub fn validate(&self, origin: &str) -> Result<Option<Schedule>, PlanError> {
+        let invalid = |field: &str, message: String| PlanError::Invalid {
+            origin: origin.to_string(),
+            field: field.to_string(),
+            message,
+        };
+        validate_name(&self.run.name).map_err(|e| invalid("run.name", e.to_string()))?;
+        if self.datasets.is_empty() {
+            return Err(invalid(
+                "dataset",
+                "at least one [[dataset]] is needed".into(),
+            ));
+        }
+        let r = &self.resources;
+        let s = Section::new("resources");
+        let range = |e: crate::ranges::InvalidField| invalid(&e.field, e.message);
+        s.whole("workers", r.workers.len(), 1, MAX_WORKERS)
+            .map_err(|_| {
+                invalid(
+                    "resources.workers",
+                    format!("needs 1 to {MAX_WORKERS} devices, got {}", r.workers.len()),
+                )
+            })?;
+        s.whole("max_attempts", r.max_attempts, 1, 100)
+            .map_err(range)?;
+        s.whole("lease_seconds", r.lease_seconds, 2, MAX_LEASE_SECONDS)
+            .map_err(range)?;
+        s.whole(
+            "heartbeat_seconds",
+            r.heartbeat_seconds,
+            1,
+            r.lease_seconds / 2,
+        )
+        .map_err(|_| {
+            invalid(
+                "resources.heartbeat_seconds",
+                format!(
+                    "must be from 1 to half of lease_seconds ({}), got {}",
+                    r.lease_seconds / 2,
+                    r.heartbeat_seconds
+                ),
+            )
+        })?;
+        match &self.retrain {
+            Some(section) => section.validate().map_err(|source| PlanError::Retrain {
+                origin: origin.to_string(),
+                source,
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// The retraining section, or its defaults.
+    pub fn retrain_section(&self) -> RetrainSection {
+        self.retrain.clone().unwrap_or_default()
+    }
+}
+
 impl Plan {
-    /// Expands a cluster config; `origin` names it in errors.
+    /// Expands a cluster config into its training run; `origin` names it in errors.
     pub fn expand(
         cluster: &ClusterConfig,
         origin: &str,
         threads: usize,
+    ) -> Result<Plan, PlanError> {
+        Self::build(cluster, origin, threads, &cluster.run.name, None)
+    }
+
+    /// A retraining run named `run` of the categories in `retraining` only: each one with a
+    /// model in production is compared with it at the end; one without (`None`) trains its first.
+    pub fn retraining(
+        cluster: &ClusterConfig,
+        origin: &str,
+        threads: usize,
+        run: &str,
+        retraining: &BTreeMap<String, Option<Retraining>>,
+    ) -> Result<Plan, PlanError> {
+        Self::build(cluster, origin, threads, run, Some(retraining))
+    }
+
+    fn build(
+        cluster: &ClusterConfig,
+        origin: &str,
+        threads: usize,
+        run: &str,
+        retraining: Option<&BTreeMap<String, Option<Retraining>>>,
     ) -> Result<Plan, PlanError> {
         let invalid = |field: &str, message: String| PlanError::Invalid {
             origin: origin.to_string(),
             field: field.to_string(),
             message,
         };
-        validate_name(&cluster.run.name).map_err(|e| invalid("run.name", e.to_string()))?;
-        if cluster.datasets.is_empty() {
-            return Err(invalid(
-                "dataset",
-                "at least one [[dataset]] is needed".into(),
-            ));
-        }
-        let r = &cluster.resources;
-        if r.workers.is_empty()
-            || r.max_attempts == 0
-            || r.lease_seconds == 0
-            || r.heartbeat_seconds == 0
-        {
-            return Err(invalid(
-                "resources",
-                "workers, max_attempts, lease_seconds and heartbeat_seconds must not be empty or 0"
-                    .into(),
-            ));
-        }
-        if r.heartbeat_seconds * 2 > r.lease_seconds {
-            return Err(invalid(
-                "resources.heartbeat_seconds",
-                "must be at most half of lease_seconds".into(),
-            ));
-        }
+        cluster.validate(origin)?;
+        validate_name(run).map_err(|e| invalid("run.name", e.to_string()))?;
+        let section = cluster.retrain_section();
         let points = sweep_points(cluster.sweep.as_ref()).map_err(|m| invalid("sweep", m))?;
         let configs = points
             .iter()
@@ -225,16 +307,27 @@ impl Plan {
                         second: dataset.path.clone(),
                     });
                 }
+                let category_retraining = match retraining {
+                    Some(triggered) => match triggered.get(&name) {
+                        Some(r) => r.as_ref(),
+                        None => continue,
+                    },
+                    None => None,
+                };
                 let category = Category::open(&dataset.path, &name)?;
                 let train_fingerprint =
                     fingerprint(&category.root, &category.training_images(), threads)?;
                 let full_fingerprint =
                     fingerprint(&category.root, &all_files(&category.root)?, threads)?;
                 for (point, config) in points.iter().zip(&configs) {
+                    let mut config = config.clone();
+                    if category_retraining.is_some_and(|r| r.fine_tune) {
+                        config.segnet.steps = section.fine_tune_steps;
+                    }
                     let base = JobSpec {
                         id: String::new(),
                         kind: JobKind::Pretrain,
-                        run: cluster.run.name.clone(),
+                        run: run.to_string(),
                         store: cluster.run.store.clone(),
                         dataset: dataset.path.clone(),
                         category: name.clone(),
@@ -244,32 +337,38 @@ impl Plan {
                             .map(|(k, v)| (k.clone(), v.to_string()))
                             .collect(),
                         depends_on: None,
+                        retraining: category_retraining.cloned(),
                     };
-                    let pretrain_id = job_id(
-                        JobKind::Pretrain,
-                        &name,
-                        &train_fingerprint,
-                        &pretrain_parameters(config),
-                        None,
-                    );
-                    pretrain_jobs
-                        .entry(pretrain_id.clone())
-                        .or_insert_with(|| JobSpec {
-                            id: pretrain_id.clone(),
-                            point: BTreeMap::new(),
-                            ..base.clone()
-                        });
+                    let upstream = if category_retraining.is_some_and(|r| r.fine_tune) {
+                        None
+                    } else {
+                        let pretrain_id = job_id(
+                            JobKind::Pretrain,
+                            &name,
+                            &train_fingerprint,
+                            &pretrain_parameters(&config, category_retraining),
+                            None,
+                        );
+                        pretrain_jobs
+                            .entry(pretrain_id.clone())
+                            .or_insert_with(|| JobSpec {
+                                id: pretrain_id.clone(),
+                                point: BTreeMap::new(),
+                                ..base.clone()
+                            });
+                        Some(pretrain_id)
+                    };
                     let segnet_id = job_id(
                         JobKind::Segnet,
                         &name,
                         &full_fingerprint,
-                        &segnet_parameters(config),
-                        Some(&pretrain_id),
+                        &segnet_parameters(&config, category_retraining),
+                        upstream.as_deref(),
                     );
                     segnet_jobs.push(JobSpec {
                         id: segnet_id,
                         kind: JobKind::Segnet,
-                        depends_on: Some(pretrain_id),
+                        depends_on: upstream,
                         ..base
                     });
                 }
@@ -279,10 +378,11 @@ impl Plan {
         jobs.sort_by(|a, b| a.category.cmp(&b.category));
         jobs.extend(segnet_jobs);
         Ok(Plan {
-            run: cluster.run.name.clone(),
+            run: run.to_string(),
             store: cluster.run.store.clone(),
             resources: cluster.resources.clone(),
             jobs,
+            gate_tolerance: retraining.map(|_| section.tolerance),
         })
     }
 
@@ -313,54 +413,81 @@ impl Plan {
     }
 }
 
-/// The sweep's points, each a field → value assignment (one empty point without a sweep).
+/// The sweep's points, each a field → value assignment (one empty point without a sweep). A
+/// grid is counted before it is built, and a random sweep draws its points' indices without
+/// building the grid, so neither can exhaust memory.
 fn sweep_points(
     sweep: Option<&SweepSection>,
 ) -> Result<Vec<BTreeMap<String, toml::Value>>, String> {
     let Some(sweep) = sweep else {
         return Ok(vec![BTreeMap::new()]);
     };
-    let mut grid: Vec<BTreeMap<String, toml::Value>> = vec![BTreeMap::new()];
-    for (field, values) in &sweep.values {
+    let axes: Vec<(&String, &Vec<toml::Value>)> = sweep.values.iter().collect();
+    let mut size: u128 = 1;
+    for (field, values) in &axes {
         if values.is_empty() {
             return Err(format!("values.\"{field}\" is empty"));
         }
-        grid = grid
-            .into_iter()
-            .flat_map(|point| {
-                values.iter().map(move |v| {
-                    let mut p = point.clone();
-                    p.insert(field.clone(), v.clone());
-                    p
-                })
-            })
-            .collect();
+        size = size.saturating_mul(values.len() as u128);
     }
-    if sweep.mode == SweepMode::Random {
-        if sweep.samples == 0 {
-            return Err("random mode needs samples ≥ 1".into());
+    let point = |mut index: u128| {
+        let mut point = BTreeMap::new();
+        for (field, values) in axes.iter().rev() {
+            let n = values.len() as u128;
+            point.insert((*field).clone(), values[(index % n) as usize].clone());
+            index /= n;
         }
-        grid.shuffle(&mut crate::seed::rng_for(sweep.seed, &[0x5EE9]));
-        grid.truncate(sweep.samples);
+        point
+    };
+    match sweep.mode {
+        SweepMode::Grid => {
+            if size > MAX_SWEEP_POINTS as u128 {
+                return Err(format!(
+                    "the grid has {size} points; at most {MAX_SWEEP_POINTS} (use mode = \"random\" with samples)"
+                ));
+            }
+            Ok((0..size).map(point).collect())
+        }
+        SweepMode::Random => {
+            if !(1..=MAX_SWEEP_POINTS).contains(&sweep.samples) {
+                return Err(format!(
+                    "random mode needs samples from 1 to {MAX_SWEEP_POINTS}, got {}",
+                    sweep.samples
+                ));
+            }
+            let wanted = (sweep.samples as u128).min(size);
+            let mut rng = crate::seed::rng_for(sweep.seed, &[0x5EE9]);
+            let mut chosen = std::collections::BTreeSet::new();
+            let mut order = Vec::new();
+            while (chosen.len() as u128) < wanted {
+                let high = u128::from(rand::RngExt::random::<u64>(&mut rng));
+                let low = u128::from(rand::RngExt::random::<u64>(&mut rng));
+                let index = ((high << 64) | low) % size;
+                if chosen.insert(index) {
+                    order.push(index);
+                }
+            }
+            Ok(order.into_iter().map(point).collect())
+        }
     }
-    Ok(grid)
 }
 
 /// Only what changes a pre-trained encoder: sweep points that differ elsewhere share it.
-fn pretrain_parameters(config: &Config) -> serde_json::Value {
+fn pretrain_parameters(config: &Config, retraining: Option<&Retraining>) -> serde_json::Value {
     serde_json::json!({
         "seed": config.seed,
         "model": config.model,
         "pretrain": config.pretrain,
         "holdout_fraction": config.validation.holdout_fraction,
+        "retraining": retraining,
     })
 }
 
-fn segnet_parameters(config: &Config) -> serde_json::Value {
+fn segnet_parameters(config: &Config, retraining: Option<&Retraining>) -> serde_json::Value {
     let mut config = config.clone();
     // The thread count changes speed, not results.
     config.threads = 0;
-    serde_json::to_value(config).expect("the config serialises")
+    serde_json::json!({ "config": config, "retraining": retraining })
 }
 
 fn job_id(

@@ -46,6 +46,9 @@ pub struct JobSpec {
     pub point: BTreeMap<String, String>,
     /// The pre-training job whose encoder a SegNet job starts from.
     pub depends_on: Option<JobId>,
+    /// A retraining run's comparison with the model in production.
+    #[serde(default)]
+    pub retraining: Option<crate::fit::Retraining>,
 }
 
 /// The latest training progress of a leased job, sent with heartbeats.
@@ -129,7 +132,33 @@ pub struct LeaderboardEntry {
 pub struct RunStatus {
     pub run: String,
     pub finished: bool,
+    /// The jobs from `offset` on (a page of them when the run is large).
     pub jobs: Vec<JobStatus>,
+    /// Where the page starts, and how many jobs the run has in all.
+    #[serde(default)]
+    pub offset: usize,
+    #[serde(default)]
+    pub total_jobs: usize,
     /// Per category, the sweep points ranked by validation score, best first.
     pub leaderboard: BTreeMap<String, Vec<LeaderboardEntry>>,
+}
+
+/// One run in a coordinator's overview.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunOverview {
+    pub run: String,
+    /// A retraining run (its models pass the promotion gate).
+    pub retraining: bool,
+    pub finished: bool,
+    pub jobs: usize,
+    /// Jobs by state (`queued`, `running`, `done`, `failed`, `blocked`).
+    pub states: BTreeMap<String, usize>,
+}
+
+/// What a coordinator service is doing: its runs, oldest first, and its retraining schedule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub runs: Vec<RunOverview>,
+    /// When the next scheduled retraining check runs (seconds since the epoch), if scheduled.
+    pub next_check_unix: Option<u64>,
 }

@@ -1,15 +1,25 @@
 //! The model registry: per category, every registered version (a model folder and its card),
 //! the `current` and `previous` aliases, and `history.jsonl` recording every decision —
 //! registered, promoted, kept, rolled back — with the scores and the reason. Lives in the store
-//! under `models/<category>/`; the coordinator is its only writer during a run.
+//! under `models/<category>/`; the coordinator is its only writer during a run. The promotion
+//! gate's rule is in `gate`.
+
+mod gate;
+
+pub use gate::{GateDecision, GateReport, GateScores, decide};
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
+use crate::data::{Manifest, hex};
 use crate::infer::EvaluationSet;
-use crate::store::layout::{CategoryModels, ModelKeys};
+use crate::store::layout::{
+    CategoryModels, MODEL_CARD_FILE, MODEL_WEIGHTS_FILE, ModelKeys, StageKeys,
+};
 use crate::store::{Key, NameError, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +36,63 @@ pub enum RegistryError {
     },
     #[error("category `{category}` has no previous version to roll back to in {store}")]
     NoPrevious { store: String, category: String },
+    #[error("{path}: {source}")]
+    Cache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "`{url}`: {message} (expected <store>/models/<category>/current, …/previous or …/versions/<version>)"
+    )]
+    ModelUrl { url: String, message: String },
+}
+
+/// Which version of a category a model URL names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VersionRef {
+    Current,
+    Previous,
+    Version(String),
+}
+
+/// A registered model named by a URL: `<store>/models/<category>/current`, `…/previous` or
+/// `…/versions/<version>`, the store being any store URL (`s3://bucket/prefix`, `file:///path`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelUrl {
+    pub store: String,
+    pub category: String,
+    pub version: VersionRef,
+}
+
+impl ModelUrl {
+    pub fn parse(url: &str) -> Result<ModelUrl, RegistryError> {
+        let fail = |message: &str| RegistryError::ModelUrl {
+            url: url.to_string(),
+            message: message.to_string(),
+        };
+        let (store, rest) = url
+            .rsplit_once("/models/")
+            .ok_or_else(|| fail("no `/models/` in it"))?;
+        if store.is_empty() || store.ends_with("://") {
+            return Err(fail("no store before `/models/`"));
+        }
+        let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+        let (category, version) = match parts.as_slice() {
+            [category, "current"] => (category, VersionRef::Current),
+            [category, "previous"] => (category, VersionRef::Previous),
+            [category, "versions", version] => {
+                crate::store::validate_name(version).map_err(|e| fail(&e.to_string()))?;
+                (category, VersionRef::Version(version.to_string()))
+            }
+            _ => return Err(fail("it names no version")),
+        };
+        crate::store::validate_name(category).map_err(|e| fail(&e.to_string()))?;
+        Ok(ModelUrl {
+            store: store.to_string(),
+            category: category.to_string(),
+            version,
+        })
+    }
 }
 
 /// A registered version's card (`card.json`): where it came from and how it was selected.
@@ -100,13 +167,14 @@ impl Registry {
         &self.store
     }
 
-    /// Copies the model folder at `source` in as `card.version` and records it, unless that
-    /// version is registered already (a version names one job's model, so a re-run finds it).
-    /// The card is written last: its presence means the copy is whole. Returns the card
-    /// registered (the earlier one if there was).
+    /// Copies the SegNet stage folder `source` (its model and the manifest of its training
+    /// images) in as `card.version` and records it, unless that version is registered already
+    /// (a version names one job's model, so a re-run finds it). The card is written last: its
+    /// presence means the copy is whole. Returns the card registered (the earlier one if there
+    /// was).
     pub async fn register(
         &self,
-        source: &ModelKeys,
+        source: &StageKeys,
         card: VersionCard,
     ) -> Result<VersionCard, RegistryError> {
         let models = CategoryModels::new(&card.category)?;
@@ -114,9 +182,10 @@ impl Registry {
         if let Some(existing) = self.store.get_json::<VersionCard>(&target.card()).await? {
             return Ok(existing);
         }
-        let model = target.model();
-        self.store.copy(&source.weights(), &model.weights()).await?;
-        self.store.copy(&source.card(), &model.card()).await?;
+        let (from, to) = (source.model(), target.model());
+        self.store.copy(&from.weights(), &to.weights()).await?;
+        self.store.copy(&from.card(), &to.card()).await?;
+        self.store.copy(&source.data(), &target.data()).await?;
         self.store.put_json(&target.card(), &card).await?;
         let current_before = self.current(&card.category).await?;
         self.record(
@@ -133,6 +202,32 @@ impl Registry {
         )
         .await?;
         Ok(card)
+    }
+
+    /// The version a reference names; an error naming the category if it names none.
+    pub async fn resolve(
+        &self,
+        category: &str,
+        version: &VersionRef,
+    ) -> Result<String, RegistryError> {
+        let unknown = |version: &str| RegistryError::UnknownVersion {
+            store: self.store.url().to_string(),
+            category: category.to_string(),
+            version: version.to_string(),
+        };
+        let resolved = match version {
+            VersionRef::Current => self
+                .current(category)
+                .await?
+                .ok_or_else(|| unknown("current"))?,
+            VersionRef::Previous => self
+                .previous(category)
+                .await?
+                .ok_or_else(|| unknown("previous"))?,
+            VersionRef::Version(v) => v.clone(),
+        };
+        self.card(category, &resolved).await?;
+        Ok(resolved)
     }
 
     /// The version `current` names.
@@ -167,10 +262,100 @@ impl Registry {
             })
     }
 
+    /// The manifest of the normal images a registered version was trained on.
+    pub async fn manifest(&self, category: &str, version: &str) -> Result<Manifest, RegistryError> {
+        let key = CategoryModels::new(category)?.version(version)?.data();
+        self.card(category, version).await?;
+        self.store.get_json(&key).await?.ok_or_else(|| {
+            RegistryError::Store(StoreError::Decode {
+                url: self.store.url().to_string(),
+                key: key.to_string(),
+                message: "the version's manifest is missing".into(),
+            })
+        })
+    }
+
     /// The model folder of a registered version.
     pub async fn model(&self, category: &str, version: &str) -> Result<ModelKeys, RegistryError> {
         self.card(category, version).await?;
         Ok(CategoryModels::new(category)?.version(version)?.model())
+    }
+
+    /// Downloads a registered version's model folder into `cache` — a folder named by the hash
+    /// of its card and its weights' size and entity tag, reused when it is there already — and
+    /// returns that folder. The files are written under a temporary name and renamed, so a
+    /// partial download is never used.
+    pub async fn fetch(
+        &self,
+        category: &str,
+        version: &str,
+        cache: &Path,
+    ) -> Result<PathBuf, RegistryError> {
+        let keys = self.model(category, version).await?;
+        let missing = |key: Key| {
+            RegistryError::Store(StoreError::Decode {
+                url: self.store.url().to_string(),
+                key: key.to_string(),
+                message: "the registered model file is missing".into(),
+            })
+        };
+        let card = self
+            .store
+            .get(&keys.card())
+            .await?
+            .ok_or_else(|| missing(keys.card()))?;
+        let (size, tag) = self
+            .store
+            .meta(&keys.weights())
+            .await?
+            .ok_or_else(|| missing(keys.weights()))?;
+        let mut hash = Sha256::new();
+        hash.update(&card);
+        hash.update(size.to_le_bytes());
+        hash.update(tag.unwrap_or_default().as_bytes());
+        let name = hex(&hash.finalize());
+        let models = cache.join("models");
+        let folder = models.join(&name);
+        if folder.join(MODEL_CARD_FILE).is_file() && folder.join(MODEL_WEIGHTS_FILE).is_file() {
+            return Ok(folder);
+        }
+        let weights = self
+            .store
+            .get(&keys.weights())
+            .await?
+            .ok_or_else(|| missing(keys.weights()))?;
+        let partial = models.join(format!(".{name}.{}.partial", std::process::id()));
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| RegistryError::Cache { path, source }
+        };
+        std::fs::create_dir_all(&partial).map_err(io(&partial))?;
+        for (file, bytes) in [(MODEL_CARD_FILE, &card), (MODEL_WEIGHTS_FILE, &weights)] {
+            let path = partial.join(file);
+            std::fs::write(&path, bytes).map_err(io(&path))?;
+        }
+        if let Err(source) = std::fs::rename(&partial, &folder) {
+            // Another process finished the same download first: its copy is as good.
+            let _ = std::fs::remove_dir_all(&partial);
+            if !folder.join(MODEL_WEIGHTS_FILE).is_file() {
+                return Err(RegistryError::Cache {
+                    path: folder,
+                    source,
+                });
+            }
+        }
+        Ok(folder)
+    }
+
+    /// The category that has registered `version`, if any.
+    pub async fn category_of(&self, version: &str) -> Result<Option<String>, RegistryError> {
+        for category in self.categories().await? {
+            let key = CategoryModels::new(&category)?.version(version)?.card();
+            if self.store.exists(&key).await? {
+                return Ok(Some(category));
+            }
+        }
+        Ok(None)
     }
 
     /// The registered versions of a category, oldest first.
@@ -370,15 +555,44 @@ mod tests {
         }
     }
 
+    #[test]
+    fn model_urls_name_a_version() {
+        let url = ModelUrl::parse("s3://bucket/prefix/models/tray/current").unwrap();
+        assert_eq!(
+            (url.store.as_str(), url.category.as_str(), url.version),
+            ("s3://bucket/prefix", "tray", VersionRef::Current)
+        );
+        let url = ModelUrl::parse("file:///srv/store/models/tray/versions/r-1/").unwrap();
+        assert_eq!(url.version, VersionRef::Version("r-1".into()));
+        for bad in [
+            "s3://bucket/prefix/tray/current",
+            "s3:///models/tray/current",
+            "s3://b/models/tray",
+            "s3://b/models/../current",
+            "s3://b/models/tray/versions/..",
+            "s3://b/models/tray/latest",
+        ] {
+            assert!(ModelUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
     #[tokio::test]
     async fn register_promote_keep_and_roll_back() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().to_str().unwrap()).unwrap();
-        let source = crate::store::layout::StageKeys::fit_stage("segnet")
-            .unwrap()
-            .model();
-        store.put(&source.card(), b"{}".to_vec()).await.unwrap();
-        store.put(&source.weights(), b"w".to_vec()).await.unwrap();
+        let source = StageKeys::fit_stage("segnet").unwrap();
+        store
+            .put(&source.model().card(), b"{}".to_vec())
+            .await
+            .unwrap();
+        store
+            .put(&source.model().weights(), b"w".to_vec())
+            .await
+            .unwrap();
+        store
+            .put_json(&source.data(), &Manifest::default())
+            .await
+            .unwrap();
         let registry = Registry::new(store.clone());
 
         registry.register(&source, card("v1", 0.9)).await.unwrap();
@@ -449,5 +663,22 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store_model.as_deref(), Some(&b"w"[..]));
+        let cache = tempfile::tempdir().unwrap();
+        let fetched = registry.fetch("tray", "v2", cache.path()).await.unwrap();
+        assert_eq!(std::fs::read(fetched.join("weights.ckpt")).unwrap(), b"w");
+        assert_eq!(
+            registry.fetch("tray", "v2", cache.path()).await.unwrap(),
+            fetched,
+            "the cached copy is reused"
+        );
+        assert_eq!(
+            registry.category_of("v2").await.unwrap().as_deref(),
+            Some("tray")
+        );
+        assert_eq!(registry.category_of("v9").await.unwrap(), None);
+        assert_eq!(
+            registry.manifest("tray", "v1").await.unwrap(),
+            Manifest::default()
+        );
     }
 }

@@ -1,18 +1,20 @@
 //! Every key of the store, built here and nowhere else, from validated names only:
 //!
 //! ```text
+//! service/runs.json                            the coordinator service's runs
 //! runs/<run>/plan.json, state.json, summary.json, report.html
 //! runs/<run>/jobs/<job>/…                      one stage's output (below)
 //! models/<category>/current, previous          the version each alias names
 //! models/<category>/history.jsonl              every registry decision
-//! models/<category>/versions/<version>/model.json, weights.ckpt, card.json
+//! models/<category>/versions/<version>/model.json, weights.ckpt, card.json, data.json
 //! ```
 //!
 //! `slsg fit --out DIR` keeps `config.toml` (the config its checkpoints belong to) beside its two
 //! stage folders. A stage's output — a cluster job's folder, or `<out>/pretrain` and
 //! `<out>/segnet` of `slsg fit` — holds `spec.json` (jobs only), `curve.jsonl`, `result.json`,
 //! `checkpoints/<stage>-<step>.ckpt`, and `encoder.ckpt` (pre-training) or `model/`,
-//! `eval.json` and `maps/<category>/test/<kind>/<id>.tiff` (SegNet).
+//! `data.json` (the training images' manifest), `eval.json` and
+//! `maps/<category>/test/<kind>/<id>.tiff` (SegNet).
 
 use super::{Key, NameError};
 
@@ -21,10 +23,18 @@ pub const MODEL_CARD_FILE: &str = "model.json";
 /// The weights of a model folder.
 pub const MODEL_WEIGHTS_FILE: &str = "weights.ckpt";
 
+/// The manifest of a model's training images, beside the model.
+const DATA_FILE: &str = "data.json";
+
 /// `key/segment` for a segment written in this module (always a valid name).
 fn fixed(key: &Key, segment: &'static str) -> Key {
     key.join(segment)
         .expect("the layout's own segments are valid names")
+}
+
+/// The coordinator service's list of its runs.
+pub fn service_runs() -> Key {
+    Key::new(["service", "runs.json"]).expect("a valid literal")
 }
 
 /// The config a `slsg fit` output folder was trained with.
@@ -116,6 +126,11 @@ impl StageKeys {
         ModelKeys {
             root: fixed(&self.root, "model"),
         }
+    }
+
+    /// The manifest of the normal images the model was trained and selected on.
+    pub fn data(&self) -> Key {
+        fixed(&self.root, DATA_FILE)
     }
 
     /// The test split's metrics.
@@ -239,6 +254,11 @@ impl VersionKeys {
         ModelKeys {
             root: self.root.clone(),
         }
+    }
+
+    /// The manifest of the normal images the version was trained and selected on.
+    pub fn data(&self) -> Key {
+        fixed(&self.root, DATA_FILE)
     }
 
     /// Written last when a version is registered: its presence means the copy is whole.

@@ -56,6 +56,15 @@ impl Store {
     /// with `AWS_ENDPOINT_URL` set, path-style requests, and plain HTTP when the endpoint is
     /// `http://`), or `file:///path` / a plain path (created if missing).
     pub fn open(url: &str) -> Result<Store, StoreError> {
+        Self::open_with(url, true)
+    }
+
+    /// [`open`](Self::open) for reading what is there: a local folder must exist already.
+    pub fn open_existing(url: &str) -> Result<Store, StoreError> {
+        Self::open_with(url, false)
+    }
+
+    fn open_with(url: &str, create: bool) -> Result<Store, StoreError> {
         let fail = |message: String| StoreError::Open {
             url: url.to_string(),
             message,
@@ -91,9 +100,22 @@ impl Store {
                 "unsupported scheme (use s3://, file:// or a path)".into(),
             ));
         } else {
-            let path = url.strip_prefix("file://").unwrap_or(url);
-            std::fs::create_dir_all(path).map_err(|e| fail(e.to_string()))?;
-            Arc::new(LocalFileSystem::new_with_prefix(path).map_err(|e| fail(e.to_string()))?)
+            let path = std::path::Path::new(url.strip_prefix("file://").unwrap_or(url));
+            if path.as_os_str().is_empty() {
+                return Err(fail("no folder given".into()));
+            }
+            if create {
+                std::fs::create_dir_all(path).map_err(|e| fail(e.to_string()))?;
+            } else if !path.is_dir() {
+                return Err(fail("no such store folder".into()));
+            }
+            let folder = path.canonicalize().map_err(|e| fail(e.to_string()))?;
+            if folder.parent().is_none() {
+                return Err(fail(
+                    "a store must not be a file system's root; give it a folder of its own".into(),
+                ));
+            }
+            Arc::new(LocalFileSystem::new_with_prefix(&folder).map_err(|e| fail(e.to_string()))?)
         };
         Ok(Store {
             inner,
@@ -200,6 +222,15 @@ impl Store {
         self.put(key, bytes).await
     }
 
+    /// An object's size and entity tag (its content's version), `None` if it does not exist.
+    pub async fn meta(&self, key: &Key) -> Result<Option<(u64, Option<String>)>, StoreError> {
+        match self.inner.head(&ObjectPath::from(key.as_str())).await {
+            Ok(meta) => Ok(Some((meta.size, meta.e_tag))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error(key)(e)),
+        }
+    }
+
     /// Whether an object exists.
     pub async fn exists(&self, key: &Key) -> Result<bool, StoreError> {
         match self.inner.head(&ObjectPath::from(key.as_str())).await {
@@ -255,8 +286,21 @@ mod tests {
         store.delete(&key).await.unwrap();
         assert_eq!(
             store.list(&Key::new(["runs"]).unwrap()).await.unwrap(),
-            vec![other]
+            vec![other.clone()]
         );
         assert!(Store::open("ftp://nowhere").is_err());
+        assert!(
+            Store::open("file:///").is_err(),
+            "a file system's root is refused"
+        );
+        assert!(Store::open_existing(dir.path().join("absent").to_str().unwrap()).is_err());
+        assert!(
+            !dir.path().join("absent").exists(),
+            "reading creates nothing"
+        );
+        assert_eq!(
+            store.meta(&other).await.unwrap().map(|(size, _)| size),
+            Some(2)
+        );
     }
 }

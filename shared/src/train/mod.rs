@@ -26,7 +26,7 @@ mod validation;
 pub use masking::inpainting_mask;
 pub use pretrain::{PretrainInputs, pretrain};
 pub use progress::{Progress, Silent, Stage, StepReport, TrainEvent, ValidationReport};
-pub use segment::{SegmentInputs, SegmentOutcome, train_segnet};
+pub use segment::{SegmentInputs, SegmentOutcome, SegnetStart, train_segnet};
 pub use validation::{ValidationScores, ValidationSet, holdout, score};
 
 use burn::prelude::*;

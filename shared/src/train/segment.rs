@@ -22,7 +22,8 @@ use super::{TrainError, finite};
 use crate::checkpoint::{
     Checkpoint, CheckpointMeta, CheckpointStore, latest_checkpoint, save_checkpoint,
 };
-use crate::config::{SegnetConfig, ValidationConfig};
+use crate::config::SegnetConfig;
+use crate::metrics::ImageScore;
 use crate::model::loss::{focal, l1};
 use crate::model::{Encoder, ModelConfig, SegNet, anomaly_probability, images_tensor, init_seeded};
 use crate::simulate::{ProducerConfig, Simulator, batch_producer};
@@ -32,7 +33,8 @@ const INIT_STREAM: u64 = 0x5E6;
 pub struct SegmentInputs {
     pub model: ModelConfig,
     pub config: SegnetConfig,
-    pub validation: ValidationConfig,
+    /// How validation maps become image scores (and so the decision threshold).
+    pub image_score: ImageScore,
     pub simulator: Arc<Simulator>,
     /// `None` when the category has no image to spare for validation: the last model is kept.
     pub validation_set: Option<ValidationSet>,
@@ -40,6 +42,14 @@ pub struct SegmentInputs {
     pub threads: usize,
     /// Images per forward pass when scoring the validation set.
     pub batch_size: usize,
+}
+
+/// Where SegNet training starts (a checkpoint of the same job, when there is one, wins).
+pub enum SegnetStart<B: Backend> {
+    /// A pre-trained encoder; the rest of the network initialised from the seed.
+    Encoder(Encoder<B>),
+    /// A whole trained SegNet, fine-tuned.
+    Model(SegNet<B>),
 }
 
 /// The selected model and how it was selected.
@@ -52,21 +62,27 @@ pub struct SegmentOutcome<B: Backend> {
 
 type SegnetOptimizer<B> = OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, SegNet<B>, B>;
 
-/// Trains SegNet on top of `encoder` (resuming from the latest checkpoint in `store`).
+/// Trains SegNet from `start` (resuming from the latest checkpoint in `store`).
 pub fn train_segnet<B: AutodiffBackend>(
     inputs: &SegmentInputs,
-    encoder: Encoder<B>,
+    start: SegnetStart<B>,
     device: &B::Device,
     store: &mut dyn CheckpointStore,
     progress: &mut dyn Progress,
 ) -> Result<SegmentOutcome<B::InnerBackend>, TrainError> {
     let c = &inputs.config;
-    let mut model: SegNet<B> = init_seeded(
-        crate::seed::derive_seed(inputs.seed, &[INIT_STREAM]),
-        device,
-        || inputs.model.segnet().init(device),
-    );
-    model.encoder = encoder;
+    let mut model: SegNet<B> = match start {
+        SegnetStart::Encoder(encoder) => {
+            let mut model: SegNet<B> = init_seeded(
+                crate::seed::derive_seed(inputs.seed, &[INIT_STREAM]),
+                device,
+                || inputs.model.segnet().init(device),
+            );
+            model.encoder = encoder;
+            model
+        }
+        SegnetStart::Model(model) => model,
+    };
     let mut optimizer: SegnetOptimizer<B> = SgdConfig::new()
         .with_momentum(Some(
             MomentumConfig::new()
@@ -197,7 +213,7 @@ pub fn train_segnet<B: AutodiffBackend>(
             let scores = score(
                 &candidate,
                 set,
-                inputs.validation.image_score,
+                inputs.image_score,
                 inputs.batch_size,
                 device,
             );

@@ -2,13 +2,13 @@
 //! `validation/good` or held-out training images) plus anomalies simulated on them with a
 //! fixed seed, scored by image and pixel AUROC.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 
 use sha2::{Digest, Sha256};
 
-use crate::data::{GroundTruth, GroundTruthRegion, hex};
+use crate::data::{GroundTruth, GroundTruthRegion, hex, relative_name};
 use crate::metrics::{EvalOptions, EvalSample, ImageScore, evaluate};
 use crate::model::{SegNet, anomaly_maps, images_tensor};
 use crate::seed::rng_for;
@@ -16,25 +16,51 @@ use crate::simulate::Simulator;
 
 const VALIDATION_STREAM: u64 = 0x7A11;
 
-/// Splits training image paths into (train, validation) when a category has no validation
-/// split: `fraction` of them (at least one, if any can be spared) chosen by the seed.
-pub fn holdout(paths: &[PathBuf], fraction: f64, seed: u64) -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let count = ((paths.len() as f64 * fraction).round() as usize).clamp(
-        usize::from(fraction > 0.0 && paths.len() > 1),
-        paths.len().saturating_sub(1),
-    );
-    let mut order: Vec<usize> = (0..paths.len()).collect();
-    rand::seq::SliceRandom::shuffle(
-        order.as_mut_slice(),
-        &mut rng_for(seed, &[VALIDATION_STREAM]),
-    );
-    let held: std::collections::BTreeSet<usize> = order.into_iter().take(count).collect();
+/// Splits training images into (train, validation) when a category has no validation split.
+/// Each image is held out by its own seeded draw, with probability `fraction(name)` for its path
+/// relative to `root`, so images added later never move an earlier image from one side to the
+/// other. When any fraction is above zero and two or more images exist, at least one is held
+/// out and at least one stays for training.
+pub fn holdout(
+    root: &Path,
+    paths: &[PathBuf],
+    seed: u64,
+    fraction: impl Fn(&str) -> f64,
+) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let draws: Vec<(f64, f64)> = paths
+        .iter()
+        .map(|path| {
+            let name = relative_name(root, path);
+            let mut hash = Sha256::new();
+            hash.update(VALIDATION_STREAM.to_le_bytes());
+            hash.update(seed.to_le_bytes());
+            hash.update(name.as_bytes());
+            let bits = u64::from_le_bytes(hash.finalize()[..8].try_into().expect("8 bytes"));
+            (bits as f64 / u64::MAX as f64, fraction(&name))
+        })
+        .collect();
+    let mut held: Vec<bool> = draws.iter().map(|(draw, p)| draw < p).collect();
+    let lowest = |keep: &dyn Fn(usize) -> bool| {
+        (0..paths.len())
+            .filter(|&i| keep(i))
+            .min_by(|&a, &b| draws[a].0.total_cmp(&draws[b].0))
+    };
+    if paths.len() > 1 && !held.contains(&true) && draws.iter().any(|(_, p)| *p > 0.0) {
+        if let Some(i) = lowest(&|i| draws[i].1 > 0.0) {
+            held[i] = true;
+        }
+    }
+    if !paths.is_empty() && held.iter().all(|h| *h) {
+        if let Some(i) = (0..paths.len()).max_by(|&a, &b| draws[a].0.total_cmp(&draws[b].0)) {
+            held[i] = false;
+        }
+    }
     let (mut train, mut validation) = (Vec::new(), Vec::new());
-    for (i, path) in paths.iter().enumerate() {
-        if held.contains(&i) {
-            validation.push(path.clone())
+    for (path, held) in paths.iter().zip(held) {
+        if held {
+            validation.push(path.clone());
         } else {
-            train.push(path.clone())
+            train.push(path.clone());
         }
     }
     (train, validation)
@@ -100,6 +126,27 @@ impl ValidationSet {
         hex(&hash.finalize())
     }
 
+    /// Adds a labelled anomaly: an image at the set's size (channel-first, values in `[0, 1]`)
+    /// and the indices of its anomalous pixels.
+    pub fn add_labelled(&mut self, image: &[f32], anomalous_pixels: Vec<u32>) {
+        assert_eq!(
+            image.len(),
+            3 * self.size * self.size,
+            "an image at the set's size"
+        );
+        self.images.extend_from_slice(image);
+        self.samples.push((true, anomalous_pixels));
+    }
+
+    /// The image at `index` (channel-first) and whether it is anomalous.
+    pub fn image(&self, index: usize) -> (&[f32], bool) {
+        let len = 3 * self.size * self.size;
+        (
+            &self.images[index * len..(index + 1) * len],
+            self.samples[index].0,
+        )
+    }
+
     /// Defect-free images in the set.
     pub fn normal_images(&self) -> usize {
         self.samples
@@ -108,8 +155,8 @@ impl ValidationSet {
             .count()
     }
 
-    /// Simulated anomalies in the set.
-    pub fn simulated_anomalies(&self) -> usize {
+    /// Anomalies in the set (simulated and labelled).
+    pub fn anomalies(&self) -> usize {
         self.len() - self.normal_images()
     }
 
@@ -201,13 +248,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn holdout_is_seeded_and_keeps_training_images() {
-        let paths: Vec<PathBuf> = (0..20).map(|i| PathBuf::from(format!("{i}.png"))).collect();
-        let (train, validation) = holdout(&paths, 0.1, 3);
-        assert_eq!((train.len(), validation.len()), (18, 2));
-        assert_eq!(holdout(&paths, 0.1, 3).1, validation);
-        assert_eq!(holdout(&paths[..1], 0.5, 3).1.len(), 0);
-        assert_eq!(holdout(&paths[..3], 0.01, 3).1.len(), 1);
-        assert_eq!(holdout(&paths, 0.0, 3).1.len(), 0);
+    fn holdout_is_seeded_stable_and_keeps_training_images() {
+        let root = Path::new("/data/cat");
+        let paths: Vec<PathBuf> = (0..200).map(|i| root.join(format!("{i:03}.png"))).collect();
+        let tenth = |_: &str| 0.1;
+        let (train, validation) = holdout(root, &paths, 3, tenth);
+        assert_eq!(train.len() + validation.len(), 200);
+        assert!(
+            (10..=30).contains(&validation.len()),
+            "{}",
+            validation.len()
+        );
+        assert_eq!(holdout(root, &paths, 3, tenth).1, validation, "seeded");
+        assert_ne!(holdout(root, &paths, 4, tenth).1, validation);
+        // Another location of the same dataset splits the same way.
+        let moved: Vec<PathBuf> = (0..200)
+            .map(|i| Path::new("/elsewhere/cat").join(format!("{i:03}.png")))
+            .collect();
+        let names = |v: &[PathBuf]| -> Vec<String> {
+            v.iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(
+            names(&holdout(Path::new("/elsewhere/cat"), &moved, 3, tenth).1),
+            names(&validation)
+        );
+        // Adding images moves none of the earlier ones.
+        let mut more = paths.clone();
+        more.extend((200..260).map(|i| root.join(format!("{i:03}.png"))));
+        let (_, more_validation) = holdout(root, &more, 3, tenth);
+        for p in &validation {
+            assert!(more_validation.contains(p));
+        }
+        for p in more_validation.iter().filter(|p| paths.contains(p)) {
+            assert!(validation.contains(p));
+        }
+        // A per-image fraction: every new image held out, none of the old.
+        let (train, validation) = holdout(
+            root,
+            &more,
+            3,
+            |name: &str| {
+                if name >= "200" { 1.0 } else { 0.0 }
+            },
+        );
+        assert_eq!((train.len(), validation.len()), (200, 60));
+        assert_eq!(holdout(root, &paths[..1], 3, |_: &str| 0.5).1.len(), 0);
+        assert_eq!(holdout(root, &paths[..3], 3, |_: &str| 0.01).1.len(), 1);
+        assert_eq!(holdout(root, &paths[..2], 3, |_: &str| 0.99).0.len(), 1);
+        assert_eq!(holdout(root, &paths, 3, |_: &str| 0.0).1.len(), 0);
     }
 }

@@ -1,0 +1,135 @@
+//! How runs reach a coordinator besides its own config: configs operators submit (expanded into
+//! plans off the async runtime), and retraining checks — at each firing of the config's
+//! `[retrain]` schedule, or when an operator asks — whose retraining runs are submitted.
+
+use std::sync::Arc;
+
+use ractor::ActorRef;
+use slsg::job::{ClusterConfig, Plan, Schedule};
+use slsg::retrain::{CheckReport, check};
+use slsg::store::{BlockingStore, Store};
+
+use crate::actor::{CoordinatorMessage, Submitted};
+use crate::error::CoordinatorError;
+
+/// Plans and checks against one store, submitted to one coordinator actor.
+pub struct Intake {
+    actor: ActorRef<CoordinatorMessage>,
+    store: Store,
+    threads: usize,
+}
+
+/// What a retraining check found, and the run it submitted.
+#[derive(Clone, Debug)]
+pub struct CheckOutcome {
+    pub report: CheckReport,
+    pub submitted: Option<Submitted>,
+}
+
+impl Intake {
+    pub fn new(actor: ActorRef<CoordinatorMessage>, store: Store, threads: usize) -> Self {
+        Self {
+            actor,
+            store,
+            threads,
+        }
+    }
+
+    /// The coordinator serves one store: a config for another is refused.
+    fn same_store(&self, cluster: &ClusterConfig, origin: &str) -> Result<(), CoordinatorError> {
+        if cluster.run.store != self.store.url() {
+            return Err(CoordinatorError::OtherStore {
+                origin: origin.to_string(),
+                store: cluster.run.store.clone(),
+                serving: self.store.url().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Expands `cluster` into its training run and submits it.
+    pub async fn submit(
+        &self,
+        cluster: ClusterConfig,
+        origin: String,
+    ) -> Result<Submitted, CoordinatorError> {
+        self.same_store(&cluster, &origin)?;
+        let threads = self.threads;
+        let plan = tokio::task::spawn_blocking(move || Plan::expand(&cluster, &origin, threads))
+            .await
+            .map_err(CoordinatorError::gone)??;
+        self.send(plan).await
+    }
+
+    async fn send(&self, plan: Plan) -> Result<Submitted, CoordinatorError> {
+        ractor::call!(self.actor, |reply| CoordinatorMessage::Submit {
+            plan: Box::new(plan),
+            reply
+        })
+        .map_err(CoordinatorError::gone)?
+    }
+
+    /// Checks every category of `cluster` now and submits the retraining run it plans.
+    pub async fn check(
+        &self,
+        cluster: ClusterConfig,
+        origin: String,
+    ) -> Result<CheckOutcome, CoordinatorError> {
+        self.same_store(&cluster, &origin)?;
+        let (threads, store) = (
+            self.threads,
+            BlockingStore::new(self.store.clone(), tokio::runtime::Handle::current()),
+        );
+        let now = crate::actor::now_ms() / 1000;
+        let report =
+            tokio::task::spawn_blocking(move || check(&cluster, &origin, threads, &store, now))
+                .await
+                .map_err(CoordinatorError::gone)??;
+        for category in &report.categories {
+            tracing::info!(
+                category = %category.category,
+                retrain = category.retrain,
+                "retraining check: {}",
+                category.reason
+            );
+        }
+        let submitted = match &report.plan {
+            Some(plan) => Some(self.send(plan.clone()).await?),
+            None => None,
+        };
+        Ok(CheckOutcome { report, submitted })
+    }
+
+    /// Runs checks of `cluster` at every firing of `schedule`, for as long as the process runs;
+    /// a failed check is logged and the next firing tried.
+    pub async fn run_schedule(
+        self: Arc<Self>,
+        cluster: ClusterConfig,
+        origin: String,
+        schedule: Schedule,
+    ) {
+        loop {
+            let now = crate::actor::now_ms() / 1000;
+            let next = schedule.next_after(now);
+            let _ = self
+                .actor
+                .send_message(CoordinatorMessage::NextCheck { unix: Some(next) });
+            tracing::info!(
+                next_unix = next,
+                "next retraining check scheduled ({schedule})"
+            );
+            tokio::time::sleep(std::time::Duration::from_secs(next.saturating_sub(now))).await;
+            match self.check(cluster.clone(), origin.clone()).await {
+                Ok(outcome) => match outcome.submitted {
+                    Some(run) => {
+                        tracing::info!(run = %run.run, jobs = run.jobs, "scheduled retraining run submitted")
+                    }
+                    None => {
+                        tracing::info!("scheduled retraining check: no category needs retraining")
+                    }
+                },
+                Err(e) => tracing::error!("scheduled retraining check failed: {e}"),
+            }
+        }
+    }
+}
