@@ -3,7 +3,7 @@
 //! through its mailbox. Leases go to the oldest run with a ready job; a run publishes its results
 //! when its last job finishes. A one-shot coordinator (`Mode::Once`) ends when its runs have.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -68,6 +68,10 @@ pub enum CoordinatorMessage {
     /// stopping, so waiting lease requests sleep instead of polling.
     Subscribe {
         reply: RpcReplyPort<watch::Receiver<u64>>,
+    },
+    /// The categories an open run still trains.
+    Training {
+        reply: RpcReplyPort<BTreeSet<String>>,
     },
     /// The scheduler's next retraining check (seconds since the epoch), for the overview.
     NextCheck { unix: Option<u64> },
@@ -222,6 +226,12 @@ impl Actor for CoordinatorActor {
             state.recover().await?;
         }
         for plan in plans {
+            // A service opens its config's run once: after a restart the run is recovered (or
+            // finished); changes are submitted as runs of their own.
+            if mode == Mode::Service && state.index.runs.iter().any(|e| e.run == plan.run) {
+                tracing::info!(run = %plan.run, "the config's run is known to this store; not opened again");
+                continue;
+            }
             state.submit(plan).await?;
         }
         myself.send_interval(TICK, || CoordinatorMessage::Tick);
@@ -319,6 +329,15 @@ impl Actor for CoordinatorActor {
             }
             CoordinatorMessage::Subscribe { reply } => {
                 let _ = reply.send(state.changes.subscribe());
+            }
+            CoordinatorMessage::Training { reply } => {
+                let training = state
+                    .runs
+                    .iter()
+                    .filter(|run| run.summary.is_none())
+                    .flat_map(|run| run.table.unfinished_categories())
+                    .collect();
+                let _ = reply.send(training);
             }
             CoordinatorMessage::NextCheck { unix } => state.next_check = unix,
             CoordinatorMessage::Tick => {

@@ -81,10 +81,13 @@ impl Intake {
             BlockingStore::new(self.store.clone(), tokio::runtime::Handle::current()),
         );
         let now = crate::actor::now_ms() / 1000;
-        let report =
-            tokio::task::spawn_blocking(move || check(&cluster, &origin, threads, &store, now))
-                .await
-                .map_err(CoordinatorError::gone)??;
+        let busy = ractor::call!(self.actor, |reply| CoordinatorMessage::Training { reply })
+            .map_err(CoordinatorError::gone)?;
+        let report = tokio::task::spawn_blocking(move || {
+            check(&cluster, &origin, threads, &store, &busy, now)
+        })
+        .await
+        .map_err(CoordinatorError::gone)??;
         for category in &report.categories {
             tracing::info!(
                 category = %category.category,

@@ -492,6 +492,14 @@ impl JobTable {
         self.entries.is_empty()
     }
 
+    /// The categories of the jobs not finished yet.
+    pub fn unfinished_categories(&self) -> impl Iterator<Item = String> + '_ {
+        self.entries
+            .iter()
+            .filter(|e| !e.state.is_terminal())
+            .map(|e| e.spec.category.clone())
+    }
+
     /// The lease's job, if the lease is valid.
     pub fn lease_job(&self, lease_id: &str) -> Option<&JobSpec> {
         self.leases.get(lease_id).map(|&i| &self.entries[i].spec)

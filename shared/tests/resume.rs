@@ -174,7 +174,7 @@ fn segnet_training_resumes_where_it_stopped() {
     let straight_dir = tempfile::tempdir().unwrap();
     let straight = train_segnet::<B>(
         &inputs(),
-        SegnetStart::Encoder(encoder()),
+        SegnetStart::Encoder(Box::new(encoder())),
         &device,
         &mut checkpoints(&straight_dir, &runtime),
         &mut Silent,
@@ -185,7 +185,7 @@ fn segnet_training_resumes_where_it_stopped() {
     let mut store = checkpoints(&resumed_dir, &runtime);
     let stopped = train_segnet::<B>(
         &inputs(),
-        SegnetStart::Encoder(encoder()),
+        SegnetStart::Encoder(Box::new(encoder())),
         &device,
         &mut store,
         &mut StopAt {
@@ -201,7 +201,7 @@ fn segnet_training_resumes_where_it_stopped() {
     // The encoder passed in is ignored: the checkpoint's is used.
     let resumed = train_segnet::<B>(
         &inputs(),
-        SegnetStart::Encoder(encoder()),
+        SegnetStart::Encoder(Box::new(encoder())),
         &device,
         &mut store,
         &mut Silent,

@@ -191,6 +191,11 @@ pub struct RunConfig<'a> {
 /// A cluster config for a tiny model (64 px, an eighth of the paper's width, 20 pre-training
 /// steps), checkpoints every 10 steps, and short leases so lost workers are noticed in seconds.
 pub fn write_config(dir: &Path, run: &RunConfig) -> PathBuf {
+    write_config_with(dir, run, "")
+}
+
+/// [`write_config`] with more TOML sections (e.g. `[retrain]`) appended.
+pub fn write_config_with(dir: &Path, run: &RunConfig, extra: &str) -> PathBuf {
     let categories: Vec<String> = run.categories.iter().map(|c| format!("{c:?}")).collect();
     let rates: Vec<String> = run
         .learning_rates
@@ -233,6 +238,8 @@ workers = ["cpu", "cpu"]
 max_attempts = 3
 lease_seconds = 5
 heartbeat_seconds = 1
+
+{extra}
 "#,
         name = run.name,
         store = run.store,
@@ -248,6 +255,22 @@ heartbeat_seconds = 1
     let file = dir.join(format!("{stem}.toml"));
     std::fs::write(&file, text).expect("writing the config");
     file
+}
+
+/// A store in the S3 server `.ci/run` starts (its URL in `SLSG_TEST_S3`), under a prefix of
+/// this test's own.
+pub fn s3_store(test: &str) -> String {
+    let base = std::env::var("SLSG_TEST_S3")
+        .expect("SLSG_TEST_S3 is not set: run the tests with .ci/run, which starts the S3 server (scripts/s3-server.sh) and sets it");
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_millis();
+    format!(
+        "{}/{test}-{}-{unique}",
+        base.trim_end_matches('/'),
+        std::process::id()
+    )
 }
 
 /// Every file under `dir`, relative and sorted (none if `dir` does not exist).

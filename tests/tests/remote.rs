@@ -8,21 +8,6 @@ use slsg::store::layout::{CategoryModels, RunKeys};
 use slsg::store::{Key, Store};
 use slsg_tests::*;
 
-/// The S3 location `.ci/run` exports, with a prefix of this test's own.
-fn s3_store(test: &str) -> String {
-    let base = std::env::var("SLSG_TEST_S3")
-        .expect("SLSG_TEST_S3 is not set: run the tests with .ci/run, which starts the S3 server (scripts/s3-server.sh) and sets it");
-    let unique = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    format!(
-        "{}/{test}-{}-{unique}",
-        base.trim_end_matches('/'),
-        std::process::id()
-    )
-}
-
 const TOKEN: &str = "tests-secret-token";
 
 #[test]

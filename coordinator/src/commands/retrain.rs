@@ -84,6 +84,7 @@ fn check_and_train(cluster: &ClusterConfig, origin: &Path) -> anyhow::Result<()>
         &origin.display().to_string(),
         threads,
         &store,
+        &Default::default(),
         now_ms() / 1000,
     )?;
     print!("{}", report_table(&report));

@@ -87,8 +87,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             limit: usize::MAX,
             reply
         })
-        .map_err(|e| anyhow::anyhow!("{e}"))??;
-        println!("{}", reuse_line(&status));
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Ok(status) = status {
+            println!("{}", reuse_line(&status));
+        }
         let intake = Arc::new(Intake::new(actor.clone(), store, threads));
         let scheduler = match (mode, schedule) {
             (Mode::Service, Some(schedule)) => {

@@ -200,9 +200,9 @@ pub fn segnet_stage<B: AutodiffBackend>(
 ) -> Result<StageResult, PipelineError> {
     let start = Instant::now();
     let segnet_start = match from {
-        SegnetFrom::Encoder(key) => {
-            SegnetStart::Encoder(load_encoder::<B>(&out.store, key, config, device)?)
-        }
+        SegnetFrom::Encoder(key) => SegnetStart::Encoder(Box::new(load_encoder::<B>(
+            &out.store, key, config, device,
+        )?)),
         SegnetFrom::Version(version) => {
             let (model, card) =
                 load_version::<B>(&out.store, &category.name, version, device)?.into_parts();
@@ -212,7 +212,7 @@ pub fn segnet_stage<B: AutodiffBackend>(
                     message: config_difference_of(&card.model, &config.model),
                 });
             }
-            SegnetStart::Model(model)
+            SegnetStart::Model(Box::new(model))
         }
     };
     let (threads, size) = (config.threads(), config.model.image_size);

@@ -3,7 +3,7 @@
 //! flags too many of the newly arrived images — and the retraining run that trains only those,
 //! each ending in the promotion gate. Blocking: the caller runs it off the async runtime.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +11,7 @@ use crate::backend::Cpu;
 use crate::data::{Category, DataError, Manifest, read_rgb, resolve_categories};
 use crate::fit::{PipelineError, Retraining, load_version};
 use crate::job::{ClusterConfig, Plan, PlanError, RetrainMode, utc_stamp};
-use crate::registry::{Registry, RegistryError};
+use crate::registry::{Decision, Registry, RegistryError};
 use crate::store::{BlockingStore, NameError};
 
 /// Images scored per forward pass by the drift check.
@@ -57,13 +57,14 @@ pub struct CheckReport {
 }
 
 /// Checks every category of `cluster` against the registry in `store` and plans a retraining
-/// run (named `<run>-retrain-<UTC time>`) for those that need one. `now` is seconds since the
-/// epoch.
+/// run (named `<run>-retrain-<UTC time>`) for those that need one. Categories in `busy` (a run in
+/// progress trains them) are left alone. `now` is seconds since the epoch.
 pub fn check(
     cluster: &ClusterConfig,
     origin: &str,
     threads: usize,
     store: &BlockingStore,
+    busy: &BTreeSet<String>,
     now: u64,
 ) -> Result<CheckReport, RetrainError> {
     cluster.validate(origin)?;
@@ -74,6 +75,17 @@ pub fn check(
     let mut triggered: BTreeMap<String, Option<Retraining>> = BTreeMap::new();
     for dataset in &cluster.datasets {
         for name in resolve_categories(&dataset.path, &dataset.categories)? {
+            if busy.contains(&name) {
+                categories.push(CategoryCheck {
+                    current: runtime.block_on(registry.current(&name))?,
+                    category: name,
+                    new_images: 0,
+                    false_alarm_rate: None,
+                    retrain: false,
+                    reason: "a run in progress trains it".into(),
+                });
+                continue;
+            }
             let category = Category::open(&dataset.path, &name)?;
             let manifest = Manifest::read(&category.root, &category.training_images(), threads)?;
             let Some(current) = runtime.block_on(registry.current(&name))? else {
@@ -97,6 +109,19 @@ pub fn check(
                     false_alarm_rate: None,
                     retrain: false,
                     reason: format!("its images are those version `{current}` was trained on"),
+                });
+                continue;
+            }
+            if let Some(reason) =
+                runtime.block_on(tried_before(&registry, &name, &current, &manifest))?
+            {
+                categories.push(CategoryCheck {
+                    category: name,
+                    current: Some(current),
+                    new_images: 0,
+                    false_alarm_rate: None,
+                    retrain: false,
+                    reason,
                 });
                 continue;
             }
@@ -182,6 +207,34 @@ pub fn check(
         )?)
     };
     Ok(CheckReport { categories, plan })
+}
+
+/// Why not to retrain on these images again: a candidate trained on exactly them was kept out
+/// of production while `current` stayed current (retrying would train the same candidate).
+async fn tried_before(
+    registry: &Registry,
+    category: &str,
+    current: &str,
+    manifest: &Manifest,
+) -> Result<Option<String>, RegistryError> {
+    let history = registry.history(category).await?;
+    let Some(kept) = history
+        .iter()
+        .rev()
+        .find(|e| e.decision != Decision::Registered)
+    else {
+        return Ok(None);
+    };
+    if kept.decision != Decision::Kept || kept.current_before.as_deref() != Some(current) {
+        return Ok(None);
+    }
+    let card = registry.card(category, &kept.version).await?;
+    Ok((card.data_fingerprint == manifest.fingerprint()).then(|| {
+        format!(
+            "candidate `{}` was trained on these images and not promoted ({}); waiting for new images",
+            kept.version, kept.reason
+        )
+    }))
 }
 
 /// The share of `images` (relative to the category folder) the version flags at its threshold,

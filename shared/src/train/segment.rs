@@ -47,9 +47,9 @@ pub struct SegmentInputs {
 /// Where SegNet training starts (a checkpoint of the same job, when there is one, wins).
 pub enum SegnetStart<B: Backend> {
     /// A pre-trained encoder; the rest of the network initialised from the seed.
-    Encoder(Encoder<B>),
+    Encoder(Box<Encoder<B>>),
     /// A whole trained SegNet, fine-tuned.
-    Model(SegNet<B>),
+    Model(Box<SegNet<B>>),
 }
 
 /// The selected model and how it was selected.
@@ -78,10 +78,10 @@ pub fn train_segnet<B: AutodiffBackend>(
                 device,
                 || inputs.model.segnet().init(device),
             );
-            model.encoder = encoder;
+            model.encoder = *encoder;
             model
         }
-        SegnetStart::Model(model) => model,
+        SegnetStart::Model(model) => *model,
     };
     let mut optimizer: SegnetOptimizer<B> = SgdConfig::new()
         .with_momentum(Some(

@@ -45,15 +45,16 @@ pub fn holdout(
             .filter(|&i| keep(i))
             .min_by(|&a, &b| draws[a].0.total_cmp(&draws[b].0))
     };
-    if paths.len() > 1 && !held.contains(&true) && draws.iter().any(|(_, p)| *p > 0.0) {
-        if let Some(i) = lowest(&|i| draws[i].1 > 0.0) {
-            held[i] = true;
-        }
+    if paths.len() > 1
+        && !held.contains(&true)
+        && let Some(i) = lowest(&|i| draws[i].1 > 0.0)
+    {
+        held[i] = true;
     }
-    if !paths.is_empty() && held.iter().all(|h| *h) {
-        if let Some(i) = (0..paths.len()).max_by(|&a, &b| draws[a].0.total_cmp(&draws[b].0)) {
-            held[i] = false;
-        }
+    if held.iter().all(|h| *h)
+        && let Some(i) = (0..paths.len()).max_by(|&a, &b| draws[a].0.total_cmp(&draws[b].0))
+    {
+        held[i] = false;
     }
     let (mut train, mut validation) = (Vec::new(), Vec::new());
     for (path, held) in paths.iter().zip(held) {
