@@ -1,6 +1,7 @@
 //! Scheduler throughput: the real coordinator actor and gRPC service on loopback, 10 000 no-op
-//! jobs, and 100 or 1 000 simulated workers (each its own connection) that lease a job, send
-//! one heartbeat, hold the job for a while (jittered) and complete it. Held for no time, the workers
+//! jobs (their artifacts written to a local store beforehand, so each completion is verified
+//! there as in a real run), and 100 or 1 000 simulated workers (each its own connection) that
+//! lease a job, send one heartbeat, hold the job for a while (jittered) and complete it. Held for no time, the workers
 //! saturate the coordinator (the most leases per second; latency is then queueing, by Little's
 //! law concurrency / throughput); held so that they ask for 1 000 leases per second in all,
 //! the latencies are those of a busy cluster below saturation. Prints a Markdown table.
@@ -14,10 +15,13 @@ use std::time::{Duration, Instant};
 
 use ractor::Actor;
 use rand::RngExt;
+use slsg::checkpoint::{Checkpoint, CheckpointMeta};
 use slsg::config::Config;
 use slsg::job::{JobKind, JobResult, JobSpec, Plan, Resources};
 use slsg::store::Store;
+use slsg::store::layout::RunKeys;
 use slsg_coordinator::actor::{CoordinatorActor, CoordinatorArgs, Mode};
+use slsg_coordinator::guard::Limits;
 use slsg_coordinator::scheduler::Intake;
 use slsg_coordinator::service::{ClusterService, serve};
 use slsg_worker::{CoordinatorLink, GrpcLink, LeaseOutcome};
@@ -77,14 +81,7 @@ async fn simulated_worker(
         assert!(attempts < 100, "register: {e}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let result = JobResult {
-        steps: 0,
-        validation: None,
-        evaluation: None,
-        inference_images_per_second: None,
-        gate: None,
-        seconds: 0.0,
-    };
+    let result = no_op_result();
     // Paced workers join over one holding period, as a cluster's nodes come up, rather than
     // all in the same millisecond.
     tokio::time::sleep(hold.mul_f64(rng.random_range(0.0..1.0))).await;
@@ -99,14 +96,14 @@ async fn simulated_worker(
             LeaseOutcome::Job(job) => {
                 own.lease.push(start.elapsed());
                 let start = Instant::now();
-                link.heartbeat(&job.lease_id, None)
+                link.heartbeat(&job.lease_id, &name, None)
                     .await
                     .expect("heartbeat");
                 own.heartbeat.push(start.elapsed());
                 tokio::time::sleep(hold.mul_f64(rng.random_range(0.5..1.5))).await;
                 let start = Instant::now();
                 assert!(
-                    link.complete(&job.lease_id, &result)
+                    link.complete(&job.lease_id, &name, &result)
                         .await
                         .expect("complete")
                 );
@@ -120,6 +117,41 @@ async fn simulated_worker(
     all.lease.extend(own.lease);
     all.heartbeat.extend(own.heartbeat);
     all.complete.extend(own.complete);
+}
+
+fn no_op_result() -> JobResult {
+    JobResult {
+        steps: 0,
+        validation: None,
+        evaluation: None,
+        inference_images_per_second: None,
+        gate: None,
+        seconds: 0.0,
+    }
+}
+
+/// What each no-op pre-training job leaves in the store: its result and an (empty) encoder.
+async fn write_artifacts(store: &Store, plan: &Plan) {
+    let keys = RunKeys::new(&plan.run).expect("a valid run name");
+    let encoder = Checkpoint::new(CheckpointMeta {
+        stage: "encoder".into(),
+        step: 0,
+        total_steps: 0,
+        seed: 0,
+        extra: Default::default(),
+    })
+    .encode();
+    for job in &plan.jobs {
+        let stage = keys.job(&job.id).expect("a valid job id");
+        store
+            .put(&stage.encoder(), encoder.clone())
+            .await
+            .expect("encoder");
+        store
+            .put_json(&stage.result(), &no_op_result())
+            .await
+            .expect("result");
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -141,6 +173,7 @@ async fn measure(jobs: usize, workers: usize, hold: Duration) -> String {
     let dir = tempfile::tempdir().expect("temporary store");
     let store_url = dir.path().to_str().expect("UTF-8 path").to_string();
     let store = Store::open(&store_url).expect("store");
+    let plan = plan(jobs, &store_url);
     let (finished_sender, mut finished) = watch::channel(None);
     let (actor, task) = Actor::spawn(
         None,
@@ -148,12 +181,13 @@ async fn measure(jobs: usize, workers: usize, hold: Duration) -> String {
         CoordinatorArgs {
             store: store.clone(),
             mode: Mode::Once,
-            plans: vec![plan(jobs, &store_url)],
+            plans: vec![plan.clone()],
             finished: finished_sender,
         },
     )
     .await
     .expect("coordinator");
+    write_artifacts(&store, &plan).await;
     let address = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port");
@@ -165,10 +199,20 @@ async fn measure(jobs: usize, workers: usize, hold: Duration) -> String {
         Duration::from_secs(5),
     );
     let mut until_finished = finished.clone();
-    let server = tokio::spawn(serve(service, address, Some("bench-token"), async move {
-        let _ = until_finished.wait_for(|s| s.is_some()).await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }));
+    let limits = Limits {
+        max_connections: 4 * workers,
+        ..Limits::default()
+    };
+    let server = tokio::spawn(serve(
+        service,
+        address,
+        Some("bench-token"),
+        limits,
+        async move {
+            let _ = until_finished.wait_for(|s| s.is_some()).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        },
+    ));
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let url = format!("http://{address}");

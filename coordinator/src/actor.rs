@@ -15,9 +15,10 @@ use slsg::store::layout::{RunKeys, service_runs};
 use tokio::sync::watch;
 
 use crate::error::CoordinatorError;
-use crate::publish::RunSummary;
-use crate::run::Run;
+use crate::publish::{RunSummary, publish_results};
+use crate::run::{Run, Unverified, verify_completion};
 use crate::table::{Granted, HeartbeatOutcome};
+use crate::writer::DocumentWriter;
 
 /// How often leases are checked and the journals written.
 pub const TICK: Duration = Duration::from_millis(500);
@@ -36,16 +37,20 @@ pub enum CoordinatorMessage {
     },
     Heartbeat {
         lease_id: String,
+        worker: String,
         progress: Option<JobProgress>,
         reply: RpcReplyPort<HeartbeatOutcome>,
     },
+    /// A worker reports its job finished; accepted once the job's artifacts verify in the
+    /// store (an error: the store did not answer, report again).
     Complete {
         lease_id: String,
-        result: Box<JobResult>,
-        reply: RpcReplyPort<bool>,
+        worker: String,
+        reply: RpcReplyPort<Result<bool, CoordinatorError>>,
     },
     Fail {
         lease_id: String,
+        worker: String,
         error: String,
         kind: FailureKind,
         reply: RpcReplyPort<bool>,
@@ -54,6 +59,25 @@ pub enum CoordinatorMessage {
     Submit {
         plan: Box<Plan>,
         reply: RpcReplyPort<Result<Submitted, CoordinatorError>>,
+    },
+    /// A completion's artifacts were checked (beside the actor).
+    Verified {
+        run: String,
+        lease_id: String,
+        worker: String,
+        outcome: Box<Result<JobResult, Unverified>>,
+        reply: RpcReplyPort<Result<bool, CoordinatorError>>,
+    },
+    /// A submitted run was opened (beside the actor).
+    Opened {
+        run: String,
+        opened: Box<Result<Run, CoordinatorError>>,
+        reply: RpcReplyPort<Result<Submitted, CoordinatorError>>,
+    },
+    /// A finished run's results were published (beside the actor).
+    Published {
+        run: String,
+        outcome: Box<Result<RunSummary, CoordinatorError>>,
     },
     /// Every run, and the retraining schedule.
     Overview { reply: RpcReplyPort<ServiceStatus> },
@@ -168,14 +192,18 @@ pub struct CoordinatorState {
     mode: Mode,
     /// Open runs, oldest first: leases go to the first with a ready job.
     runs: Vec<Run>,
+    /// Runs being opened beside the actor.
+    opening: BTreeSet<String>,
     /// Finished runs, newest last (their results are in the store).
     finished_runs: VecDeque<RunOverview>,
     index: RunIndex,
+    index_writer: Option<DocumentWriter<RunIndex>>,
     next_check: Option<u64>,
     /// Bumped when jobs may have become leasable (see [`CoordinatorMessage::Subscribe`]).
     changes: watch::Sender<u64>,
     finished: watch::Sender<Option<RunSummary>>,
     /// The first run's summary, kept for `Once` mode's `finished`.
+    first_run: Option<String>,
     first_summary: Option<RunSummary>,
 }
 
@@ -193,6 +221,9 @@ fn new_lease_id() -> Result<String, CoordinatorError> {
     getrandom::fill(&mut bytes).map_err(|e| CoordinatorError::Random(e.to_string()))?;
     Ok(slsg::data::hex(&bytes))
 }
+
+/// How long a failed publication waits before it is tried again.
+const PUBLISH_RETRY_MS: u64 = 5_000;
 
 impl Actor for CoordinatorActor {
     type Msg = CoordinatorMessage;
@@ -215,15 +246,28 @@ impl Actor for CoordinatorActor {
             store,
             mode,
             runs: Vec::new(),
+            opening: BTreeSet::new(),
             finished_runs: VecDeque::new(),
             index: RunIndex::default(),
+            index_writer: None,
             next_check: None,
             changes: watch::channel(0).0,
             finished,
+            first_run: plans.first().map(|p| p.run.clone()),
             first_summary: None,
         };
         if mode == Mode::Service {
             state.recover().await?;
+            state.index_writer = Some(
+                DocumentWriter::start(
+                    "index-writer",
+                    state.store.clone(),
+                    service_runs(),
+                    state.index.clone(),
+                    tokio::runtime::Handle::current(),
+                )
+                .map_err(CoordinatorError::Thread)?,
+            );
         }
         for plan in plans {
             // A service opens its config's run once: after a restart the run is recovered (or
@@ -232,16 +276,17 @@ impl Actor for CoordinatorActor {
                 tracing::info!(run = %plan.run, "the config's run is known to this store; not opened again");
                 continue;
             }
-            state.submit(plan).await?;
+            let run = Run::open(&state.store, plan, now_ms()).await?;
+            state.adopt(run);
         }
         myself.send_interval(TICK, || CoordinatorMessage::Tick);
-        state.runs_changed().await?;
+        state.runs_changed(&myself);
         Ok(state)
     }
 
     async fn handle(
         &self,
-        _: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
@@ -259,13 +304,14 @@ impl Actor for CoordinatorActor {
             }
             CoordinatorMessage::Heartbeat {
                 lease_id,
+                worker,
                 progress,
                 reply,
             } => {
                 let now = now_ms();
                 let outcome = state
                     .run_of_lease(&lease_id)
-                    .map(|run| run.table.heartbeat(&lease_id, progress, now))
+                    .map(|run| run.table.heartbeat(&lease_id, &worker, progress, now))
                     .unwrap_or(HeartbeatOutcome {
                         accepted: false,
                         cancel: true,
@@ -275,46 +321,134 @@ impl Actor for CoordinatorActor {
             }
             CoordinatorMessage::Complete {
                 lease_id,
-                result,
+                worker,
                 reply,
             } => {
-                let accepted = state
-                    .run_of_lease(&lease_id)
-                    .is_some_and(|run| run.table.complete(&lease_id, result));
-                if accepted {
-                    tracing::info!(lease = %lease_id, "job done");
-                    // The worker stored the job's result.json before reporting, and a restarted
-                    // coordinator counts every job with one as done: the journal can follow
-                    // within a tick instead of holding up every completion.
-                    state.runs_changed().await?;
-                }
-                let _ = reply.send(accepted);
+                let store = state.store.clone();
+                let Some(run) = state.run_of_lease(&lease_id) else {
+                    let _ = reply.send(Ok(false));
+                    return Ok(());
+                };
+                let Some(spec) = run.table.leased_job(&lease_id, &worker) else {
+                    tracing::warn!(lease = %lease_id, %worker, "a completion from a worker that does not hold the lease");
+                    let _ = reply.send(Ok(false));
+                    return Ok(());
+                };
+                let (keys, kind, run_name) =
+                    (run.keys.job(&spec.id)?, spec.kind, run.plan.run.clone());
+                tokio::spawn(async move {
+                    let outcome = verify_completion(&store, &keys, kind).await;
+                    let _ = myself.send_message(CoordinatorMessage::Verified {
+                        run: run_name,
+                        lease_id,
+                        worker,
+                        outcome: Box::new(outcome),
+                        reply,
+                    });
+                });
+            }
+            CoordinatorMessage::Verified {
+                run,
+                lease_id,
+                worker,
+                outcome,
+                reply,
+            } => {
+                let Some(open) = state.runs.iter_mut().find(|r| r.plan.run == run) else {
+                    let _ = reply.send(Ok(false));
+                    return Ok(());
+                };
+                let answer = match *outcome {
+                    Ok(result) => {
+                        let accepted = open.table.complete(&lease_id, &worker, Box::new(result));
+                        if accepted {
+                            tracing::info!(%run, lease = %lease_id, "job done");
+                        }
+                        Ok(accepted)
+                    }
+                    Err(Unverified::Store(e)) => Err(CoordinatorError::Store(e)),
+                    Err(e @ Unverified::Artifact { .. }) => {
+                        let error = format!("its artifacts did not verify in the store: {e}");
+                        tracing::warn!(%run, lease = %lease_id, "a reported completion refused: {error}");
+                        open.table
+                            .fail(&lease_id, &worker, &error, FailureKind::Retryable);
+                        Ok(false)
+                    }
+                };
+                // The worker stored the job's result.json before reporting, and a restarted
+                // coordinator counts every job with one as done: the journal can follow within
+                // a tick instead of holding up every completion.
+                state.runs_changed(&myself);
+                let _ = reply.send(answer);
             }
             CoordinatorMessage::Fail {
                 lease_id,
+                worker,
                 error,
                 kind,
                 reply,
             } => {
                 let accepted = state
                     .run_of_lease(&lease_id)
-                    .is_some_and(|run| run.table.fail(&lease_id, &error, kind));
+                    .is_some_and(|run| run.table.fail(&lease_id, &worker, &error, kind));
                 if accepted {
-                    if kind == FailureKind::GiveBack {
-                        tracing::info!(lease = %lease_id, "lease given back: {error}");
-                    } else {
-                        tracing::warn!(lease = %lease_id, "job failed: {error}");
+                    match kind {
+                        FailureKind::GiveBack => {
+                            tracing::info!(lease = %lease_id, "lease given back: {error}")
+                        }
+                        FailureKind::Upstream => {
+                            tracing::warn!(lease = %lease_id, "an upstream artifact is unusable, its job runs again: {error}")
+                        }
+                        FailureKind::Retryable | FailureKind::Permanent => {
+                            tracing::warn!(lease = %lease_id, "job failed: {error}")
+                        }
                     }
-                    state.runs_changed().await?;
+                    state.runs_changed(&myself);
                 }
                 let _ = reply.send(accepted);
             }
             CoordinatorMessage::Submit { plan, reply } => {
-                let submitted = state.submit(*plan).await;
-                if submitted.is_ok() {
-                    state.runs_changed().await?;
+                if let Some(open) = state.runs.iter().find(|r| r.plan.run == plan.run) {
+                    let answer = if open.plan == *plan {
+                        Ok(submitted(open, true))
+                    } else {
+                        Err(CoordinatorError::RunInProgress { run: plan.run })
+                    };
+                    let _ = reply.send(answer);
+                    return Ok(());
                 }
-                let _ = reply.send(submitted);
+                if !state.opening.insert(plan.run.clone()) {
+                    let _ = reply.send(Err(CoordinatorError::RunInProgress { run: plan.run }));
+                    return Ok(());
+                }
+                let store = state.store.clone();
+                tokio::spawn(async move {
+                    let run = plan.run.clone();
+                    let opened = Run::open(&store, *plan, now_ms()).await;
+                    let _ = myself.send_message(CoordinatorMessage::Opened {
+                        run,
+                        opened: Box::new(opened),
+                        reply,
+                    });
+                });
+            }
+            CoordinatorMessage::Opened { run, opened, reply } => {
+                state.opening.remove(&run);
+                let answer = match *opened {
+                    Ok(open) => {
+                        let answer = submitted(&open, false);
+                        tracing::info!(run = %answer.run, jobs = answer.jobs, reused = answer.finished_before, "run submitted");
+                        state.adopt(open);
+                        state.runs_changed(&myself);
+                        Ok(answer)
+                    }
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(answer);
+            }
+            CoordinatorMessage::Published { run, outcome } => {
+                state.published(&run, *outcome);
+                state.runs_changed(&myself);
             }
             CoordinatorMessage::Overview { reply } => {
                 let _ = reply.send(state.overview());
@@ -325,7 +459,14 @@ impl Actor for CoordinatorActor {
                 limit,
                 reply,
             } => {
-                let _ = reply.send(state.run_status(&run, offset, limit).await);
+                if let Some(open) = state.runs.iter().find(|r| r.plan.run == run) {
+                    let _ = reply.send(Ok(open.table.status_page(offset, limit)));
+                } else {
+                    let store = state.store.clone();
+                    tokio::spawn(async move {
+                        let _ = reply.send(stored_status(&store, &run, offset, limit).await);
+                    });
+                }
             }
             CoordinatorMessage::Subscribe { reply } => {
                 let _ = reply.send(state.changes.subscribe());
@@ -336,27 +477,60 @@ impl Actor for CoordinatorActor {
                     .iter()
                     .filter(|run| run.summary.is_none())
                     .flat_map(|run| run.table.unfinished_categories())
+                    .chain(state.opening.iter().cloned())
                     .collect();
                 let _ = reply.send(training);
             }
             CoordinatorMessage::NextCheck { unix } => state.next_check = unix,
             CoordinatorMessage::Tick => {
                 let now = now_ms();
-                let mut expired_any = false;
+                let mut changed = false;
                 for run in &mut state.runs {
                     for job in run.table.expire(now) {
                         tracing::warn!(run = %run.plan.run, %job, "lease expired; the job returns to the queue");
-                        expired_any = true;
+                        changed = true;
                     }
                     run.journal_changes();
+                    changed |= run.table.is_finished() && run.summary.is_none() && !run.publishing;
                 }
-                if expired_any {
-                    state.runs_changed().await?;
+                if changed {
+                    state.runs_changed(&myself);
                 }
             }
         }
         Ok(())
     }
+}
+
+fn submitted(run: &Run, already_open: bool) -> Submitted {
+    Submitted {
+        run: run.plan.run.clone(),
+        jobs: run.table.len(),
+        finished_before: run.table.state_counts().get("done").copied().unwrap_or(0),
+        already_open,
+    }
+}
+
+/// A run that is not open: its published summary's jobs from `offset`.
+async fn stored_status(
+    store: &Store,
+    run: &str,
+    offset: usize,
+    limit: usize,
+) -> Result<RunStatus, CoordinatorError> {
+    let keys = RunKeys::new(run)?;
+    let summary: RunSummary =
+        store
+            .get_json(&keys.summary())
+            .await?
+            .ok_or_else(|| CoordinatorError::UnknownRun {
+                run: run.to_string(),
+            })?;
+    let mut status = summary.status;
+    status.total_jobs = status.jobs.len();
+    status.offset = offset;
+    status.jobs = status.jobs.into_iter().skip(offset).take(limit).collect();
+    Ok(status)
 }
 
 impl CoordinatorState {
@@ -395,50 +569,32 @@ impl CoordinatorState {
         Ok(())
     }
 
-    async fn submit(&mut self, plan: Plan) -> Result<Submitted, CoordinatorError> {
-        if let Some(open) = self.runs.iter().find(|r| r.plan.run == plan.run) {
-            if open.plan != plan {
-                return Err(CoordinatorError::RunInProgress { run: plan.run });
-            }
-            return Ok(Submitted {
-                run: plan.run.clone(),
-                jobs: open.table.len(),
-                finished_before: open.table.state_counts().get("done").copied().unwrap_or(0),
-                already_open: true,
-            });
-        }
-        let run = Run::open(&self.store, plan, now_ms()).await?;
-        let submitted = Submitted {
-            run: run.plan.run.clone(),
-            jobs: run.table.len(),
-            finished_before: run.table.state_counts().get("done").copied().unwrap_or(0),
-            already_open: false,
-        };
-        tracing::info!(run = %submitted.run, jobs = submitted.jobs, reused = submitted.finished_before, "run submitted");
-        self.finished_runs.retain(|r| r.run != submitted.run);
+    /// Takes an opened run into the table of runs and the service's list.
+    fn adopt(&mut self, run: Run) {
+        let name = run.plan.run.clone();
+        self.finished_runs.retain(|r| r.run != name);
         self.runs.push(run);
-        self.index.runs.retain(|e| e.run != submitted.run);
+        self.index.runs.retain(|e| e.run != name);
         self.index.runs.push(IndexEntry {
-            run: submitted.run.clone(),
+            run: name,
             finished: false,
         });
-        self.write_index().await?;
-        Ok(submitted)
+        self.write_index();
     }
 
-    async fn write_index(&mut self) -> Result<(), CoordinatorError> {
-        if self.mode != Mode::Service {
-            return Ok(());
-        }
+    fn write_index(&mut self) {
         // Beyond the runs shown, finished runs leave the list (their results stay in the store).
         let finished = self.index.runs.iter().filter(|e| e.finished).count();
-        let mut drop = finished.saturating_sub(FINISHED_RUNS_SHOWN);
+        let mut surplus = finished.saturating_sub(FINISHED_RUNS_SHOWN);
         self.index.runs.retain(|e| {
-            let gone = e.finished && drop > 0;
-            drop -= usize::from(gone);
+            let gone = e.finished && surplus > 0;
+            surplus -= usize::from(gone);
             !gone
         });
-        Ok(self.store.put_json(&service_runs(), &self.index).await?)
+        if let Some(writer) = &self.index_writer {
+            let snapshot = self.index.clone();
+            writer.update(move |index| *index = snapshot, None);
+        }
     }
 
     fn lease(&mut self, worker: &str) -> Result<LeaseAnswer, CoordinatorError> {
@@ -474,52 +630,96 @@ impl CoordinatorState {
 
     /// A one-shot coordinator whose runs have all finished.
     fn is_stopping(&self) -> bool {
-        self.mode == Mode::Once && self.runs.iter().all(|r| r.summary.is_some())
+        self.mode == Mode::Once
+            && self.opening.is_empty()
+            && self.runs.iter().all(|r| r.summary.is_some())
     }
 
     fn run_of_lease(&mut self, lease_id: &str) -> Option<&mut Run> {
         self.runs
             .iter_mut()
-            .find(|run| run.table.lease_job(lease_id).is_some())
+            .find(|run| run.table.has_lease(lease_id))
     }
 
-    /// After jobs finished, failed, lost their leases or were added: publishes the runs that
-    /// ended, wakes the waiting lease requests, and in `Once` mode reports the end.
-    async fn runs_changed(&mut self) -> Result<(), CoordinatorError> {
-        let mut ended = Vec::new();
-        for (i, run) in self.runs.iter_mut().enumerate() {
-            if let Some(summary) = run.publish_if_finished(&self.registry).await? {
-                if i == 0 && self.first_summary.is_none() {
-                    self.first_summary = Some(summary.clone());
-                }
-                ended.push(run.plan.run.clone());
+    /// After jobs finished, failed, lost their leases or were added: starts publishing the runs
+    /// that ended (beside the actor, so a slow or absent store never holds up leases), wakes the
+    /// waiting lease requests, and in `Once` mode reports the end.
+    fn runs_changed(&mut self, myself: &ActorRef<CoordinatorMessage>) {
+        let now = now_ms();
+        for run in &mut self.runs {
+            if !run.table.is_finished()
+                || run.summary.is_some()
+                || run.publishing
+                || now < run.publish_after_ms
+            {
+                continue;
             }
-        }
-        if !ended.is_empty() {
-            for entry in &mut self.index.runs {
-                if ended.contains(&entry.run) {
-                    entry.finished = true;
+            run.publishing = true;
+            let stored = run.persist_later();
+            let (registry, keys, plan, status, actor) = (
+                self.registry.clone(),
+                run.keys.clone(),
+                run.plan.clone(),
+                run.table.status(),
+                myself.clone(),
+            );
+            tokio::spawn(async move {
+                let outcome = async {
+                    stored
+                        .await
+                        .map_err(|_| CoordinatorError::JournalStopped)?
+                        .map_err(CoordinatorError::Journal)?;
+                    publish_results(&registry, &keys, &plan, &status).await
                 }
-            }
-            self.write_index().await?;
-            if self.mode == Mode::Service {
-                let (done, open): (Vec<Run>, Vec<Run>) = std::mem::take(&mut self.runs)
-                    .into_iter()
-                    .partition(|r| r.summary.is_some());
-                self.runs = open;
-                for run in done {
-                    self.finished_runs.push_back(run.overview());
-                }
-                while self.finished_runs.len() > FINISHED_RUNS_SHOWN {
-                    self.finished_runs.pop_front();
-                }
-            }
+                .await;
+                let _ = actor.send_message(CoordinatorMessage::Published {
+                    run: plan.run,
+                    outcome: Box::new(outcome),
+                });
+            });
         }
         if self.is_stopping() && self.finished.borrow().is_none() {
             let _ = self.finished.send(self.first_summary.clone());
         }
         self.changes.send_modify(|generation| *generation += 1);
-        Ok(())
+    }
+
+    fn published(&mut self, name: &str, outcome: Result<RunSummary, CoordinatorError>) {
+        let Some(run) = self.runs.iter_mut().find(|r| r.plan.run == name) else {
+            return;
+        };
+        run.publishing = false;
+        match outcome {
+            Err(e) => {
+                tracing::error!(run = %name, "publishing the results failed: {e}; trying again");
+                run.publish_after_ms = now_ms() + PUBLISH_RETRY_MS;
+            }
+            Ok(summary) => {
+                tracing::info!(run = %name, "every job has finished; results published");
+                if self.first_run.as_deref() == Some(name) {
+                    self.first_summary = Some(summary.clone());
+                }
+                run.summary = Some(summary);
+                for entry in &mut self.index.runs {
+                    if entry.run == name {
+                        entry.finished = true;
+                    }
+                }
+                self.write_index();
+                if self.mode == Mode::Service {
+                    let (done, open): (Vec<Run>, Vec<Run>) = std::mem::take(&mut self.runs)
+                        .into_iter()
+                        .partition(|r| r.summary.is_some());
+                    self.runs = open;
+                    for run in done {
+                        self.finished_runs.push_back(run.overview());
+                    }
+                    while self.finished_runs.len() > FINISHED_RUNS_SHOWN {
+                        self.finished_runs.pop_front();
+                    }
+                }
+            }
+        }
     }
 
     fn overview(&self) -> ServiceStatus {
@@ -532,27 +732,5 @@ impl CoordinatorState {
                 .collect(),
             next_check_unix: self.next_check,
         }
-    }
-
-    async fn run_status(
-        &self,
-        run: &str,
-        offset: usize,
-        limit: usize,
-    ) -> Result<RunStatus, CoordinatorError> {
-        if let Some(open) = self.runs.iter().find(|r| r.plan.run == run) {
-            return Ok(open.table.status_page(offset, limit));
-        }
-        let keys = RunKeys::new(run)?;
-        let summary: RunSummary = self.store.get_json(&keys.summary()).await?.ok_or_else(|| {
-            CoordinatorError::UnknownRun {
-                run: run.to_string(),
-            }
-        })?;
-        let mut status = summary.status;
-        status.total_jobs = status.jobs.len();
-        status.offset = offset;
-        status.jobs = status.jobs.into_iter().skip(offset).take(limit).collect();
-        Ok(status)
     }
 }

@@ -49,6 +49,11 @@ pub enum CoordinatorError {
     Token(#[from] TokenError),
     #[error("serving gRPC: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("listening on {address}: {source}")]
+    Listen {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 impl CoordinatorError {

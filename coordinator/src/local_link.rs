@@ -54,11 +54,14 @@ impl CoordinatorLink for LocalLink {
     async fn heartbeat(
         &self,
         lease_id: &str,
+        worker: &str,
         progress: Option<&JobProgress>,
     ) -> Result<HeartbeatAnswer, LinkError> {
-        let (lease_id, progress) = (lease_id.to_string(), progress.cloned());
+        let (lease_id, worker, progress) =
+            (lease_id.to_string(), worker.to_string(), progress.cloned());
         let outcome = call!(self.coordinator, |reply| CoordinatorMessage::Heartbeat {
             lease_id,
+            worker,
             progress,
             reply
         })
@@ -69,25 +72,34 @@ impl CoordinatorLink for LocalLink {
         })
     }
 
-    async fn complete(&self, lease_id: &str, result: &JobResult) -> Result<bool, LinkError> {
-        let (lease_id, result) = (lease_id.to_string(), Box::new(result.clone()));
+    async fn complete(
+        &self,
+        lease_id: &str,
+        worker: &str,
+        _reported: &JobResult,
+    ) -> Result<bool, LinkError> {
+        let (lease_id, worker) = (lease_id.to_string(), worker.to_string());
         call!(self.coordinator, |reply| CoordinatorMessage::Complete {
             lease_id,
-            result,
+            worker,
             reply
         })
-        .map_err(gone)
+        .map_err(gone)?
+        .map_err(|e| LinkError::Failed(e.to_string()))
     }
 
     async fn fail(
         &self,
         lease_id: &str,
+        worker: &str,
         error: &str,
         kind: FailureKind,
     ) -> Result<bool, LinkError> {
-        let (lease_id, error) = (lease_id.to_string(), error.to_string());
+        let (lease_id, worker) = (lease_id.to_string(), worker.to_string());
+        let error = slsg::proto::truncated(error, slsg::proto::ERROR_LIMIT);
         call!(self.coordinator, |reply| CoordinatorMessage::Fail {
             lease_id,
+            worker,
             error,
             kind,
             reply

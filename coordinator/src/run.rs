@@ -1,28 +1,34 @@
 //! One run inside the coordinator: its plan, job table and journal, opened from the store (a
-//! restarted coordinator recovers its table from the journal and the jobs' `result.json`), and
-//! its end: the final journal and the published results.
+//! restarted coordinator recovers its table from the journal and the jobs' `result.json`), the
+//! check that a reported completion's artifacts are in the store and intact, and the run's end.
 
 use std::collections::HashMap;
 
 use futures::StreamExt;
-use slsg::job::{JobId, JobResult, Plan, RunOverview};
-use slsg::registry::Registry;
-use slsg::store::layout::RunKeys;
-use slsg::store::{Store, StoreError};
+use slsg::checkpoint::Checkpoint;
+use slsg::data::Manifest;
+use slsg::infer::ModelCard;
+use slsg::job::{JobId, JobKind, JobResult, Plan, RunOverview};
+use slsg::store::layout::{RunKeys, StageKeys};
+use slsg::store::{Key, Store, StoreError};
 use tokio::sync::oneshot;
 
 use crate::error::CoordinatorError;
-use crate::journal::JournalWriter;
-use crate::publish::{RunSummary, publish_results};
+use crate::publish::RunSummary;
 use crate::table::{JobTable, Journal};
+use crate::writer::DocumentWriter;
 
 pub struct Run {
     pub plan: Plan,
     pub keys: RunKeys,
     pub table: JobTable,
-    journal: JournalWriter,
+    journal: DocumentWriter<Journal>,
     /// Set once every job finished and the results are published.
     pub summary: Option<RunSummary>,
+    /// Publishing is under way (it runs beside the actor).
+    pub publishing: bool,
+    /// After a failed publication: not before this time (ms since the epoch).
+    pub publish_after_ms: u64,
 }
 
 impl Run {
@@ -45,7 +51,8 @@ impl Run {
                 table.mark_done(&id, result.clone());
             }
         }
-        let journal = JournalWriter::start(
+        let journal = DocumentWriter::start(
+            "journal-writer",
             store.clone(),
             keys.journal(),
             table.journal(),
@@ -59,6 +66,8 @@ impl Run {
             table,
             journal,
             summary: None,
+            publishing: false,
+            publish_after_ms: 0,
         };
         run.persist().await?;
         Ok(run)
@@ -66,35 +75,29 @@ impl Run {
 
     /// Writes the table's changes to the journal and waits until they are stored.
     pub async fn persist(&mut self) -> Result<(), CoordinatorError> {
-        let (done, stored) = oneshot::channel();
-        self.journal.write(self.table.take_changes(), Some(done));
+        let stored = self.persist_later();
         stored
             .await
             .map_err(|_| CoordinatorError::JournalStopped)?
             .map_err(CoordinatorError::Journal)
     }
 
+    /// Hands the table's changes to the journal writer; the receiver hears when they are stored.
+    pub fn persist_later(&mut self) -> oneshot::Receiver<Result<(), std::sync::Arc<StoreError>>> {
+        let (done, stored) = oneshot::channel();
+        let changes = self.table.take_changes();
+        self.journal
+            .update(move |journal| journal.jobs.extend(changes.jobs), Some(done));
+        stored
+    }
+
     /// Hands the table's changes to the journal writer without waiting.
     pub fn journal_changes(&mut self) {
         if self.table.has_changes() {
-            self.journal.write(self.table.take_changes(), None);
+            let changes = self.table.take_changes();
+            self.journal
+                .update(move |journal| journal.jobs.extend(changes.jobs), None);
         }
-    }
-
-    /// Once every job has finished: the final journal, then the published results (once).
-    pub async fn publish_if_finished(
-        &mut self,
-        registry: &Registry,
-    ) -> Result<Option<&RunSummary>, CoordinatorError> {
-        if self.table.is_finished() && self.summary.is_none() {
-            self.persist().await?;
-            let summary =
-                publish_results(registry, &self.keys, &self.plan, &self.table.status()).await?;
-            tracing::info!(run = %self.plan.run, "every job has finished; results published");
-            self.summary = Some(summary);
-            return Ok(self.summary.as_ref());
-        }
-        Ok(None)
     }
 
     pub fn overview(&self) -> RunOverview {
@@ -106,6 +109,65 @@ impl Run {
             states: self.table.state_counts(),
         }
     }
+}
+
+/// Why a reported completion was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum Unverified {
+    /// The store did not answer: the worker reports again later.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An artifact is missing or damaged: the job did not finish.
+    #[error("{store}/{key}: {reason}")]
+    Artifact {
+        store: String,
+        key: String,
+        reason: String,
+    },
+}
+
+/// The job's `result.json` as stored, once every artifact of its stage is in the store and
+/// intact (checkpoints pass their checksums, cards and manifests decode): what a worker reports
+/// is never taken on its word.
+pub async fn verify_completion(
+    store: &Store,
+    keys: &StageKeys,
+    kind: JobKind,
+) -> Result<JobResult, Unverified> {
+    let artifact = |key: &Key, reason: String| Unverified::Artifact {
+        store: store.url().to_string(),
+        key: key.to_string(),
+        reason,
+    };
+    let present = |key: Key| async move {
+        store
+            .get(&key)
+            .await?
+            .ok_or_else(|| artifact(&key, "missing".into()))
+            .map(|bytes| (key, bytes))
+    };
+    let checkpoint = |(key, bytes): (Key, Vec<u8>)| {
+        Checkpoint::decode(&bytes, key.as_str())
+            .map(|_| ())
+            .map_err(|e| artifact(&key, e.to_string()))
+    };
+    fn decoded<T: serde::de::DeserializeOwned>(
+        (key, bytes): (Key, Vec<u8>),
+        artifact: impl Fn(&Key, String) -> Unverified,
+    ) -> Result<T, Unverified> {
+        serde_json::from_slice(&bytes).map_err(|e| artifact(&key, e.to_string()))
+    }
+    let result: JobResult = decoded(present(keys.result()).await?, artifact)?;
+    match kind {
+        JobKind::Pretrain => checkpoint(present(keys.encoder()).await?)?,
+        JobKind::Segnet => {
+            let model = keys.model();
+            decoded::<ModelCard>(present(model.card()).await?, artifact)?;
+            checkpoint(present(model.weights()).await?)?;
+            decoded::<Manifest>(present(keys.data()).await?, artifact)?;
+        }
+    }
+    Ok(result)
 }
 
 /// Every `result.json` the plan's jobs already have in the store (finished earlier).

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{ActorRef, RpcReplyPort};
-use slsg::job::ClusterConfig;
+use slsg::job::{ClusterConfig, JobProgress};
 use slsg::proto::cluster_server::{Cluster, ClusterServer};
 use slsg::proto::{
-    AUTHORIZATION, CONFIG_LIMIT, CompleteReply, CompleteRequest, FailReply, FailRequest,
-    HeartbeatReply, HeartbeatRequest, Lease, LeaseReply, LeaseRequest, MESSAGE_LIMIT,
-    RegisterReply, RegisterRequest, RetrainReply, RetrainRequest, STATUS_PAGE_LIMIT, StatusReply,
-    StatusRequest, SubmitReply, SubmitRequest, TokenError, bearer,
+    AUTHORIZATION, CONFIG_LIMIT, CompleteReply, CompleteRequest, ERROR_LIMIT, FailReply,
+    FailRequest, HeartbeatReply, HeartbeatRequest, Lease, LeaseReply, LeaseRequest, MESSAGE_LIMIT,
+    NAME_LIMIT, PROGRESS_LIMIT, RegisterReply, RegisterRequest, RetrainReply, RetrainRequest,
+    STATUS_PAGE_LIMIT, StatusReply, StatusRequest, SubmitReply, SubmitRequest, TokenError, bearer,
+    truncated,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
@@ -21,6 +22,7 @@ use tonic::{Request, Response, Status};
 
 use crate::actor::{CoordinatorMessage, LeaseAnswer, lease_waiting};
 use crate::error::CoordinatorError;
+use crate::guard::Limits;
 use crate::scheduler::Intake;
 
 /// Longest a lease request may wait for a job.
@@ -62,6 +64,24 @@ fn json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, Sta
     serde_json::from_str(text).map_err(|e| Status::invalid_argument(format!("{what}: {e}")))
 }
 
+/// A worker's name (or device) as the coordinator keeps it: at most `NAME_LIMIT` bytes of
+/// printable characters.
+fn name(text: String, what: &str) -> Result<String, Status> {
+    if text.is_empty() || text.len() > NAME_LIMIT || text.chars().any(char::is_control) {
+        return Err(Status::invalid_argument(format!(
+            "the {what} name must be 1 to {NAME_LIMIT} bytes without control characters"
+        )));
+    }
+    Ok(text)
+}
+
+/// A progress report small enough to keep (its stage name and loss names short, few losses).
+fn bounded(progress: &JobProgress) -> bool {
+    progress.stage.len() <= NAME_LIMIT
+        && progress.losses.len() <= 16
+        && progress.losses.keys().all(|k| k.len() <= NAME_LIMIT)
+}
+
 /// A submitted cluster config, bounded in size.
 fn cluster_config(text: &str, origin: &str) -> Result<ClusterConfig, Status> {
     if text.len() > CONFIG_LIMIT {
@@ -94,6 +114,7 @@ impl Cluster for ClusterService {
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterReply>, Status> {
         let RegisterRequest { worker, device, .. } = request.into_inner();
+        let (worker, device) = (name(worker, "worker")?, name(device, "device")?);
         self.ask(|reply| CoordinatorMessage::Register {
             worker,
             device,
@@ -111,6 +132,7 @@ impl Cluster for ClusterService {
         request: Request<LeaseRequest>,
     ) -> Result<Response<LeaseReply>, Status> {
         let LeaseRequest { worker, wait_ms } = request.into_inner();
+        let worker = name(worker, "worker")?;
         let wait = Duration::from_millis(wait_ms as u64).min(MAX_LEASE_WAIT);
         let LeaseAnswer { granted, stopping } = lease_waiting(&self.actor, &worker, wait)
             .await
@@ -130,16 +152,20 @@ impl Cluster for ClusterService {
     ) -> Result<Response<HeartbeatReply>, Status> {
         let HeartbeatRequest {
             lease_id,
+            worker,
             progress_json,
         } = request.into_inner();
-        let progress = if progress_json.is_empty() {
+        // An oversized report is dropped, not kept: the lease is renewed all the same.
+        let progress = if progress_json.is_empty() || progress_json.len() > PROGRESS_LIMIT {
             None
         } else {
-            Some(json(&progress_json, "progress")?)
+            Some(json::<JobProgress>(&progress_json, "progress")?).filter(bounded)
         };
+        let worker = name(worker, "worker")?;
         let outcome = self
             .ask(|reply| CoordinatorMessage::Heartbeat {
                 lease_id,
+                worker,
                 progress,
                 reply,
             })
@@ -155,18 +181,20 @@ impl Cluster for ClusterService {
         &self,
         request: Request<CompleteRequest>,
     ) -> Result<Response<CompleteReply>, Status> {
+        // The reported result is not kept: the coordinator reads the job's own `result.json`
+        // from the store once its artifacts verify there.
         let CompleteRequest {
-            lease_id,
-            result_json,
+            lease_id, worker, ..
         } = request.into_inner();
-        let result = Box::new(json(&result_json, "result")?);
+        let worker = name(worker, "worker")?;
         let accepted = self
             .ask(|reply| CoordinatorMessage::Complete {
                 lease_id,
-                result,
+                worker,
                 reply,
             })
-            .await?;
+            .await?
+            .map_err(|e| Status::unavailable(e.to_string()))?;
         Ok(Response::new(CompleteReply { accepted }))
     }
 
@@ -175,13 +203,17 @@ impl Cluster for ClusterService {
             lease_id,
             error,
             kind,
+            worker,
         } = request.into_inner();
+        let error = truncated(&error, ERROR_LIMIT);
+        let worker = name(worker, "worker")?;
         let kind = slsg::proto::FailureKind::try_from(kind)
             .map_err(|_| Status::invalid_argument(format!("unknown failure kind {kind}")))?
             .into();
         let accepted = self
             .ask(|reply| CoordinatorMessage::Fail {
                 lease_id,
+                worker,
                 error,
                 kind,
                 reply,
@@ -288,11 +320,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Serves `service` on `address` until `shutdown` completes.
+/// Serves `service` on `address` under `limits` until `shutdown` completes.
 pub async fn serve(
     service: ClusterService,
     address: SocketAddr,
     token: Option<&str>,
+    limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), CoordinatorError> {
     let server = ClusterServer::new(service)
@@ -300,9 +333,26 @@ pub async fn serve(
         .max_encoding_message_size(MESSAGE_LIMIT);
     let intercepted =
         tonic::service::interceptor::InterceptedService::new(server, TokenCheck::new(token)?);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| CoordinatorError::Listen { address, source })?;
     tonic::transport::Server::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .max_concurrent_streams(MAX_STREAMS)
+        .concurrency_limit_per_connection(MAX_STREAMS as usize)
+        .http2_max_header_list_size(HEADER_LIMIT)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .add_service(intercepted)
-        .serve_with_shutdown(address, shutdown)
+        .serve_with_incoming_shutdown(crate::guard::incoming(listener, limits), shutdown)
         .await?;
     Ok(())
 }
+
+/// Longest a request may take (a lease request waits at most [`MAX_LEASE_WAIT`]; planning a
+/// submitted config or a retraining check can take minutes).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Requests one connection may have open at once.
+pub const MAX_STREAMS: u32 = 64;
+/// Largest header block of a request.
+pub const HEADER_LIMIT: u32 = 16 * 1024;

@@ -149,11 +149,14 @@ impl JobTable {
             let Some(&i) = table.index.get(&id) else {
                 continue;
             };
+            let restarted = entry.state == JournalState::Done && !results.contains_key(&id);
             let state = match (entry.state, results.get(&id)) {
                 (_, Some(result)) => JobState::Done {
                     result: Box::new(result.clone()),
                 },
-                (JournalState::Queued | JournalState::Done, None) => JobState::Queued,
+                (JournalState::Queued, None) => JobState::Queued,
+                // Its result was deleted: the job starts over, with all its attempts.
+                (JournalState::Done, None) => JobState::Queued,
                 (
                     JournalState::Leased {
                         worker, attempt, ..
@@ -174,8 +177,8 @@ impl JobTable {
                 table.leases.insert(lease.clone(), i);
             }
             let target = &mut table.entries[i];
+            target.attempts = if restarted { 0 } else { entry.attempts };
             target.state = state;
-            target.attempts = entry.attempts;
             target.lease = lease;
         }
         table.terminal = table
@@ -317,13 +320,29 @@ impl JobTable {
         })
     }
 
+    /// The job index of a valid lease held by `worker` (a lease is bound to the worker that
+    /// took it: no other may renew, complete or fail it).
+    fn held(&self, lease_id: &str, worker: &str) -> Option<usize> {
+        let &i = self.leases.get(lease_id)?;
+        match &self.entries[i].state {
+            JobState::Leased { worker: holder, .. } if holder == worker => Some(i),
+            _ => None,
+        }
+    }
+
+    /// The job of a valid lease held by `worker`.
+    pub fn leased_job(&self, lease_id: &str, worker: &str) -> Option<&JobSpec> {
+        self.held(lease_id, worker).map(|i| &self.entries[i].spec)
+    }
+
     pub fn heartbeat(
         &mut self,
         lease_id: &str,
+        worker: &str,
         progress: Option<JobProgress>,
         now_ms: u64,
     ) -> HeartbeatOutcome {
-        let Some(&i) = self.leases.get(lease_id) else {
+        let Some(i) = self.held(lease_id, worker) else {
             return HeartbeatOutcome {
                 accepted: false,
                 cancel: true,
@@ -348,22 +367,25 @@ impl JobTable {
         }
     }
 
-    /// The leased job finished; `false` if the lease is no longer valid.
-    pub fn complete(&mut self, lease_id: &str, result: Box<JobResult>) -> bool {
-        let Some(i) = self.leases.remove(lease_id) else {
+    /// The leased job finished; `false` if `worker` holds no such lease.
+    pub fn complete(&mut self, lease_id: &str, worker: &str, result: Box<JobResult>) -> bool {
+        let Some(i) = self.held(lease_id, worker) else {
             return false;
         };
+        self.leases.remove(lease_id);
         self.finish(i, JobState::Done { result });
         true
     }
 
     /// The leased job did not finish: retried while attempts remain, failed at once when its
-    /// input is at fault, queued again without using an attempt when given back. `false` if the
-    /// lease is no longer valid.
-    pub fn fail(&mut self, lease_id: &str, error: &str, kind: FailureKind) -> bool {
-        let Some(i) = self.leases.remove(lease_id) else {
+    /// input is at fault, queued again without using an attempt when given back, or when an
+    /// artifact of its upstream job is damaged (that job runs again first). `false` if `worker`
+    /// holds no such lease.
+    pub fn fail(&mut self, lease_id: &str, worker: &str, error: &str, kind: FailureKind) -> bool {
+        let Some(i) = self.held(lease_id, worker) else {
             return false;
         };
+        self.leases.remove(lease_id);
         match kind {
             FailureKind::Retryable => self.retry_or_fail(i, error),
             FailureKind::Permanent => {
@@ -375,17 +397,46 @@ impl JobTable {
                     },
                 );
             }
-            FailureKind::GiveBack => {
-                let entry = &mut self.entries[i];
-                entry.attempts = entry.attempts.saturating_sub(1);
-                entry.lease = None;
-                entry.progress = None;
-                entry.state = JobState::Queued;
-                self.changed.insert(i);
-                self.enqueue(i);
+            FailureKind::GiveBack => self.requeue(i),
+            FailureKind::Upstream => {
+                self.entries[i].last_error = Some(error.to_string());
+                let upstream = self.entries[i]
+                    .spec
+                    .depends_on
+                    .as_ref()
+                    .and_then(|id| self.index.get(id).copied());
+                if let Some(u) = upstream
+                    && matches!(self.entries[u].state, JobState::Done { .. })
+                {
+                    self.terminal -= 1;
+                    self.entries[u].state = JobState::Queued;
+                    self.entries[u].last_error = Some(format!("run again: {error}"));
+                    self.changed.insert(u);
+                    self.enqueue(u);
+                    // Its other dependents that were ready wait for it again.
+                    let id = self.entries[u].spec.id.clone();
+                    let (waiting, ready): (Vec<usize>, Vec<usize>) =
+                        self.ready.drain(..).partition(|&j| {
+                            self.entries[j].spec.depends_on.as_deref() == Some(id.as_str())
+                        });
+                    self.ready = ready.into();
+                    self.waiting.entry(id).or_default().extend(waiting);
+                }
+                self.requeue(i);
             }
         }
         true
+    }
+
+    /// Back to the queue without using an attempt.
+    fn requeue(&mut self, i: usize) {
+        let entry = &mut self.entries[i];
+        entry.attempts = entry.attempts.saturating_sub(1);
+        entry.lease = None;
+        entry.progress = None;
+        entry.state = JobState::Queued;
+        self.changed.insert(i);
+        self.enqueue(i);
     }
 
     /// Expires leases past their deadline; returns the affected jobs.
@@ -500,9 +551,9 @@ impl JobTable {
             .map(|e| e.spec.category.clone())
     }
 
-    /// The lease's job, if the lease is valid.
-    pub fn lease_job(&self, lease_id: &str) -> Option<&JobSpec> {
-        self.leases.get(lease_id).map(|&i| &self.entries[i].spec)
+    /// Whether the lease is valid (whoever holds it).
+    pub fn has_lease(&self, lease_id: &str) -> bool {
+        self.leases.contains_key(lease_id)
     }
 
     /// Per category, the finished SegNet jobs ranked by validation score (test metrics beside).
@@ -606,7 +657,7 @@ mod tests {
             table.lease("w2", 0, next_id).is_none(),
             "SegNet jobs wait for pre-training"
         );
-        assert!(table.complete(&first.lease_id, Box::new(result())));
+        assert!(table.complete(&first.lease_id, "w1", Box::new(result())));
         let ids: Vec<String> = [
             table.lease("w1", 1, next_id).unwrap(),
             table.lease("w2", 1, next_id).unwrap(),
@@ -615,7 +666,7 @@ mod tests {
         .to_vec();
         assert_eq!(ids, ["s1", "s2"]);
         assert!(
-            !table.complete(&first.lease_id, Box::new(result())),
+            !table.complete(&first.lease_id, "w1", Box::new(result())),
             "a lease completes once"
         );
     }
@@ -624,13 +675,13 @@ mod tests {
     fn expired_leases_retry_then_fail_and_block_dependents() {
         let mut table = JobTable::new(&plan());
         let lease = table.lease("w1", 0, next_id).unwrap();
-        assert!(table.heartbeat(&lease.lease_id, None, 5_000).accepted);
+        assert!(table.heartbeat(&lease.lease_id, "w1", None, 5_000).accepted);
         assert!(
             table.expire(12_000).is_empty(),
             "the heartbeat moved the deadline to 15 s"
         );
         assert_eq!(table.expire(16_000), vec!["p".to_string()]);
-        let outcome = table.heartbeat(&lease.lease_id, None, 16_001);
+        let outcome = table.heartbeat(&lease.lease_id, "w1", None, 16_001);
         assert!(
             !outcome.accepted && outcome.cancel,
             "a worker that lost its lease is told to stop"
@@ -652,6 +703,7 @@ mod tests {
         let lease = table.lease("w1", 0, next_id).unwrap();
         assert!(table.fail(
             &lease.lease_id,
+            "w1",
             "train/good/003.png: unreadable",
             FailureKind::Permanent
         ));
@@ -674,7 +726,7 @@ mod tests {
     fn giving_back_uses_no_attempt_and_journal_restores() {
         let mut table = JobTable::new(&plan());
         let lease = table.lease("w1", 0, next_id).unwrap();
-        assert!(table.fail(&lease.lease_id, "stopping", FailureKind::GiveBack));
+        assert!(table.fail(&lease.lease_id, "w1", "stopping", FailureKind::GiveBack));
         let again = table.lease("w1", 0, next_id).unwrap();
         assert_eq!(again.attempt, 1);
         let journal: Journal =
@@ -685,12 +737,65 @@ mod tests {
             "a restored lease gets a new period"
         );
         assert!(
-            restored.heartbeat(&again.lease_id, None, 65_000).accepted,
+            restored
+                .heartbeat(&again.lease_id, "w1", None, 65_000)
+                .accepted,
             "leases survive a coordinator restart"
         );
-        assert!(restored.complete(&again.lease_id, Box::new(result())));
+        assert!(restored.complete(&again.lease_id, "w1", Box::new(result())));
         assert_eq!(restored.lease("w2", 2, next_id).unwrap().spec.id, "s1");
         assert!(restored.lease("w3", 2, next_id).unwrap().lease_id != again.lease_id);
+    }
+
+    #[test]
+    fn a_lease_is_bound_to_its_worker() {
+        let mut table = JobTable::new(&plan());
+        let lease = table.lease("w1", 0, next_id).unwrap();
+        let outcome = table.heartbeat(&lease.lease_id, "intruder", None, 1);
+        assert!(!outcome.accepted && outcome.cancel);
+        assert!(!table.complete(&lease.lease_id, "intruder", Box::new(result())));
+        assert!(!table.fail(&lease.lease_id, "intruder", "x", FailureKind::Permanent));
+        assert!(
+            table.heartbeat(&lease.lease_id, "w1", None, 2).accepted,
+            "untouched"
+        );
+        assert!(table.complete(&lease.lease_id, "w1", Box::new(result())));
+    }
+
+    #[test]
+    fn a_damaged_upstream_artifact_runs_the_upstream_job_again() {
+        let mut table = JobTable::new(&plan());
+        let pretrain = table.lease("w1", 0, next_id).unwrap();
+        assert!(table.complete(&pretrain.lease_id, "w1", Box::new(result())));
+        let segnet = table.lease("w1", 0, next_id).unwrap();
+        assert!(table.fail(
+            &segnet.lease_id,
+            "w1",
+            "encoder.ckpt: checksum mismatch",
+            FailureKind::Upstream
+        ));
+        let again = table.lease("w2", 0, next_id).unwrap();
+        assert_eq!((again.spec.id.as_str(), again.attempt), ("p", 2));
+        assert!(
+            table.lease("w3", 0, next_id).is_none(),
+            "the SegNet jobs wait for it"
+        );
+        assert!(table.complete(&again.lease_id, "w2", Box::new(result())));
+        let segnet = table.lease("w1", 0, next_id).unwrap();
+        assert_eq!(
+            segnet.attempt, 1,
+            "the damaged artifact used none of its attempts"
+        );
+    }
+
+    #[test]
+    fn a_deleted_result_starts_the_job_over() {
+        let mut table = JobTable::new(&plan());
+        let lease = table.lease("w1", 0, next_id).unwrap();
+        assert!(table.complete(&lease.lease_id, "w1", Box::new(result())));
+        let mut restored = JobTable::restore(&plan(), table.journal(), &HashMap::new(), 1_000);
+        let again = restored.lease("w1", 1_000, next_id).unwrap();
+        assert_eq!((again.spec.id.as_str(), again.attempt), ("p", 1));
     }
 
     #[test]
@@ -700,7 +805,7 @@ mod tests {
         let results = HashMap::from([(lease.spec.id.clone(), result())]);
         let mut restored = JobTable::restore(&plan(), table.journal(), &results, 1_000);
         assert!(
-            !restored.complete(&lease.lease_id, Box::new(result())),
+            !restored.complete(&lease.lease_id, "w1", Box::new(result())),
             "the job finished while no coordinator ran"
         );
         assert_eq!(restored.lease("w2", 1_000, next_id).unwrap().spec.id, "s1");

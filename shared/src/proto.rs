@@ -14,6 +14,27 @@ pub const CONFIG_LIMIT: usize = 1 << 20;
 /// The most jobs one status page holds.
 pub const STATUS_PAGE_LIMIT: usize = 1000;
 
+/// Longest worker name (or device) the coordinator keeps; longer ones are refused.
+pub const NAME_LIMIT: usize = 128;
+/// Longest error message the coordinator keeps from a failure report; longer ones are cut.
+pub const ERROR_LIMIT: usize = 4096;
+/// Largest progress report (JSON) the coordinator keeps; larger ones are dropped.
+pub const PROGRESS_LIMIT: usize = 16 * 1024;
+/// Largest result summary (JSON) a completion may carry.
+pub const RESULT_LIMIT: usize = 1 << 20;
+
+/// `text` cut to at most `limit` bytes (at a character boundary), marked when cut.
+pub fn truncated(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_string();
+    }
+    let mut end = limit.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// The metadata key every request carries its token in.
 pub const AUTHORIZATION: &str = "authorization";
 
@@ -32,6 +53,7 @@ impl From<crate::job::FailureKind> for FailureKind {
             crate::job::FailureKind::Retryable => FailureKind::Retryable,
             crate::job::FailureKind::Permanent => FailureKind::Permanent,
             crate::job::FailureKind::GiveBack => FailureKind::GiveBack,
+            crate::job::FailureKind::Upstream => FailureKind::Upstream,
         }
     }
 }
@@ -42,6 +64,7 @@ impl From<FailureKind> for crate::job::FailureKind {
             FailureKind::Retryable => crate::job::FailureKind::Retryable,
             FailureKind::Permanent => crate::job::FailureKind::Permanent,
             FailureKind::GiveBack => crate::job::FailureKind::GiveBack,
+            FailureKind::Upstream => crate::job::FailureKind::Upstream,
         }
     }
 }

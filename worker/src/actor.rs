@@ -12,6 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use slsg::backend::Device;
 use slsg::job::{FailureKind, JobResult};
 use slsg::parallel::panic_message;
+use slsg::train::Progress;
 use tokio::runtime::Handle;
 
 use crate::link::{CoordinatorLink, LeaseOutcome, LeasedJob, LinkError};
@@ -32,6 +33,9 @@ pub fn pipeline_runner() -> JobRunner {
 
 /// How long one lease request waits for a job.
 const LEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a job waits out a store outage before giving its lease back.
+const STORE_PATIENCE: Duration = Duration::from_secs(900);
 
 /// How long a finished job's report is retried while the coordinator cannot be reached (it may
 /// be restarting); the result is in the store either way, where a restarted coordinator finds it.
@@ -130,14 +134,13 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
                         let thread = std::thread::Builder::new()
                             .name(format!("{}-job", state.args.name))
                             .spawn(move || {
-                                let run = AssertUnwindSafe(|| {
-                                    runner(&job, device, runtime, &thread_signals)
-                                });
-                                let result = std::panic::catch_unwind(run)
-                                    .unwrap_or_else(|panic| {
-                                        Err(JobError::Panicked(panic_message(panic.as_ref())))
-                                    })
-                                    .map_err(JobFailure::from);
+                                let result = run_through_outages(
+                                    &runner,
+                                    &job,
+                                    device,
+                                    runtime,
+                                    &thread_signals,
+                                );
                                 let _ =
                                     actor.send_message(WorkerMessage::Finished(Box::new(result)));
                             })?;
@@ -172,7 +175,7 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
                     match state
                         .args
                         .link
-                        .heartbeat(&running.lease_id, progress.as_ref())
+                        .heartbeat(&running.lease_id, &state.args.name, progress.as_ref())
                         .await
                     {
                         Ok(answer) if answer.cancel || !answer.accepted => {
@@ -221,6 +224,50 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
     }
 }
 
+/// Runs a job on this thread, a panic reported as a retryable failure carrying its message.
+/// While the store is out (unreachable, refusing) the job is run again after a pause that
+/// doubles up to a minute, with jitter, holding its lease (the heartbeats go on): an outage uses
+/// none of the job's attempts. After [`STORE_PATIENCE`] the lease is given back.
+fn run_through_outages(
+    runner: &JobRunner,
+    job: &LeasedJob,
+    device: Device,
+    runtime: Handle,
+    signals: &JobSignals,
+) -> Result<JobResult, JobFailure> {
+    let start = std::time::Instant::now();
+    let mut pause = Duration::from_secs(1);
+    loop {
+        let run = AssertUnwindSafe(|| runner(job, device, runtime.clone(), signals));
+        let outcome = std::panic::catch_unwind(run)
+            .unwrap_or_else(|panic| Err(JobError::Panicked(panic_message(panic.as_ref()))));
+        let error = match outcome {
+            Err(e) if e.is_store_outage() && !signals.stop_requested() => e,
+            other => return other.map_err(JobFailure::from),
+        };
+        if start.elapsed() >= STORE_PATIENCE {
+            return Err(JobFailure {
+                kind: FailureKind::GiveBack,
+                message: format!(
+                    "the store stayed unusable for {} s: {error}",
+                    start.elapsed().as_secs()
+                ),
+            });
+        }
+        let jitter = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos()) as f64
+            / 1e9;
+        let wait = pause.mul_f64(0.5 + jitter);
+        tracing::warn!(job = %job.spec.id, "the store failed ({error}); trying again in {:.1} s", wait.as_secs_f64());
+        let until = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < until && !signals.stop_requested() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        pause = (pause * 2).min(Duration::from_secs(60));
+    }
+}
+
 /// Tells the coordinator how the job ended, retrying while it cannot be reached.
 async fn report_end<L: CoordinatorLink>(
     link: &L,
@@ -232,8 +279,11 @@ async fn report_end<L: CoordinatorLink>(
     let mut pause = Duration::from_millis(250);
     loop {
         let reported = match result {
-            Ok(result) => link.complete(lease, result).await,
-            Err(failure) => link.fail(lease, &failure.message, failure.kind).await,
+            Ok(result) => link.complete(lease, worker, result).await,
+            Err(failure) => {
+                link.fail(lease, worker, &failure.message, failure.kind)
+                    .await
+            }
         };
         match reported {
             Ok(true) => return,

@@ -7,8 +7,8 @@ use std::time::Duration;
 use slsg::job::{FailureKind, JobProgress, JobResult, JobSpec};
 use slsg::proto::cluster_client::ClusterClient;
 use slsg::proto::{
-    AUTHORIZATION, CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, MESSAGE_LIMIT,
-    RegisterRequest, bearer,
+    AUTHORIZATION, CompleteRequest, ERROR_LIMIT, FailRequest, HeartbeatRequest, LeaseRequest,
+    MESSAGE_LIMIT, RegisterRequest, bearer, truncated,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
@@ -65,9 +65,13 @@ pub fn connect(
 ) -> Result<Client, LinkError> {
     let endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|e| LinkError::Failed(format!("{url}: {e}")))?;
+    // Pings keep a quiet connection (a worker between jobs) from looking idle to the
+    // coordinator, which closes connections silent for two minutes.
     let channel = endpoint
         .connect_timeout(Duration::from_secs(5))
         .timeout(request_timeout)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true)
         .connect_lazy();
     let token = token
         .map(bearer)
@@ -137,6 +141,7 @@ impl CoordinatorLink for GrpcLink {
     async fn heartbeat(
         &self,
         lease_id: &str,
+        worker: &str,
         progress: Option<&JobProgress>,
     ) -> Result<HeartbeatAnswer, LinkError> {
         let progress_json = progress
@@ -147,6 +152,7 @@ impl CoordinatorLink for GrpcLink {
             .clone()
             .heartbeat(HeartbeatRequest {
                 lease_id: lease_id.into(),
+                worker: worker.into(),
                 progress_json,
             })
             .await
@@ -158,13 +164,19 @@ impl CoordinatorLink for GrpcLink {
         })
     }
 
-    async fn complete(&self, lease_id: &str, result: &JobResult) -> Result<bool, LinkError> {
+    async fn complete(
+        &self,
+        lease_id: &str,
+        worker: &str,
+        result: &JobResult,
+    ) -> Result<bool, LinkError> {
         let result_json = serde_json::to_string(result).expect("results serialise");
         let reply = self
             .client
             .clone()
             .complete(CompleteRequest {
                 lease_id: lease_id.into(),
+                worker: worker.into(),
                 result_json,
             })
             .await
@@ -176,13 +188,15 @@ impl CoordinatorLink for GrpcLink {
     async fn fail(
         &self,
         lease_id: &str,
+        worker: &str,
         error: &str,
         kind: FailureKind,
     ) -> Result<bool, LinkError> {
         let kind = slsg::proto::FailureKind::from(kind) as i32;
         let request = FailRequest {
             lease_id: lease_id.into(),
-            error: error.into(),
+            worker: worker.into(),
+            error: truncated(error, ERROR_LIMIT),
             kind,
         };
         Ok(self

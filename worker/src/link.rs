@@ -55,19 +55,23 @@ pub trait CoordinatorLink: Send + Sync + 'static {
         worker: &str,
         wait: Duration,
     ) -> impl Future<Output = Result<LeaseOutcome, LinkError>> + Send;
+    /// Renews `worker`'s lease (a lease is bound to the worker that took it).
     fn heartbeat(
         &self,
         lease_id: &str,
+        worker: &str,
         progress: Option<&JobProgress>,
     ) -> impl Future<Output = Result<HeartbeatAnswer, LinkError>> + Send;
     fn complete(
         &self,
         lease_id: &str,
+        worker: &str,
         result: &JobResult,
     ) -> impl Future<Output = Result<bool, LinkError>> + Send;
     fn fail(
         &self,
         lease_id: &str,
+        worker: &str,
         error: &str,
         kind: FailureKind,
     ) -> impl Future<Output = Result<bool, LinkError>> + Send;

@@ -32,6 +32,26 @@ pub enum JobError {
     Panicked(String),
 }
 
+impl JobError {
+    /// The store failed (unreachable, refusing, timing out): the job is not at fault, and
+    /// running it again once the store is back continues from its checkpoints.
+    pub fn is_store_outage(&self) -> bool {
+        let outage = |e: &StoreError| matches!(e, StoreError::Object { .. });
+        match self {
+            JobError::Store(e) => outage(e),
+            JobError::Pipeline(e) => match e.as_ref() {
+                PipelineError::Store(e) => outage(e),
+                PipelineError::Checkpoint(CheckpointError::Store(e))
+                | PipelineError::Train(TrainError::Checkpoint(CheckpointError::Store(e))) => {
+                    outage(e)
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 impl From<PipelineError> for JobError {
     fn from(e: PipelineError) -> Self {
         JobError::Pipeline(Box::new(e))
@@ -43,7 +63,7 @@ impl JobError {
     /// fixed by running it again; the environment (the store, a device, a bug that panicked)
     /// may behave differently next time; an interrupted job gives its lease back.
     pub fn failure_kind(&self) -> FailureKind {
-        use FailureKind::{GiveBack, Permanent, Retryable};
+        use FailureKind::{GiveBack, Permanent, Retryable, Upstream};
         match self {
             JobError::Pipeline(e) => match e.as_ref() {
                 PipelineError::Data(_) | PipelineError::Simulate(_) | PipelineError::Name(_) => {
@@ -56,7 +76,7 @@ impl JobError {
                     checkpoint_failure(e)
                 }
                 PipelineError::Store(e) => store_failure(e),
-                PipelineError::MissingEncoder { .. } => Retryable,
+                PipelineError::MissingEncoder { .. } | PipelineError::Encoder(_) => Upstream,
                 PipelineError::Model(e) => match e {
                     ModelError::Io { .. } => Retryable,
                     ModelError::Card { .. } | ModelError::Format { .. } => Permanent,

@@ -13,6 +13,7 @@ use ractor::Actor;
 use slsg::job::{ClusterConfig, Plan};
 use slsg::store::Store;
 use slsg_coordinator::actor::{CoordinatorActor, CoordinatorArgs, CoordinatorMessage, Mode};
+use slsg_coordinator::guard::Limits;
 use slsg_coordinator::scheduler::Intake;
 use slsg_coordinator::service::{ClusterService, serve};
 use tokio::sync::watch;
@@ -36,6 +37,15 @@ pub struct Args {
     /// With `--once`: keep answering for this long after the run finishes, so workers learn it.
     #[arg(long, default_value = "5s", value_parser = seconds)]
     linger: Duration,
+    /// Connections served at once; more are closed as they arrive.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    max_connections: u32,
+    /// A new connection must send its first bytes within this many seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    handshake_seconds: u64,
+    /// A connection silent this many seconds is closed (a lease request waits up to 30).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(35..=86_400))]
+    idle_seconds: u64,
 }
 
 fn seconds(text: &str) -> Result<Duration, String> {
@@ -111,7 +121,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 _ = stop_signal() => tracing::warn!("stopping; every unfinished run resumes from its journal when a coordinator starts again on this store"),
             }
         };
-        serve(service, args.listen, token.as_deref(), shutdown)
+        let limits = Limits {
+            max_connections: args.max_connections as usize,
+            handshake: Duration::from_secs(args.handshake_seconds),
+            idle: Duration::from_secs(args.idle_seconds),
+        };
+        serve(service, args.listen, token.as_deref(), limits, shutdown)
             .await
             .with_context(|| format!("serving on {}", args.listen))?;
         if let Some(scheduler) = scheduler {

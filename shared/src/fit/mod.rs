@@ -58,6 +58,8 @@ pub enum PipelineError {
     Name(#[from] NameError),
     #[error("{location}: the pre-training stage's encoder is missing")]
     MissingEncoder { location: String },
+    #[error("the pre-training stage's encoder is unusable: {0}")]
+    Encoder(CheckpointError),
     #[error(transparent)]
     Model(#[from] ModelError),
     #[error("{location}: the model is missing")]
@@ -411,12 +413,16 @@ fn load_encoder<B: Backend>(
         .ok_or_else(|| PipelineError::MissingEncoder {
             location: location.clone(),
         })?;
-    Ok(Checkpoint::decode(&bytes, &location)?.load_module(
-        ENCODER_SECTION,
-        config.model.encoder().init::<B>(device),
-        device,
-        &location,
-    )?)
+    Checkpoint::decode(&bytes, &location)
+        .and_then(|checkpoint| {
+            checkpoint.load_module(
+                ENCODER_SECTION,
+                config.model.encoder().init::<B>(device),
+                device,
+                &location,
+            )
+        })
+        .map_err(PipelineError::Encoder)
 }
 
 /// Both stages of `slsg fit`, in `store` (`pretrain/`, `segnet/`, `config.toml`).

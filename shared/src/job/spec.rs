@@ -28,6 +28,9 @@ pub enum FailureKind {
     Permanent,
     /// The job was not at fault (its worker is stopping): queued again without using an attempt.
     GiveBack,
+    /// An artifact of the job's upstream job is missing or damaged: that job runs again first,
+    /// and this one waits for it without using an attempt.
+    Upstream,
 }
 
 /// Everything a worker needs to run a job; artifacts go to the store under the run's prefix.

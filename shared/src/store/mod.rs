@@ -16,7 +16,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -88,7 +88,17 @@ impl Store {
             {
                 builder = builder.with_region("us-east-1");
             }
-            let s3 = builder.build().map_err(|e| fail(e.to_string()))?;
+            // Failures surface within half a minute: callers wait out longer outages themselves
+            // (a job keeps its lease and tries again; the coordinator's writers retry).
+            let retry = RetryConfig {
+                max_retries: 4,
+                retry_timeout: std::time::Duration::from_secs(30),
+                ..RetryConfig::default()
+            };
+            let s3 = builder
+                .with_retry(retry)
+                .build()
+                .map_err(|e| fail(e.to_string()))?;
             let prefix = prefix.trim_matches('/');
             if prefix.is_empty() {
                 Arc::new(s3)
