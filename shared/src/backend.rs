@@ -18,6 +18,9 @@ pub type Gpu = burn::backend::Cuda;
 #[cfg(feature = "cuda")]
 pub type GpuTrain = Autodiff<Gpu>;
 
+/// CUDA devices a machine may name (`cuda:0` to `cuda:63`).
+pub const MAX_CUDA_DEVICES: usize = 64;
+
 /// Where a job runs: `cpu` or `cuda:N`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -28,7 +31,7 @@ pub enum Device {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
-    #[error("unknown device `{0}` (expected cpu or cuda:N)")]
+    #[error("unknown device `{0}` (expected cpu or cuda:N, N from 0 to 63)")]
     Unknown(String),
     #[error("device `{0}` needs a build with `--features cuda`")]
     CudaNotBuilt(String),
@@ -44,6 +47,7 @@ impl FromStr for Device {
             _ => s
                 .strip_prefix("cuda:")
                 .and_then(|n| n.parse().ok())
+                .filter(|n| *n < MAX_CUDA_DEVICES)
                 .map(Device::Cuda)
                 .ok_or_else(|| DeviceError::Unknown(s.to_string())),
         }

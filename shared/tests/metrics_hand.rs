@@ -24,6 +24,7 @@ fn region(pixels: &[u32], defect: Option<DefectSpec>) -> GroundTruthRegion {
 
 fn sample(kind: &str, width: u32, map: &[f32], regions: Vec<GroundTruthRegion>) -> EvalSample {
     EvalSample {
+        name: format!("{kind} sample"),
         kind: kind.into(),
         anomalous: !regions.is_empty(),
         ground_truth: GroundTruth {
@@ -69,7 +70,7 @@ fn relative_and_absolute_saturation() {
         (spec("two", 2.0, false), 1.0, 1.0),
     ] {
         let name = defect.defect_name.clone();
-        let e = evaluate("hand", &saturation_case(defect), &EvalOptions::default());
+        let e = evaluate("hand", &saturation_case(defect), &EvalOptions::default()).unwrap();
         let spro = e.spro_auc.as_ref().unwrap();
         assert_close(spro["1.0"]["logical"], at_1, &format!("{name} sPRO@1.0"));
         assert_close(spro["0.3"]["logical"], at_03, &format!("{name} sPRO@0.3"));
@@ -100,7 +101,7 @@ fn several_regions_of_different_types_in_one_image() {
             ],
         ),
     ];
-    let e = evaluate("hand", &samples, &EvalOptions::default());
+    let e = evaluate("hand", &samples, &EvalOptions::default()).unwrap();
     let spro = e.spro_auc.as_ref().unwrap();
     assert_close(spro["1.0"]["logical"], 0.75, "sPRO@1.0");
     assert_close(spro["0.3"]["logical"], 0.25, "sPRO@0.3");
@@ -116,7 +117,7 @@ fn only_defect_free_images_give_no_metrics_and_no_panic() {
         sample("good", 2, &[0.1, 0.2], vec![]),
         sample("good", 2, &[0.3, 0.3], vec![]),
     ];
-    let e = evaluate("hand", &samples, &EvalOptions::default());
+    let e = evaluate("hand", &samples, &EvalOptions::default()).unwrap();
     assert_eq!(
         (e.image_auroc, e.pixel_auroc, e.pro_auc),
         (None, None, None)
@@ -130,9 +131,48 @@ fn constant_scores_are_chance() {
         sample("good", 2, &[0.5, 0.5], vec![]),
         sample("crack", 3, &[0.5, 0.5, 0.5], vec![region(&[1], None)]),
     ];
-    let e = evaluate("hand", &samples, &EvalOptions::default());
+    let e = evaluate("hand", &samples, &EvalOptions::default()).unwrap();
     assert_close(e.image_auroc, 0.5, "image AUROC");
     assert_close(e.pixel_auroc, 0.5, "pixel AUROC");
     // One point at (1, 1): the PRO curve is the diagonal, area to 0.3 is 0.045, normalised 0.15.
     assert_close(e.pro_auc, 0.15, "PRO");
+}
+
+#[test]
+fn non_finite_maps_are_refused_naming_the_sample() {
+    let mut samples = vec![
+        sample("good", 2, &[0.1, 0.2], Vec::new()),
+        sample("crack", 2, &[0.9, f32::NAN], vec![region(&[1], None)]),
+    ];
+    let err = evaluate("hand", &samples, &EvalOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("crack sample") && err.contains("NaN") && err.contains("(1, 0)"),
+        "{err}"
+    );
+    samples[1].map[1] = f32::INFINITY;
+    assert!(evaluate("hand", &samples, &EvalOptions::default()).is_err());
+}
+
+#[test]
+fn missing_metrics_and_empty_masks_are_reported() {
+    let samples = vec![
+        sample("good", 2, &[0.1, 0.2], Vec::new()),
+        sample("crack", 2, &[0.9, 0.3], vec![region(&[], None)]),
+    ];
+    let e = evaluate("hand", &samples, &EvalOptions::default()).unwrap();
+    assert!(e.pixel_auroc.is_none());
+    assert!(
+        e.warnings
+            .iter()
+            .any(|w| w.contains("crack sample") && w.contains("no pixel")),
+        "{:?}",
+        e.warnings
+    );
+    assert!(
+        e.warnings.iter().any(|w| w.contains("pixel AUROC")),
+        "{:?}",
+        e.warnings
+    );
 }

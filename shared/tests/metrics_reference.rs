@@ -39,6 +39,7 @@ fn samples(case: &Value) -> Vec<EvalSample> {
                 })
                 .collect();
             EvalSample {
+                name: format!("reference image {}", image["kind"]),
                 kind: image["kind"].as_str().unwrap().to_string(),
                 anomalous: image["anomalous"].as_bool().unwrap(),
                 ground_truth: GroundTruth {
@@ -83,7 +84,8 @@ fn matches_independent_reference_values() {
                 image_score: ImageScore::Max,
                 ..Default::default()
             },
-        );
+        )
+        .unwrap();
         assert!(
             by_max.thresholds.exact,
             "{name}: small cases use exact thresholds"
@@ -111,7 +113,8 @@ fn matches_independent_reference_values() {
                     image_score: ImageScore::Top100,
                     ..Default::default()
                 },
-            );
+            )
+            .unwrap();
             close(
                 &format!("{name} image AUROC (top100)"),
                 by_top.image_auroc,

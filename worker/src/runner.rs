@@ -71,7 +71,8 @@ impl JobError {
                 }
                 PipelineError::OtherConfig { .. } => Permanent,
                 PipelineError::Train(TrainError::Interrupted { .. }) => GiveBack,
-                PipelineError::Train(TrainError::NonFinite { .. }) => Permanent,
+                PipelineError::Train(TrainError::NonFinite { .. } | TrainError::Validation(_))
+                | PipelineError::Eval(_) => Permanent,
                 PipelineError::Train(TrainError::Checkpoint(e)) | PipelineError::Checkpoint(e) => {
                     checkpoint_failure(e)
                 }

@@ -19,12 +19,13 @@ pub struct Args {
     /// Folder for the image/mask PNG pairs, `samples.csv` and `contact_sheet.png`.
     #[arg(long)]
     out: PathBuf,
-    #[arg(long, default_value_t = 16)]
-    count: usize,
+    /// Samples to write, 1 to 10 000.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    count: u64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Working resolution (images are resized to a square of this side).
-    #[arg(long, default_value_t = 256)]
+    /// Working resolution, 16 to 2048 (images are resized to a square of this side).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(16..=2048))]
     size: u32,
     /// Folder of texture images for the structural branch (default: the config's, else procedural).
     #[arg(long)]
@@ -53,8 +54,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let mut csv =
         String::from("index,branch,base_image,source,delta,mask_area,inside_foreground\n");
-    let mut tiles = Vec::with_capacity(args.count);
-    for i in 0..args.count {
+    let mut tiles = Vec::with_capacity(args.count as usize);
+    for i in 0..args.count as usize {
         let base = i % simulator.len();
         let info = simulator.simulate_into(
             base,

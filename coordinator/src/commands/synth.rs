@@ -12,23 +12,23 @@ pub struct Args {
     out: PathBuf,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Side of the square images in pixels (the LOCO-style tray is 1.25× wider).
-    #[arg(long, default_value_t = 256)]
+    /// Side of the square images in pixels, 32 to 2048 (the LOCO-style tray is 1.25× wider).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(32..=2048))]
     size: u32,
-    /// Normal training images per category.
-    #[arg(long, default_value_t = SynthOptions::default().train)]
-    train: usize,
-    /// Test images per defect type.
-    #[arg(long, default_value_t = SynthOptions::default().test_per_defect)]
-    test_per_defect: usize,
+    /// Normal training images per category, 2 to 10 000.
+    #[arg(long, default_value_t = SynthOptions::default().train as u64, value_parser = clap::value_parser!(u64).range(2..=10_000))]
+    train: u64,
+    /// Test images per defect type, 1 to 10 000.
+    #[arg(long, default_value_t = SynthOptions::default().test_per_defect as u64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    test_per_defect: u64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let options = SynthOptions {
         seed: args.seed,
         size: args.size,
-        train: args.train,
-        test_per_defect: args.test_per_defect,
+        train: args.train as usize,
+        test_per_defect: args.test_per_defect as usize,
         ..SynthOptions::default()
     };
     let written = write_dataset(&args.out, &options)?;

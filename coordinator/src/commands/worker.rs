@@ -15,14 +15,14 @@ pub struct Args {
     /// The coordinator, e.g. `http://10.0.0.5:50051` (the token comes from `SLSG_TOKEN`).
     #[arg(long)]
     coordinator: String,
-    /// Device slots: one worker per `--device` (`cpu`, `cuda:0`, …).
+    /// Device slots: one worker per `--device` (`cpu`, `cuda:0`, …; at most 256).
     #[arg(long = "device", default_value = "cpu")]
     devices: Vec<Device>,
     /// Worker name prefix (default: host name and process id).
     #[arg(long)]
     name: Option<String>,
-    /// Keep trying to reach the coordinator for this long at start.
-    #[arg(long, default_value_t = 60)]
+    /// Keep trying to reach the coordinator for this long at start (1 to 86 400 seconds).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     connect_seconds: u64,
 }
 
@@ -34,6 +34,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .unwrap_or_else(|_| "worker".into());
         format!("{host}-{}", std::process::id())
     });
+    if args.devices.len() > slsg::job::MAX_WORKERS {
+        anyhow::bail!(
+            "--device: at most {} slots per worker process, got {}",
+            slsg::job::MAX_WORKERS,
+            args.devices.len()
+        );
+    }
+    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        anyhow::bail!("--name: 1 to 100 bytes without control characters");
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let link = Arc::new(GrpcLink::new(&args.coordinator, token.as_deref())?);

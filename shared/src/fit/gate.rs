@@ -6,7 +6,7 @@ use burn::prelude::*;
 use image::RgbImage;
 
 use crate::infer::{Detector, EvaluationSet};
-use crate::metrics::ImageScore;
+use crate::metrics::{EvalError, ImageScore};
 use crate::model::{SegNet, anomaly_maps, images_tensor};
 use crate::raster::write_chw;
 use crate::registry::{GateReport, GateScores};
@@ -32,7 +32,8 @@ impl<'a, B: Backend> Contender<'a, B> {
     }
 }
 
-/// Both contenders measured on `set` and on `new_images` (at the model's size).
+/// Both contenders measured on `set` and on `new_images` (at the model's size); a model whose
+/// maps are not finite is an error.
 pub fn measure<B: Backend>(
     candidate: Contender<'_, B>,
     current: Contender<'_, B>,
@@ -41,16 +42,16 @@ pub fn measure<B: Backend>(
     new_images: &[&RgbImage],
     batch_size: usize,
     device: &B::Device,
-) -> GateReport {
-    let scores = |contender: Contender<'_, B>| {
+) -> Result<GateReport, EvalError> {
+    let scores = |contender: Contender<'_, B>| -> Result<GateScores, EvalError> {
         let measured = score(
             contender.model,
             set,
             contender.image_score,
             batch_size,
             device,
-        );
-        GateScores {
+        )?;
+        Ok(GateScores {
             version: contender.version,
             image_auroc: measured.image_auroc,
             pixel_auroc: measured.pixel_auroc,
@@ -66,14 +67,14 @@ pub fn measure<B: Backend>(
                     device,
                 )
             }),
-        }
+        })
     };
-    GateReport {
+    Ok(GateReport {
         evaluation_set,
         new_images: new_images.len(),
-        candidate: scores(candidate),
-        current: scores(current),
-    }
+        candidate: scores(candidate)?,
+        current: scores(current)?,
+    })
 }
 
 /// The share of `images` whose image score reaches `threshold`; `None` without images.

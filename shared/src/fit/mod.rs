@@ -28,7 +28,7 @@ use crate::infer::{
     Detector, EvaluationSet, MODEL_FORMAT_VERSION, ModelCard, ModelError, SelectionScores,
     TestRunError, TrainingSummary, decode_model, encode_model, evaluate_test_split,
 };
-use crate::metrics::{AnomalyMap, Evaluation, encode_tiff};
+use crate::metrics::{AnomalyMap, EvalError, Evaluation, encode_tiff};
 use crate::model::Encoder;
 use crate::registry::GateReport;
 use crate::simulate::{SimulateError, Simulator};
@@ -62,6 +62,8 @@ pub enum PipelineError {
     Encoder(CheckpointError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Eval(#[from] EvalError),
     #[error("{location}: the model is missing")]
     MissingModel { location: String },
     #[error(
@@ -85,6 +87,7 @@ impl From<TestRunError<StoreError>> for PipelineError {
     fn from(e: TestRunError<StoreError>) -> Self {
         match e {
             TestRunError::Data(e) => PipelineError::Data(e),
+            TestRunError::Eval(e) => PipelineError::Eval(e),
             TestRunError::Sink(e) => PipelineError::Store(e),
         }
     }
@@ -333,7 +336,7 @@ pub fn segnet_stage<B: AutodiffBackend>(
                 &new_images,
                 config.inference.batch_size,
                 device,
-            ))
+            )?)
         }
         _ => None,
     };

@@ -120,6 +120,8 @@ pub struct TestRun {
 pub enum TestRunError<E: std::error::Error + 'static> {
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+    #[error(transparent)]
+    Eval(#[from] crate::metrics::EvalError),
     /// The sink could not keep a map.
     #[error(transparent)]
     Sink(E),
@@ -146,6 +148,7 @@ pub fn evaluate_test_split<B: Backend, E: std::error::Error + 'static>(
             sink(test, &prediction.map).map_err(TestRunError::Sink)?;
             let ground_truth = crate::data::GroundTruth::read(test, category.defects.as_ref())?;
             samples.push(crate::metrics::EvalSample {
+                name: test.path.display().to_string(),
                 kind: test.kind.clone(),
                 anomalous: test.anomalous,
                 ground_truth,
@@ -157,7 +160,7 @@ pub fn evaluate_test_split<B: Backend, E: std::error::Error + 'static>(
         image_score: detector.image_score(),
         ..Default::default()
     };
-    let evaluation = crate::metrics::evaluate(&category.name, &samples, &options);
+    let evaluation = crate::metrics::evaluate(&category.name, &samples, &options)?;
     Ok(TestRun {
         evaluation,
         seconds,

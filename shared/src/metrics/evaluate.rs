@@ -41,6 +41,8 @@ impl Default for EvalOptions {
 /// One test image: its test folder, label, ground truth and anomaly map (same size).
 #[derive(Clone, Debug)]
 pub struct EvalSample {
+    /// Names the sample in errors (the test image's path, or the validation sample).
+    pub name: String,
     pub kind: String,
     pub anomalous: bool,
     pub ground_truth: GroundTruth,
@@ -88,6 +90,10 @@ pub struct Evaluation {
     pub pixel_f1_max: Option<F1Max>,
     pub per_kind: BTreeMap<String, KindMetrics>,
     pub thresholds: ThresholdInfo,
+    /// Why a metric could not be computed, and what in the data looks wrong (anomalous images
+    /// whose masks mark no pixel, …). Each is also logged as a warning.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +116,13 @@ pub enum EvalError {
     },
     #[error("category `{0}` has no test images")]
     NoTestImages(String),
+    #[error("{name}: the anomaly map has a non-finite score ({value}) at pixel ({x}, {y})")]
+    NonFinite {
+        name: String,
+        value: f32,
+        x: u32,
+        y: u32,
+    },
 }
 
 /// The anomaly-type name of a LOCO test folder (`logical_anomalies` → `logical`).
@@ -117,8 +130,23 @@ pub fn type_name(kind: &str) -> &str {
     kind.strip_suffix("_anomalies").unwrap_or(kind)
 }
 
-/// Computes every metric of `samples`.
-pub fn evaluate(category: &str, samples: &[EvalSample], options: &EvalOptions) -> Evaluation {
+/// Computes every metric of `samples`; a map with a non-finite score is refused, naming it.
+pub fn evaluate(
+    category: &str,
+    samples: &[EvalSample],
+    options: &EvalOptions,
+) -> Result<Evaluation, EvalError> {
+    for sample in samples {
+        if let Some(i) = sample.map.iter().position(|v| !v.is_finite()) {
+            let width = sample.ground_truth.width.max(1) as usize;
+            return Err(EvalError::NonFinite {
+                name: sample.name.clone(),
+                value: sample.map[i],
+                x: (i % width) as u32,
+                y: (i / width) as u32,
+            });
+        }
+    }
     let scores: Vec<f64> = samples
         .iter()
         .map(|s| options.image_score.score(&s.map))
@@ -200,7 +228,7 @@ pub fn evaluate(category: &str, samples: &[EvalSample], options: &EvalOptions) -
         spro = Some(by_limit);
     }
 
-    Evaluation {
+    let evaluation = Evaluation {
         category: category.to_string(),
         image_score: options.image_score,
         images: samples.len(),
@@ -219,7 +247,48 @@ pub fn evaluate(category: &str, samples: &[EvalSample], options: &EvalOptions) -
             count: grid.len(),
             exact: grid.is_exact(),
         },
+        warnings: Vec::new(),
+    };
+    Ok(with_warnings(evaluation, samples))
+}
+
+/// Adds the reasons metrics are missing, and masks that mark nothing, to `evaluation`.
+fn with_warnings(mut evaluation: Evaluation, samples: &[EvalSample]) -> Evaluation {
+    let mut warnings = Vec::new();
+    let empty: Vec<&str> = samples
+        .iter()
+        .filter(|s| s.anomalous && s.ground_truth.regions.iter().all(|r| r.pixels.is_empty()))
+        .map(|s| s.name.as_str())
+        .collect();
+    if !empty.is_empty() {
+        let shown: Vec<&str> = empty.iter().take(5).copied().collect();
+        warnings.push(format!(
+            "{} anomalous test image(s) have a mask that marks no pixel ({}{}): they count as anomalous images but add no defect pixels",
+            empty.len(),
+            shown.join(", "),
+            if empty.len() > shown.len() { ", …" } else { "" }
+        ));
     }
+    if evaluation.image_auroc.is_none() {
+        warnings.push(format!(
+            "image AUROC: needs defect-free and anomalous images, found {} and {}",
+            evaluation.images - evaluation.anomalous_images,
+            evaluation.anomalous_images
+        ));
+    }
+    if evaluation.pixel_auroc.is_none() {
+        warnings.push(
+            "pixel AUROC and AU-PRO: no mask marks a defect pixel (or no pixel is defect-free)"
+                .into(),
+        );
+    } else if evaluation.pro_auc.is_none() {
+        warnings.push("AU-PRO: no ground-truth region".into());
+    }
+    for warning in &warnings {
+        tracing::warn!(category = %evaluation.category, "{warning}");
+    }
+    evaluation.warnings = warnings;
+    evaluation
 }
 
 /// The mean of the values, `None` if any is missing.
@@ -303,6 +372,7 @@ pub fn load_samples(
             });
         }
         Ok(EvalSample {
+            name: test.path.display().to_string(),
             kind: test.kind.clone(),
             anomalous: test.anomalous,
             ground_truth,
@@ -318,7 +388,7 @@ pub fn evaluate_folder(
     options: &EvalOptions,
 ) -> Result<Evaluation, EvalError> {
     let samples = load_samples(category, maps_root, options.threads)?;
-    Ok(evaluate(&category.name, &samples, options))
+    evaluate(&category.name, &samples, options)
 }
 
 impl Evaluation {

@@ -106,9 +106,15 @@ pub fn read_tiff(path: &Path) -> Result<AnomalyMap, MapError> {
         DecodingResult::I16(v) => v.into_iter().map(f32::from).collect(),
         DecodingResult::I32(v) => v.into_iter().map(|x| x as f32).collect(),
         other => {
+            let kind = match other {
+                DecodingResult::F16(_) => "16-bit float",
+                DecodingResult::U64(_) => "64-bit unsigned",
+                DecodingResult::I64(_) => "64-bit signed",
+                _ => "this",
+            };
             return Err(MapError::Unsupported {
                 path: path.to_path_buf(),
-                message: format!("unsupported sample type {other:?}"),
+                message: format!("{kind} samples are not read; write the map as 32-bit float"),
             });
         }
     };

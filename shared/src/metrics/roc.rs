@@ -30,7 +30,9 @@ pub fn roc_curve(scores: &[f64], labels: &[bool]) -> Option<RocCurve> {
     let mut i = 0;
     while i < order.len() {
         let score = scores[order[i]];
-        while i < order.len() && scores[order[i]] == score {
+        // `total_cmp` equality: a NaN (which callers refuse) still ends the run instead of
+        // looping forever.
+        while i < order.len() && scores[order[i]].total_cmp(&score).is_eq() {
             if labels[order[i]] {
                 tp += 1;
             } else {

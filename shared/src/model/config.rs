@@ -4,7 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::{DiscriminatorConfig, EncoderConfig, GptNetConfig, SegNetConfig};
-use crate::ranges::InvalidField;
+use crate::ranges::{InvalidField, Section};
+
+/// The largest input side the networks accept.
+pub const MAX_IMAGE_SIZE: u32 = 2048;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -80,59 +83,40 @@ impl ModelConfig {
     }
 
     pub fn validate(&self, prefix: &str) -> Result<(), InvalidField> {
-        let invalid = |field: &str, message: String| {
-            Err(InvalidField {
-                field: format!("{prefix}.{field}"),
-                message,
-            })
-        };
+        let s = Section::new(prefix);
         if self.image_size < 2 * self.stride()
             || !self.image_size.is_multiple_of(self.stride())
-            || self.image_size > 4096
+            || self.image_size > MAX_IMAGE_SIZE
         {
-            return invalid(
+            return Err(s.invalid(
                 "image_size",
                 format!(
-                    "must be a multiple of {} between {} and 4096, got {}",
+                    "must be a multiple of {} between {} and {MAX_IMAGE_SIZE}, got {}",
                     self.stride(),
                     2 * self.stride(),
                     self.image_size
                 ),
-            );
+            ));
         }
-        if !(self.width > 0.0 && self.width <= 4.0) {
-            return invalid("width", format!("must be in (0, 4], got {}", self.width));
-        }
+        s.positive("width", self.width, 0.0, 4.0)?;
         let bottleneck = self.encoder().channels()[4];
-        if self.sg_reduction == 0 || self.sg_reduction > bottleneck {
-            return invalid(
-                "sg_reduction",
-                format!(
-                    "must be in 1..={bottleneck} (the bottleneck's channels), got {}",
-                    self.sg_reduction
-                ),
-            );
-        }
-        if self.neighbours == 0 {
-            return invalid("neighbours", "must be at least 1".into());
-        }
-        if self.position_channels < 4 || !self.position_channels.is_multiple_of(4) {
-            return invalid(
+        s.whole("sg_reduction", self.sg_reduction, 1, bottleneck)?;
+        let side = (self.image_size / self.stride()) as usize;
+        s.whole("neighbours", self.neighbours, 1, (side * side).min(1024))?;
+        if self.position_channels < 4
+            || !self.position_channels.is_multiple_of(4)
+            || self.position_channels > 1024
+        {
+            return Err(s.invalid(
                 "position_channels",
                 format!(
-                    "must be a positive multiple of 4, got {}",
+                    "must be a multiple of 4 from 4 to 1024, got {}",
                     self.position_channels
                 ),
-            );
+            ));
         }
-        for (field, value) in [
-            ("sg_skip_channels", self.sg_skip_channels),
-            ("aux_hidden", self.aux_hidden),
-        ] {
-            if value == 0 {
-                return invalid(field, "must be at least 1".into());
-            }
-        }
+        s.whole("sg_skip_channels", self.sg_skip_channels, 1, 4096)?;
+        s.whole("aux_hidden", self.aux_hidden, 1, 4096)?;
         Ok(())
     }
 }

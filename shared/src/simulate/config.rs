@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ranges::InvalidField;
+use crate::ranges::{InvalidField, Section};
 
 /// How the anomaly simulation draws its samples.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -206,77 +206,69 @@ impl SimulationConfig {
 
     /// Checks every range; `prefix` is the config path of this section (e.g. `simulation`).
     pub fn validate(&self, prefix: &str) -> Result<(), InvalidField> {
-        let field = |name: &str| format!("{prefix}.{name}");
-        let probability = |name: &str, p: f64| {
-            if (0.0..=1.0).contains(&p) {
-                Ok(())
-            } else {
-                Err(InvalidField {
-                    field: field(name),
-                    message: format!("must be in [0, 1], got {p}"),
-                })
-            }
-        };
-        let range = |name: &str, r: [f64; 2], lo: f64, hi: f64| {
-            if r[0] <= r[1] && r[0] >= lo && r[1] <= hi {
-                Ok(())
-            } else {
-                Err(InvalidField {
-                    field: field(name),
-                    message: format!("must be [min, max] within [{lo}, {hi}], got {r:?}"),
-                })
-            }
-        };
-        probability("logical_probability", self.logical_probability)?;
-        probability("self_source_probability", self.self_source_probability)?;
-        probability("min_mask_fraction", self.min_mask_fraction)?;
+        let s = Section::new(prefix);
+        s.real("logical_probability", self.logical_probability, 0.0, 1.0)?;
+        s.real(
+            "self_source_probability",
+            self.self_source_probability,
+            0.0,
+            1.0,
+        )?;
+        s.whole("max_textures", self.max_textures, 1, 100_000)?;
+        s.whole("procedural_textures", self.procedural_textures, 1, 10_000)?;
+        s.whole(
+            "texture_augmentations",
+            self.texture_augmentations,
+            0,
+            super::augment::Augmentation::ALL.len(),
+        )?;
+        s.real("min_mask_fraction", self.min_mask_fraction, 0.0, 0.5)?;
+        s.whole("max_mask_attempts", self.max_mask_attempts, 1, 1000)?;
         let t = &self.transparency;
-        probability("transparency.texture_fixed", t.texture_fixed)?;
-        probability(
+        s.real("transparency.texture_fixed", t.texture_fixed, 0.0, 1.0)?;
+        s.real(
             "transparency.texture_fixed_probability",
             t.texture_fixed_probability,
+            0.0,
+            1.0,
         )?;
-        range("transparency.texture_range", t.texture_range, 0.0, 1.0)?;
-        range("transparency.self_range", t.self_range, 0.0, 1.0)?;
-        range("transparency.logical_range", t.logical_range, 0.0, 1.0)?;
-        range("jitter.contrast", self.jitter.contrast, 0.0, 10.0)?;
-        range("jitter.brightness", self.jitter.brightness, -1.0, 1.0)?;
+        s.interval("transparency.texture_range", t.texture_range, 0.0, 1.0)?;
+        s.interval("transparency.self_range", t.self_range, 0.0, 1.0)?;
+        s.interval("transparency.logical_range", t.logical_range, 0.0, 1.0)?;
+        s.interval("jitter.contrast", self.jitter.contrast, 0.0, 10.0)?;
+        s.interval("jitter.brightness", self.jitter.brightness, -1.0, 1.0)?;
         for (name, p) in [
             ("texture_mask", &self.texture_mask),
             ("self_mask", &self.self_mask),
             ("logical_mask", &self.logical_mask),
         ] {
-            if !(0.0..=8.0).contains(&p.max_scale_exponent) {
-                return Err(InvalidField {
-                    field: field(&format!("{name}.max_scale_exponent")),
-                    message: "must be in [0, 8]".into(),
-                });
-            }
-            if !(-1.0..1.0).contains(&p.threshold) {
-                return Err(InvalidField {
-                    field: field(&format!("{name}.threshold")),
-                    message: "must be in [-1, 1)".into(),
-                });
-            }
+            s.real(
+                &format!("{name}.max_scale_exponent"),
+                p.max_scale_exponent,
+                0.0,
+                8.0,
+            )?;
+            s.below(&format!("{name}.threshold"), p.threshold, -1.0, 1.0)?;
+            s.real(
+                &format!("{name}.rotation_degrees"),
+                p.rotation_degrees,
+                0.0,
+                180.0,
+            )?;
         }
-        if self.shuffle_grid[0] < 2 || self.shuffle_grid[0] > self.shuffle_grid[1] {
-            return Err(InvalidField {
-                field: field("shuffle_grid"),
-                message: "must be [min, max] with 2 ≤ min ≤ max".into(),
-            });
-        }
-        if self.texture_augmentations > super::augment::Augmentation::ALL.len() {
-            return Err(InvalidField {
-                field: field("texture_augmentations"),
-                message: "at most 10".into(),
-            });
-        }
-        if self.max_mask_attempts == 0 {
-            return Err(InvalidField {
-                field: field("max_mask_attempts"),
-                message: "must be at least 1".into(),
-            });
-        }
+        s.whole("shuffle_grid", self.shuffle_grid[0], 2, 64)?;
+        s.whole(
+            "shuffle_grid",
+            self.shuffle_grid[1],
+            self.shuffle_grid[0],
+            64,
+        )?;
+        s.real(
+            "logical_rotation_degrees",
+            self.logical_rotation_degrees,
+            0.0,
+            180.0,
+        )?;
         for name in self.categories.keys() {
             self.for_category(name)
                 .validate(&format!("{prefix}.categories.{name}"))?;

@@ -39,8 +39,10 @@ pub enum TrainError {
     Checkpoint(#[from] CheckpointError),
     #[error("{} training stopped at step {step}; a checkpoint was written to resume from", stage.name())]
     Interrupted { stage: Stage, step: u64 },
-    #[error("{} loss is {value} at step {step}: training diverged (lower the learning rate)", stage.name())]
+    #[error("{} loss (or its validation maps) is {value} at step {step}: training diverged (lower the learning rate)", stage.name())]
     NonFinite { stage: Stage, step: u64, value: f64 },
+    #[error("scoring the validation set: {0}")]
+    Validation(crate::metrics::EvalError),
 }
 
 /// The loss value, or an error if training diverged.

@@ -23,7 +23,7 @@ use crate::checkpoint::{
     Checkpoint, CheckpointMeta, CheckpointStore, latest_checkpoint, save_checkpoint,
 };
 use crate::config::SegnetConfig;
-use crate::metrics::ImageScore;
+use crate::metrics::{EvalError, ImageScore};
 use crate::model::loss::{focal, l1};
 use crate::model::{Encoder, ModelConfig, SegNet, anomaly_probability, images_tensor, init_seeded};
 use crate::simulate::{ProducerConfig, Simulator, batch_producer};
@@ -216,7 +216,15 @@ pub fn train_segnet<B: AutodiffBackend>(
                 inputs.image_score,
                 inputs.batch_size,
                 device,
-            );
+            )
+            .map_err(|e| match e {
+                EvalError::NonFinite { value, .. } => TrainError::NonFinite {
+                    stage: Stage::Segnet,
+                    step,
+                    value: value.into(),
+                },
+                other => TrainError::Validation(other),
+            })?;
             let improved = best.as_ref().is_none_or(|(_, b)| scores.score() > b.score);
             let report = ValidationReport {
                 step,

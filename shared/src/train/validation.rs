@@ -9,7 +9,7 @@ use burn::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::data::{GroundTruth, GroundTruthRegion, hex, relative_name};
-use crate::metrics::{EvalOptions, EvalSample, ImageScore, evaluate};
+use crate::metrics::{EvalError, EvalOptions, EvalSample, ImageScore, evaluate};
 use crate::model::{SegNet, anomaly_maps, images_tensor};
 use crate::seed::rng_for;
 use crate::simulate::Simulator;
@@ -185,13 +185,14 @@ impl ValidationScores {
     }
 }
 
+/// `model`'s scores on the set; a map with a non-finite score (a diverged model) is an error.
 pub fn score<B: Backend>(
     model: &SegNet<B>,
     set: &ValidationSet,
     image_score: ImageScore,
     batch_size: usize,
     device: &B::Device,
-) -> ValidationScores {
+) -> Result<ValidationScores, EvalError> {
     let plane = set.size * set.size;
     let mut samples = Vec::with_capacity(set.len());
     for start in (0..set.len()).step_by(batch_size.max(1)) {
@@ -213,6 +214,7 @@ pub fn score<B: Backend>(
                 }]
             };
             samples.push(EvalSample {
+                name: format!("validation sample {}", start + i),
                 kind: if *anomalous {
                     "simulated".into()
                 } else {
@@ -236,12 +238,12 @@ pub fn score<B: Backend>(
             max_exact_pixels: 1 << 22,
             ..EvalOptions::default()
         },
-    );
-    ValidationScores {
+    )?;
+    Ok(ValidationScores {
         image_auroc: evaluation.image_auroc,
         pixel_auroc: evaluation.pixel_auroc,
         threshold: evaluation.image_f1_max.map(|f| f.threshold),
-    }
+    })
 }
 
 #[cfg(test)]
