@@ -96,7 +96,7 @@ impl CoordinatorLink for LocalLink {
         kind: FailureKind,
     ) -> Result<bool, LinkError> {
         let (lease_id, worker) = (lease_id.to_string(), worker.to_string());
-        let error = slsg::proto::truncated(error, slsg::proto::ERROR_LIMIT);
+        let error = slsg::ranges::truncated(error, slsg::proto::ERROR_LIMIT);
         call!(self.coordinator, |reply| CoordinatorMessage::Fail {
             lease_id,
             worker,

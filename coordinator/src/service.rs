@@ -14,8 +14,8 @@ use slsg::proto::{
     FailRequest, HeartbeatReply, HeartbeatRequest, Lease, LeaseReply, LeaseRequest, MESSAGE_LIMIT,
     NAME_LIMIT, PROGRESS_LIMIT, RegisterReply, RegisterRequest, RetrainReply, RetrainRequest,
     STATUS_PAGE_LIMIT, StatusReply, StatusRequest, SubmitReply, SubmitRequest, TokenError, bearer,
-    truncated,
 };
+use slsg::ranges::truncated;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::{Request, Response, Status};
@@ -90,7 +90,12 @@ fn cluster_config(text: &str, origin: &str) -> Result<ClusterConfig, Status> {
             text.len()
         )));
     }
-    toml::from_str(text).map_err(|e| Status::invalid_argument(format!("{origin}: {e}")))
+    toml::from_str(text).map_err(|e| {
+        Status::invalid_argument(format!(
+            "{origin}: {}",
+            slsg::config::toml_error(&e, Some(text))
+        ))
+    })
 }
 
 /// What went wrong in the coordinator, as the caller should see it: its own input is named as

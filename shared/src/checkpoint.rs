@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorder};
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -89,7 +90,8 @@ impl Checkpoint {
         self.sections.contains_key(name)
     }
 
-    /// Loads section `name` into `module` (which fixes the architecture).
+    /// Loads section `name` into `module`, which fixes the architecture: a section whose
+    /// tensors have other shapes (weights of another model size) is refused, not loaded.
     pub fn load_module<B: Backend, M: Module<B>>(
         &self,
         name: &str,
@@ -98,7 +100,23 @@ impl Checkpoint {
         origin: &str,
     ) -> Result<M, CheckpointError> {
         let record = self.load_record::<B, M::Record>(name, device, origin)?;
-        Ok(module.load_record(record))
+        let expected = shapes(&module);
+        let loaded = module.load_record(record);
+        let found = shapes(&loaded);
+        if let Some(i) =
+            (0..expected.len().max(found.len())).find(|&i| expected.get(i) != found.get(i))
+        {
+            return Err(CheckpointError::Incompatible {
+                origin: origin.to_string(),
+                section: name.to_string(),
+                message: format!(
+                    "tensor {i} has shape {:?}, the model expects {:?}",
+                    found.get(i),
+                    expected.get(i)
+                ),
+            });
+        }
+        Ok(loaded)
     }
 
     pub fn load_record<B: Backend, R: Record<B>>(
@@ -208,6 +226,19 @@ impl Checkpoint {
         }
         Ok(Checkpoint { meta, sections })
     }
+}
+
+/// The shape of every float tensor of a module, in visiting order.
+fn shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<usize>> {
+    struct Shapes(Vec<Vec<usize>>);
+    impl<B: Backend> ModuleVisitor<B> for Shapes {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.0.push(param.shape().dims::<D>().to_vec());
+        }
+    }
+    let mut shapes = Shapes(Vec::new());
+    module.visit(&mut shapes);
+    shapes.0
 }
 
 struct Reader<'a> {

@@ -23,18 +23,6 @@ pub const PROGRESS_LIMIT: usize = 16 * 1024;
 /// Largest result summary (JSON) a completion may carry.
 pub const RESULT_LIMIT: usize = 1 << 20;
 
-/// `text` cut to at most `limit` bytes (at a character boundary), marked when cut.
-pub fn truncated(text: &str, limit: usize) -> String {
-    if text.len() <= limit {
-        return text.to_string();
-    }
-    let mut end = limit.saturating_sub(3);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
-}
-
 /// The metadata key every request carries its token in.
 pub const AUTHORIZATION: &str = "authorization";
 

@@ -1,7 +1,20 @@
 //! The allowed range of every number a user gives: a value outside it (NaN included) is refused
-//! with the field's path in the config and the range, before anything runs.
+//! with the field's path in the config and the range, before anything runs; and text cut to a
+//! length limit.
 
 use std::fmt::Display;
+
+/// `text` cut to at most `limit` bytes (at a character boundary), marked when cut.
+pub fn truncated(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_string();
+    }
+    let mut end = limit.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
 
 /// A field that is out of its valid range, named by its path in the config.
 #[derive(Debug, thiserror::Error)]

@@ -90,6 +90,32 @@ pub fn files_within(
     Ok(out)
 }
 
+/// `path` made absolute with links resolved as far as it exists (the rest appended as given).
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return rest.iter().rev().fold(real, |p, c| p.join(c));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return absolute,
+        }
+    }
+}
+
+/// Whether one of two folders is inside the other (or they are the same), links resolved:
+/// writing into one would change what is read from the other.
+pub fn nested(a: &Path, b: &Path) -> bool {
+    let (a, b) = (resolved(a), resolved(b));
+    a.starts_with(&b) || b.starts_with(&a)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +159,12 @@ mod tests {
         let only_one = files(root, |p| p.ends_with("one.png")).unwrap();
         assert_eq!(only_one.len(), 1);
         assert!(files(&root.join("missing"), |_| true).is_err());
+
+        assert!(nested(&root.join("a"), &root.join("a/b/new")));
+        assert!(
+            nested(&root.join("again/b"), &root.join("a")),
+            "links resolved"
+        );
+        assert!(!nested(&root.join("a/b"), &root.join("a2")));
     }
 }

@@ -8,8 +8,9 @@ use slsg::job::{FailureKind, JobProgress, JobResult, JobSpec};
 use slsg::proto::cluster_client::ClusterClient;
 use slsg::proto::{
     AUTHORIZATION, CompleteRequest, ERROR_LIMIT, FailRequest, HeartbeatRequest, LeaseRequest,
-    MESSAGE_LIMIT, RegisterRequest, bearer, truncated,
+    MESSAGE_LIMIT, RegisterRequest, bearer,
 };
+use slsg::ranges::truncated;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;

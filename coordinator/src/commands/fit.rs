@@ -35,6 +35,13 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = args.config.load()?;
     let category = args.category.open()?;
+    if slsg::walk::nested(&args.out, &args.category.dataset) {
+        anyhow::bail!(
+            "--out {} and --dataset {} are inside one another: fit writes only outside the data it reads",
+            args.out.display(),
+            args.category.dataset.display()
+        );
+    }
     let out = args.out.to_str().with_context(|| {
         format!(
             "{}: the output folder's path must be UTF-8",

@@ -32,7 +32,7 @@ pub struct Args {
     out: PathBuf,
     #[arg(long, default_value = "cpu")]
     device: Device,
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH as u64))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH as u64))]
     batch_size: u64,
     /// Where registered models are kept once downloaded (default: `$SLSG_CACHE`, else
     /// `$XDG_CACHE_HOME/slsg`, else `~/.cache/slsg`).
@@ -47,6 +47,13 @@ struct Item {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.input.is_dir() && slsg::walk::nested(&args.out, &args.input) {
+        anyhow::bail!(
+            "--out {} and --input {} are inside one another: predict would read its own maps next time",
+            args.out.display(),
+            args.input.display()
+        );
+    }
     let model = model_folder(&args.model, args.cache.as_deref())?;
     let items = collect_inputs(&args.input, &args.out)?;
     if items.is_empty() {
@@ -103,7 +110,10 @@ fn collect_inputs(input: &Path, out: &Path) -> anyhow::Result<Vec<Item>> {
         }]);
     }
     if !input.is_dir() {
-        anyhow::bail!("{}: no such file or folder", input.display());
+        match std::fs::metadata(input) {
+            Ok(_) => anyhow::bail!("{}: not a regular file or a folder", input.display()),
+            Err(_) => anyhow::bail!("{}: no such file or folder", input.display()),
+        }
     }
     if let Ok(layout) = Layout::detect(input)
         && layout != Layout::Folder

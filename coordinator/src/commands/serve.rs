@@ -35,16 +35,16 @@ pub struct Args {
     #[arg(long)]
     once: bool,
     /// With `--once`: keep answering for this long after the run finishes, so workers learn it.
-    #[arg(long, default_value = "5s", value_parser = seconds)]
+    #[arg(long, default_value = "5s", allow_hyphen_values = true, value_parser = seconds)]
     linger: Duration,
     /// Connections served at once; more are closed as they arrive.
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     max_connections: u32,
     /// A new connection must send its first bytes within this many seconds.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     handshake_seconds: u64,
     /// A connection silent this many seconds is closed (a lease request waits up to 30).
-    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(35..=86_400))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 120, value_parser = clap::value_parser!(u64).range(35..=86_400))]
     idle_seconds: u64,
 }
 

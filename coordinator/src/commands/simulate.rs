@@ -20,12 +20,12 @@ pub struct Args {
     #[arg(long)]
     out: PathBuf,
     /// Samples to write, 1 to 10 000.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     count: u64,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     seed: u64,
     /// Working resolution, 16 to 2048 (images are resized to a square of this side).
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(16..=2048))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 256, value_parser = clap::value_parser!(u32).range(16..=2048))]
     size: u32,
     /// Folder of texture images for the structural branch (default: the config's, else procedural).
     #[arg(long)]

@@ -22,7 +22,7 @@ pub struct Args {
     #[arg(long)]
     name: Option<String>,
     /// Keep trying to reach the coordinator for this long at start (1 to 86 400 seconds).
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     connect_seconds: u64,
 }
 

@@ -92,7 +92,7 @@ impl Config {
         };
         let mut document: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             origin: origin.clone(),
-            message: e.to_string(),
+            message: toml_error(&e, Some(&text)),
         })?;
         let known = toml::Table::try_from(Config::default()).expect("the defaults serialise");
         for assignment in assignments {
@@ -125,7 +125,7 @@ impl Config {
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         let document: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
             origin: origin.to_string(),
-            message: e.to_string(),
+            message: toml_error(&e, Some(text)),
         })?;
         Self::from_document(document, origin)
     }
@@ -136,7 +136,7 @@ impl Config {
                 .try_into()
                 .map_err(|e: toml::de::Error| ConfigError::Parse {
                     origin: origin.to_string(),
-                    message: e.to_string(),
+                    message: toml_error(&e, None),
                 })?;
         config.validate(origin)?;
         Ok(config)
@@ -178,6 +178,31 @@ impl Config {
 
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("the config always serialises")
+    }
+}
+
+/// A TOML error on one line: `line L, column C: message` where the position in `source` is
+/// known (the parser's own report spans several lines, with a drawing of the spot).
+pub fn toml_error(error: &toml::de::Error, source: Option<&str>) -> String {
+    let one_line = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let place = error.span().zip(source).and_then(|(span, text)| {
+        let before = text.get(..span.start)?;
+        let start = before.rfind('\n').map_or(0, |i| i + 1);
+        let line = text[start..].lines().next().unwrap_or_default();
+        Some((
+            before.matches('\n').count() + 1,
+            before.len() - start + 1,
+            line,
+        ))
+    });
+    match place {
+        Some((line, column, text)) => format!(
+            "line {line}, column {column} (`{}`): {}",
+            crate::ranges::truncated(text.trim(), 80),
+            one_line(error.message())
+        ),
+        // Without a position the full report names the field (`… in `segnet.lr``).
+        None => one_line(&error.to_string()),
     }
 }
 

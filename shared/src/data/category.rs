@@ -50,7 +50,13 @@ impl TestImage {
 
 impl Category {
     /// Lists a category's files and checks that every anomalous test image has ground truth.
+    /// The category's name must be a plain folder name, and its test images must have unique,
+    /// plain names within their folder kind (they name the anomaly maps).
     pub fn open(dataset_root: &Path, name: &str) -> Result<Category, DataError> {
+        crate::store::validate_name(name).map_err(|e| DataError::CategoryName {
+            name: name.escape_debug().to_string(),
+            reason: e.reason.to_string(),
+        })?;
         let root = dataset_root.join(name);
         if !root.is_dir() {
             let available = super::discover_categories(dataset_root).unwrap_or_default();
@@ -95,7 +101,9 @@ impl Category {
                 .into_iter()
                 .filter(|t| t.anomalous)
                 .collect();
-            (list_labelled(&root, layout, "test")?, validation_anomalies)
+            let test = list_labelled(&root, layout, "test")?;
+            check_ids(&test)?;
+            (test, validation_anomalies)
         };
         let defects_path = root.join("defects_config.json");
         let defects = if defects_path.is_file() {
@@ -203,6 +211,34 @@ fn list_labelled(root: &Path, layout: Layout, split: &str) -> Result<Vec<TestIma
     Ok(test)
 }
 
+/// Test images name their anomaly maps (`<kind>/<id>.tiff`): every name must be a plain name,
+/// and no two images of a kind may share one (`000.png` and `000.bmp`).
+fn check_ids(test: &[TestImage]) -> Result<(), DataError> {
+    let mut seen: std::collections::HashMap<(&str, &str), &Path> = std::collections::HashMap::new();
+    for image in test {
+        let id = image
+            .path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .ok_or_else(|| DataError::ImageName {
+                path: image.path.clone(),
+                reason: "the file name is not UTF-8; rename it".into(),
+            })?;
+        crate::store::validate_name(id).map_err(|e| DataError::ImageName {
+            path: image.path.clone(),
+            reason: format!("its name {}; rename it", e.reason),
+        })?;
+        if let Some(first) = seen.insert((image.kind.as_str(), id), &image.path) {
+            return Err(DataError::DuplicateId {
+                first: first.to_path_buf(),
+                second: image.path.clone(),
+                id: id.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn find_ground_truth(
     ground_truth_root: &Path,
     layout: Layout,
@@ -225,14 +261,32 @@ fn find_ground_truth(
             })
         };
     }
-    let candidates = [format!("{stem}_mask"), stem.to_string()];
-    for base in &candidates {
-        for ext in IMAGE_EXTENSIONS {
-            let path = gt_dir.join(format!("{base}.{ext}"));
-            if path.is_file() {
-                return Ok(GroundTruthSource::Mask(path));
-            }
+    // MVTec AD names masks `<id>_mask.png`, BTAD `<id>.png|bmp`; a mask of the other form
+    // beside it makes the choice ambiguous, so it is refused rather than guessed.
+    let candidates = match layout {
+        Layout::Btad => [stem.to_string(), format!("{stem}_mask")],
+        _ => [format!("{stem}_mask"), stem.to_string()],
+    };
+    let gt = &gt_dir;
+    let found: Vec<PathBuf> = candidates
+        .iter()
+        .flat_map(|base| {
+            IMAGE_EXTENSIONS
+                .iter()
+                .map(move |ext| gt.join(format!("{base}.{ext}")))
+        })
+        .filter(|path| path.is_file())
+        .collect();
+    match found.as_slice() {
+        [only] => return Ok(GroundTruthSource::Mask(only.clone())),
+        [first, second, ..] => {
+            return Err(DataError::AmbiguousMask {
+                image: image.to_path_buf(),
+                first: first.clone(),
+                second: second.clone(),
+            });
         }
+        [] => {}
     }
     Err(DataError::MissingMask {
         image: image.to_path_buf(),

@@ -18,6 +18,24 @@ pub enum DataError {
     UnknownLayout { path: PathBuf },
     #[error("{path}: no training images")]
     EmptyTrain { path: PathBuf },
+    #[error("category `{name}`: {reason}")]
+    CategoryName { name: String, reason: String },
+    #[error("{path}: {reason}")]
+    ImageName { path: PathBuf, reason: String },
+    #[error(
+        "{first} and {second} have the same name `{id}`: their anomaly maps would be one file; rename one"
+    )]
+    DuplicateId {
+        first: PathBuf,
+        second: PathBuf,
+        id: String,
+    },
+    #[error("{image}: two masks could be its own, {first} and {second}; keep one")]
+    AmbiguousMask {
+        image: PathBuf,
+        first: PathBuf,
+        second: PathBuf,
+    },
     #[error("{image}: missing ground-truth mask (looked for {expected})")]
     MissingMask { image: PathBuf, expected: String },
     #[error("{path}: unreadable image: {source}")]

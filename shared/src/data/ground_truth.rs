@@ -2,7 +2,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     DataError, DefectSpec, DefectsConfig, GroundTruthSource, TestImage, image_io::image_size,
-    read_gray,
+    read_mask,
 };
 use crate::raster::Mask;
 
@@ -77,20 +77,20 @@ fn read_region(
     width: u32,
     height: u32,
 ) -> Result<(Vec<u32>, Vec<u8>), DataError> {
-    let mask = read_gray(path)?;
-    if mask.dimensions() != (width, height) {
+    let mask = read_mask(path)?;
+    if (mask.width, mask.height) != (width, height) {
         return Err(DataError::MaskSizeMismatch {
             mask: path.to_path_buf(),
             image: image.to_path_buf(),
-            mask_width: mask.width(),
-            mask_height: mask.height(),
+            mask_width: mask.width,
+            mask_height: mask.height,
             image_width: width,
             image_height: height,
         });
     }
     let mut values = Vec::new();
     let mut pixels = Vec::new();
-    for (i, &v) in mask.as_raw().iter().enumerate() {
+    for (i, &v) in mask.levels.iter().enumerate() {
         if v != 0 {
             pixels.push(i as u32);
             if !values.contains(&v) {

@@ -1,7 +1,7 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use image::{GrayImage, ImageFormat, ImageReader, RgbImage};
+use image::{ImageFormat, ImageReader, RgbImage};
 
 use super::DataError;
 use crate::raster::resize_rgb;
@@ -50,9 +50,40 @@ pub fn read_rgb(path: &Path) -> Result<RgbImage, DataError> {
     Ok(decode(path)?.to_rgb8())
 }
 
-/// Reads an image as 8-bit grey levels (masks, ground-truth regions).
-pub fn read_gray(path: &Path) -> Result<GrayImage, DataError> {
-    Ok(decode(path)?.to_luma8())
+/// A mask read at its own bit depth: any non-zero sample marks a defect pixel (a 16-bit mask
+/// holding 0 and 1 included), and each sample's 8-bit level (16-bit samples scaled down) keys
+/// MVTec LOCO's defect types.
+pub struct MaskSamples {
+    pub width: u32,
+    pub height: u32,
+    /// Per pixel: 0 for defect-free, else the 8-bit level (at least 1 for any non-zero sample).
+    pub levels: Vec<u8>,
+}
+
+/// Reads a mask at its own bit depth (see [`MaskSamples`]).
+pub fn read_mask(path: &Path) -> Result<MaskSamples, DataError> {
+    let image = decode(path)?;
+    let (width, height) = (image.width(), image.height());
+    let levels = match image {
+        image::DynamicImage::ImageLuma8(gray) => gray.into_raw(),
+        other => other
+            .to_luma16()
+            .into_raw()
+            .into_iter()
+            .map(|v| {
+                if v == 0 {
+                    0
+                } else {
+                    ((v as u32 + 128) / 257).max(1) as u8
+                }
+            })
+            .collect(),
+    };
+    Ok(MaskSamples {
+        width,
+        height,
+        levels,
+    })
 }
 
 /// Reads an image and resizes it to `width × height` (the training resolution).

@@ -166,7 +166,7 @@ impl ClusterConfig {
         })?;
         let mut config: ClusterConfig = toml::from_str(&text).map_err(|e| PlanError::Parse {
             origin: path.display().to_string(),
-            message: e.to_string(),
+            message: crate::config::toml_error(&e, Some(&text)),
         })?;
         // Relative dataset and store paths are relative to the config file.
         let base = path.parent().unwrap_or(Path::new("."));
@@ -197,6 +197,37 @@ impl ClusterConfig {
                 "dataset",
                 "at least one [[dataset]] is needed".into(),
             ));
+        }
+        if let Some(empty) = self.datasets.iter().find(|d| d.categories.is_empty()) {
+            return Err(invalid(
+                "dataset.categories",
+                format!(
+                    "{}: name at least one category, or [\"all\"]",
+                    empty.path.display()
+                ),
+            ));
+        }
+        if !self.run.store.contains("://") || self.run.store.starts_with("file://") {
+            let folder = Path::new(
+                self.run
+                    .store
+                    .strip_prefix("file://")
+                    .unwrap_or(&self.run.store),
+            );
+            if let Some(dataset) = self
+                .datasets
+                .iter()
+                .find(|d| crate::walk::nested(folder, &d.path))
+            {
+                return Err(invalid(
+                    "run.store",
+                    format!(
+                        "{} and the dataset {} are inside one another: the store would write into the data it reads",
+                        folder.display(),
+                        dataset.path.display()
+                    ),
+                ));
+            }
         }
         let r = &self.resources;
         let s = Section::new("resources");

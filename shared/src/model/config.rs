@@ -101,8 +101,8 @@ impl ModelConfig {
         s.positive("width", self.width, 0.0, 4.0)?;
         let bottleneck = self.encoder().channels()[4];
         s.whole("sg_reduction", self.sg_reduction, 1, bottleneck)?;
-        let side = (self.image_size / self.stride()) as usize;
-        s.whole("neighbours", self.neighbours, 1, (side * side).min(1024))?;
+        // More neighbours than the bottleneck has nodes is clamped by the SG block.
+        s.whole("neighbours", self.neighbours, 1, 1024)?;
         if self.position_channels < 4
             || !self.position_channels.is_multiple_of(4)
             || self.position_channels > 1024
