@@ -120,6 +120,11 @@ fn refused(case: &Case, args: &[&str], needles: &[&str]) {
     );
 }
 
+/// A named change to a case's file.
+type Damage<'a> = (&'a str, &'a dyn Fn(&Path));
+/// A named change to an anomaly map, and what its error must say.
+type MapDamage<'a> = (&'a str, &'a dyn Fn(&Path), &'a [&'a str]);
+
 /// A PNG image of `width × height` pixels.
 fn png(width: u32, height: u32) -> Vec<u8> {
     let mut bytes = std::io::Cursor::new(Vec::new());
@@ -474,20 +479,20 @@ fn malformed_datasets_name_the_file() {
     let data = synthetic_data(base.path());
     let fresh = || Case::new(&data);
 
-    let images: [(&str, &dyn Fn(&Case, &Path)); 6] = [
-        ("truncated PNG", &|_, p| {
+    let images: [Damage; 6] = [
+        ("truncated PNG", &|p| {
             let bytes = std::fs::read(p).unwrap();
             std::fs::write(p, &bytes[..bytes.len() / 2]).unwrap();
         }),
-        ("empty file", &|_, p| std::fs::write(p, b"").unwrap()),
-        ("text named .png", &|_, p| {
+        ("empty file", &|p| std::fs::write(p, b"").unwrap()),
+        ("text named .png", &|p| {
             std::fs::write(p, b"not an image at all").unwrap()
         }),
-        ("PNG header only", &|_, p| {
+        ("PNG header only", &|p| {
             std::fs::write(p, b"\x89PNG\r\n\x1a\n").unwrap()
         }),
-        ("zeros", &|_, p| std::fs::write(p, vec![0u8; 4096]).unwrap()),
-        ("JPEG bytes named .png, cut", &|_, p| {
+        ("zeros", &|p| std::fs::write(p, vec![0u8; 4096]).unwrap()),
+        ("JPEG bytes named .png, cut", &|p| {
             let mut bytes = std::io::Cursor::new(Vec::new());
             RgbImage::from_pixel(32, 32, image::Rgb([1, 2, 3]))
                 .write_to(&mut bytes, image::ImageFormat::Jpeg)
@@ -500,7 +505,7 @@ fn malformed_datasets_name_the_file() {
         for category in ["weave", "tray"] {
             let case = fresh();
             let image = case.data().join(category).join("train/good/003.png");
-            damage(&case, &image);
+            damage(&image);
             simulate(
                 &case,
                 category,
@@ -547,7 +552,7 @@ fn malformed_datasets_name_the_file() {
     let mask = case.data().join("washer/ground_truth/crack/001_mask.png");
     std::fs::write(&mask, gray_png(10, 12, 255)).unwrap();
     let maps = case.out().join("maps");
-    write_oracle_maps(&case.data(), "washer", &maps, &[mask.clone()]);
+    write_oracle_maps(&case.data(), "washer", &maps, std::slice::from_ref(&mask));
     refused(
         &case,
         &[
@@ -742,7 +747,7 @@ fn malformed_maps_name_the_map() {
             needles,
         );
     };
-    let damages: [(&str, &dyn Fn(&Path), &[&str]); 10] = [
+    let damages: [MapDamage; 10] = [
         (
             "missing",
             &|p| std::fs::remove_file(p).unwrap(),
@@ -904,7 +909,7 @@ fn damaged_model_folders_are_refused() {
     );
     let model = out.join("segnet/model");
     let card = std::fs::read_to_string(model.join("model.json")).unwrap();
-    let edits: [(&str, &dyn Fn(&Path)); 12] = [
+    let edits: [Damage; 12] = [
         ("no card", &|m| {
             std::fs::remove_file(m.join("model.json")).unwrap()
         }),
