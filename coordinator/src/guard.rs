@@ -1,7 +1,7 @@
 //! The coordinator's listening socket, bounded: at most `max_connections` connections at once
-//! (more are closed as they arrive), a new connection must send its first bytes (the HTTP/2
-//! preface) within `handshake`, and a connection that sends nothing for `idle` is closed — so
-//! connections that never authenticate, or stall half-way, cannot pile up.
+//! (more are closed as they arrive), a new connection must send the whole HTTP/2 preface within
+//! `handshake`, and a connection that sends nothing for `idle` is closed — so connections that
+//! never authenticate, or stall half-way, cannot pile up.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub max_connections: usize,
-    /// From accepting a connection to its first bytes.
+    /// From accepting a connection to the end of its HTTP/2 preface.
     pub handshake: Duration,
     /// Longest silence of a connection (a lease request waits at most 30 s for a job).
     pub idle: Duration,
@@ -41,7 +41,12 @@ pub struct Guarded {
     _permit: OwnedSemaphorePermit,
     deadline: Pin<Box<Sleep>>,
     idle: Duration,
+    /// Bytes received so far, counted up to the preface's length.
+    received: usize,
 }
+
+/// The length of the HTTP/2 client preface (`PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`).
+const PREFACE: usize = 24;
 
 /// The accepted connections of `listener`, under `limits`. Connections beyond the cap are
 /// accepted and closed at once, so they neither wait in the kernel's queue nor hold a descriptor.
@@ -73,6 +78,7 @@ pub fn incoming(
                 _permit: permit,
                 deadline: Box::pin(tokio::time::sleep(limits.handshake)),
                 idle: limits.idle,
+                received: 0,
             };
             return Some((Ok(guarded), (listener, permits)));
         }
@@ -88,8 +94,12 @@ impl AsyncRead for Guarded {
         let before = buf.filled().len();
         match Pin::new(&mut self.stream).poll_read(cx, buf) {
             Poll::Ready(Ok(())) if buf.filled().len() > before => {
-                let next = Instant::now() + self.idle;
-                self.deadline.as_mut().reset(next);
+                // The handshake's deadline stands until the whole preface has arrived.
+                self.received = (self.received + buf.filled().len() - before).min(PREFACE);
+                if self.received == PREFACE {
+                    let next = Instant::now() + self.idle;
+                    self.deadline.as_mut().reset(next);
+                }
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => match self.deadline.as_mut().poll(cx) {

@@ -1,0 +1,312 @@
+//! The coordinator's network surface against clients that hold the token but not the rules: a
+//! forged lease, another worker's lease, a completion whose artifacts are not in the store,
+//! oversized fields; and connections that never authenticate, or never finish their handshake,
+//! are closed, and no more than the cap are held.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use slsg::proto::{
+    CompleteRequest, ERROR_LIMIT, FailRequest, FailureKind, HeartbeatRequest, LeaseRequest,
+    RegisterRequest,
+};
+use slsg_tests::*;
+use slsg_worker::grpc::{Client, connect};
+
+const TOKEN: &str = "network-test-token";
+
+/// A coordinator serving a one-category plan that no worker runs: the test plays the workers.
+struct Served {
+    _dir: tempfile::TempDir,
+    coordinator: Process,
+    address: String,
+    url: String,
+}
+
+fn serve(extra_flags: &[&str]) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic_data(dir.path());
+    let store = dir.path().join("store");
+    let config = write_config(
+        dir.path(),
+        &RunConfig {
+            name: "net",
+            store: path(&store),
+            data: &data,
+            categories: &["weave"],
+            learning_rates: &[0.1],
+            segnet_steps: 20,
+        },
+    );
+    let address = format!("127.0.0.1:{}", free_port());
+    let mut args = vec!["coordinator", path(&config), "--listen", &address];
+    args.extend_from_slice(extra_flags);
+    let coordinator = Process::start(
+        &args,
+        &[("SLSG_TOKEN", TOKEN)],
+        dir.path().join("coordinator.log"),
+    );
+    wait_until("the coordinator serves", Duration::from_secs(60), || {
+        coordinator.output().contains("serving workers")
+    });
+    Served {
+        url: format!("http://{address}"),
+        address,
+        coordinator,
+        _dir: dir,
+    }
+}
+
+fn client(url: &str) -> Client {
+    connect(url, Some(TOKEN), Duration::from_secs(30)).unwrap()
+}
+
+/// The run's jobs as `slsg status --run net --json` shows them.
+fn jobs(url: &str) -> Vec<serde_json::Value> {
+    let status: serde_json::Value = serde_json::from_str(&ok(slsg(
+        &["status", url, "--run", "net", "--json"],
+        &[("SLSG_TOKEN", TOKEN)],
+    )))
+    .unwrap();
+    status["jobs"].as_array().unwrap().clone()
+}
+
+#[test]
+fn leases_are_credentials_bound_to_their_worker() {
+    let served = serve(&["--once"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut w1 = client(&served.url);
+        let mut w2 = client(&served.url);
+        for (client, name) in [(&mut w1, "w1"), (&mut w2, "w2")] {
+            client
+                .register(RegisterRequest {
+                    worker: name.into(),
+                    device: "cpu".into(),
+                    version: "test".into(),
+                })
+                .await
+                .unwrap();
+        }
+        let lease = w1
+            .lease_job(LeaseRequest {
+                worker: "w1".into(),
+                wait_ms: 5_000,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .lease
+            .expect("a job to lease");
+        assert!(lease.lease_id.len() >= 32, "128 random bits: {}", lease.lease_id);
+        let spec: serde_json::Value = serde_json::from_str(&lease.spec_json).unwrap();
+        let job = spec["id"].as_str().unwrap().to_string();
+
+        // A lease id guessed from the public job id, and the real one from another worker.
+        for (lease_id, worker) in [
+            (format!("{job}-1"), "w2"),
+            (format!("{job}-1"), "w1"),
+            (lease.lease_id.clone(), "w2"),
+        ] {
+            let complete = w2
+                .complete(CompleteRequest {
+                    lease_id: lease_id.clone(),
+                    worker: worker.into(),
+                    result_json: "{}".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(!complete.accepted, "{lease_id} from {worker}");
+            let fail = w2
+                .fail(FailRequest {
+                    lease_id: lease_id.clone(),
+                    error: "forged".into(),
+                    kind: FailureKind::Permanent as i32,
+                    worker: worker.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(!fail.accepted, "{lease_id} from {worker}");
+            let beat = w2
+                .heartbeat(HeartbeatRequest {
+                    lease_id,
+                    worker: worker.into(),
+                    progress_json: String::new(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(!beat.accepted && beat.cancel);
+        }
+        // The holder's lease is untouched by all that.
+        let beat = w1
+            .heartbeat(HeartbeatRequest {
+                lease_id: lease.lease_id.clone(),
+                worker: "w1".into(),
+                progress_json: "{\"stage\":\"pretrain\",\"step\":1,\"total_steps\":20,\"losses\":{},\"images_per_second\":1.0}".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(beat.accepted);
+
+        // The holder's completion is refused too: nothing of the job is in the store.
+        let complete = w1
+            .complete(CompleteRequest {
+                lease_id: lease.lease_id.clone(),
+                worker: "w1".into(),
+                result_json: "{\"steps\": 20}".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!complete.accepted, "a completion without artifacts");
+    });
+    let job = &jobs(&served.url)[0];
+    assert_eq!(job["state"]["state"], "queued", "{job}");
+    assert_eq!(job["attempts"], 1);
+    assert!(
+        job["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("did not verify in the store"),
+        "{job}"
+    );
+    drop(served);
+}
+
+#[test]
+fn oversized_fields_are_cut_or_refused() {
+    let served = serve(&["--once"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut w = client(&served.url);
+        let long_name = "w".repeat(10_000);
+        let refused = w
+            .register(RegisterRequest {
+                worker: long_name.clone(),
+                device: "cpu".into(),
+                version: "test".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        assert!(
+            w.lease_job(LeaseRequest {
+                worker: long_name,
+                wait_ms: 100,
+            })
+            .await
+            .is_err()
+        );
+        for round in 0..2 {
+            let lease = w
+                .lease_job(LeaseRequest {
+                    worker: "w".into(),
+                    wait_ms: 5_000,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .lease
+                .expect("a job to lease");
+            let beat = w
+                .heartbeat(HeartbeatRequest {
+                    lease_id: lease.lease_id.clone(),
+                    worker: "w".into(),
+                    progress_json: format!("{{\"stage\":\"{}\"}}", "x".repeat(1 << 20)),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(
+                beat.accepted,
+                "an oversized report is dropped, the lease renewed"
+            );
+            let fail = w
+                .fail(FailRequest {
+                    lease_id: lease.lease_id,
+                    error: format!("round {round}: {}", "e".repeat(3 << 20)),
+                    kind: FailureKind::Retryable as i32,
+                    worker: "w".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(fail.accepted);
+        }
+    });
+    let output = ok(slsg(
+        &["status", &served.url, "--run", "net", "--json"],
+        &[("SLSG_TOKEN", TOKEN)],
+    ));
+    assert!(
+        output.len() < 64 * 1024,
+        "the status stays small: {} bytes",
+        output.len()
+    );
+    let status: serde_json::Value = serde_json::from_str(&output).unwrap();
+    let error = status["jobs"][0]["last_error"].as_str().unwrap();
+    assert!(
+        error.len() <= ERROR_LIMIT + 4 && error.starts_with("round 1"),
+        "{}",
+        error.len()
+    );
+    assert!(
+        status["jobs"][0]["progress"].is_null(),
+        "the oversized report was not kept"
+    );
+}
+
+/// Whether the server closed `stream` (it reads end-of-file or an error) within `within`.
+fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let start = Instant::now();
+    let mut buffer = [0u8; 256];
+    while start.elapsed() < within {
+        match stream.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+#[test]
+fn silent_and_half_open_connections_are_closed_and_capped() {
+    let served = serve(&["--handshake-seconds", "2", "--max-connections", "8"]);
+    // Silent connections, and one that stops half-way through the HTTP/2 preface.
+    let mut silent: Vec<TcpStream> = (0..7)
+        .map(|_| TcpStream::connect(&served.address).unwrap())
+        .collect();
+    let mut partial = TcpStream::connect(&served.address).unwrap();
+    partial.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
+    // The cap is reached: one more is closed at once.
+    let mut beyond = TcpStream::connect(&served.address).unwrap();
+    assert!(
+        closed_within(&mut beyond, Duration::from_secs(1)),
+        "a connection beyond the cap is closed as it arrives"
+    );
+    for stream in silent.iter_mut().chain([&mut partial]) {
+        assert!(
+            closed_within(stream, Duration::from_secs(6)),
+            "a connection that never finished its handshake is closed"
+        );
+    }
+    // With those gone, operators get through again.
+    let status = ok(slsg(&["status", &served.url], &[("SLSG_TOKEN", TOKEN)]));
+    assert!(status.contains("net"), "{status}");
+    let mut coordinator = served.coordinator;
+    assert!(coordinator.is_running());
+}
