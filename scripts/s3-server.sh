@@ -6,6 +6,8 @@
 #   scripts/s3-server.sh start   install if needed, start, wait until it answers, print the env
 #   scripts/s3-server.sh env     the variables that point slsg (and the tests) at it
 #   scripts/s3-server.sh stop    stop it and delete its data
+#   scripts/s3-server.sh down    stop it, keeping its data (an outage: connections refused)
+#   scripts/s3-server.sh up      start it again on the data it had
 #
 # Then `eval "$(scripts/s3-server.sh env)"` and use a store URL such as s3://slsg/runs.
 set -euo pipefail
@@ -53,7 +55,9 @@ start() {
   fi
   local weed
   weed=$(weed_binary)
-  rm -rf "$DATA"
+  if [ "${1:-fresh}" = fresh ]; then
+    rm -rf "$DATA"
+  fi
   mkdir -p "$DATA"
   AWS_ACCESS_KEY_ID=$ACCESS_KEY AWS_SECRET_ACCESS_KEY=$SECRET_KEY \
     nohup "$weed" mini -dir="$DATA" -ip=127.0.0.1 -ip.bind=127.0.0.1 -admin.ui=false > "$LOG" 2>&1 &
@@ -77,7 +81,7 @@ start() {
   exit 1
 }
 
-stop() {
+halt() {
   if running; then
     local pid
     pid=$(cat "$PIDFILE")
@@ -89,15 +93,21 @@ stop() {
     kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$PIDFILE"
+}
+
+stop() {
+  halt
   rm -rf "$DATA"
 }
 
 case "${1:-}" in
-  start) start ;;
+  start) start fresh ;;
   env) print_env ;;
   stop) stop ;;
+  down) halt ;;
+  up) start keep >/dev/null ;;
   *)
-    echo "usage: $0 start|env|stop" >&2
+    echo "usage: $0 start|env|stop|down|up" >&2
     exit 2
     ;;
 esac

@@ -1,9 +1,10 @@
-//! Checkpoint → resume continues the same schedule: a run stopped half-way and resumed ends
-//! with the same parameters (and running statistics) as an uninterrupted run of the same length.
+//! The training loops: checkpoint → resume continues the same schedule (a run stopped half-way
+//! and resumed ends with the same parameters and running statistics as an uninterrupted run of
+//! the same length), and a model gone non-finite stops at the step it happened, named.
 
 use std::sync::Arc;
 
-use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 use image::RgbImage;
 use slsg::backend::CpuTrain;
@@ -214,4 +215,58 @@ fn segnet_training_resumes_where_it_stopped() {
     );
     let difference = max_difference(&tensors(&straight.model), &tensors(&resumed.model));
     assert!(difference <= 1e-6, "parameters differ by {difference}");
+}
+
+/// Every weight NaN: the state a diverged run leaves behind.
+struct Poison;
+
+impl<Bk: Backend> ModuleMapper<Bk> for Poison {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<Bk, D>>) -> Param<Tensor<Bk, D>> {
+        param.map(|t| t.mul_scalar(f32::NAN))
+    }
+}
+
+#[test]
+fn fine_tuning_a_diverged_model_stops_at_its_first_step() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let device = Default::default();
+    let textures = TextureBank::procedural(32, 32, 4, 1);
+    let simulator =
+        Arc::new(Simulator::new(SimulationConfig::default(), normals(4), textures).unwrap());
+    let inputs = SegmentInputs {
+        model: model(),
+        config: SegnetConfig {
+            steps: 50,
+            normal_per_batch: 2,
+            simulated_per_batch: 2,
+            log_every: 25,
+            ..Default::default()
+        },
+        image_score: ImageScore::Top100,
+        simulator,
+        validation_set: None,
+        seed: 4,
+        threads: 2,
+        batch_size: 4,
+    };
+    let diverged = init_seeded(1, &device, || model().segnet().init::<B>(&device)).map(&mut Poison);
+    let dir = tempfile::tempdir().unwrap();
+    let trained = train_segnet::<B>(
+        &inputs,
+        SegnetStart::Model(Box::new(diverged)),
+        &device,
+        &mut checkpoints(&dir, &runtime),
+        &mut Silent,
+    );
+    match trained {
+        Err(e @ TrainError::NonFinite { step: 1, .. }) => {
+            let message = e.to_string();
+            assert!(
+                message.contains("step 1") && message.contains("diverged"),
+                "{message}"
+            );
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("a NaN model trained to the end"),
+    }
 }

@@ -1,0 +1,112 @@
+//! A store outage in the middle of a run: the S3 server `.ci/run` starts is stopped for longer
+//! than a lease (its requests refused), then started again on its data. Leases live on
+//! (heartbeats need no store), the job waits the outage out without using an attempt, the
+//! coordinator never exits, and the run finishes.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use slsg::store::Store;
+use slsg::store::layout::RunKeys;
+use slsg_tests::*;
+
+/// Keeps the S3 server down until dropped (so a failing test never leaves it down).
+struct Outage;
+
+fn s3_server(action: &str) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/s3-server.sh");
+    let status = Command::new(script).arg(action).status().unwrap();
+    assert!(status.success(), "s3-server.sh {action}");
+}
+
+impl Outage {
+    fn new() -> Outage {
+        s3_server("down");
+        Outage
+    }
+}
+
+impl Drop for Outage {
+    fn drop(&mut self) {
+        s3_server("up");
+    }
+}
+
+#[test]
+fn a_store_outage_longer_than_a_lease_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic_data(dir.path());
+    let store_url = s3_store("outage");
+    let config = write_config(
+        dir.path(),
+        &RunConfig {
+            name: "outage",
+            store: &store_url,
+            data: &data,
+            categories: &["weave"],
+            learning_rates: &[0.1],
+            segnet_steps: 150,
+        },
+    );
+    let address = format!("127.0.0.1:{}", free_port());
+    let url = format!("http://{address}");
+    let mut coordinator = Process::start(
+        &[
+            "coordinator",
+            path(&config),
+            "--listen",
+            &address,
+            "--insecure",
+            "--once",
+            "--linger",
+            "10s",
+        ],
+        &[],
+        dir.path().join("coordinator.log"),
+    );
+    let mut worker = Process::start(
+        &["worker", "--coordinator", &url, "--connect-seconds", "120"],
+        &[],
+        dir.path().join("worker.log"),
+    );
+    let store = Store::open(&store_url).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let run = RunKeys::new("outage").unwrap();
+    wait_until(
+        "the SegNet job wrote a checkpoint",
+        Duration::from_secs(600),
+        || {
+            runtime
+                .block_on(store.list(run.prefix()))
+                .unwrap_or_default()
+                .iter()
+                .any(|k| k.as_str().contains("/checkpoints/segnet-"))
+        },
+    );
+
+    let outage = Outage::new();
+    std::thread::sleep(Duration::from_secs(20));
+    assert!(coordinator.is_running(), "{}", coordinator.output());
+    assert!(worker.is_running(), "{}", worker.output());
+    drop(outage);
+
+    let status = coordinator.wait(Duration::from_secs(900));
+    assert!(status.success(), "{}", coordinator.output());
+    let bytes = runtime
+        .block_on(store.get(&run.summary()))
+        .unwrap()
+        .expect("summary.json");
+    let jobs = summary_jobs(&serde_json::from_slice(&bytes).unwrap());
+    for (id, kind, _, state, attempts) in &jobs {
+        assert_eq!(state, "done", "{kind} {id}");
+        assert!(*attempts <= 2, "{kind} {id} used {attempts} attempts");
+    }
+    assert!(
+        worker.output().contains("the store failed")
+            || coordinator.output().contains("trying again"),
+        "the outage was noticed and waited out:\n{}\n{}",
+        worker.output(),
+        coordinator.output()
+    );
+}
