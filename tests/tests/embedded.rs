@@ -220,3 +220,60 @@ fn unsafe_names_never_become_store_keys() {
     }
     assert!(files_under(&store).is_empty(), "nothing was written");
 }
+
+#[test]
+fn a_damaged_encoder_is_pretrained_again_before_its_segnet_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic_data(dir.path());
+    let store = dir.path().join("store");
+    let config = write_config(
+        dir.path(),
+        &RunConfig {
+            name: "damaged",
+            store: path(&store),
+            data: &data,
+            categories: &["weave"],
+            learning_rates: &[0.1],
+            segnet_steps: 20,
+        },
+    );
+    ok(slsg(&["train", path(&config)], &[]));
+
+    let jobs = summary_jobs(&read_json(&store.join("runs/damaged/summary.json")));
+    let job_dir = |kind: &str| {
+        let (id, ..) = jobs.iter().find(|j| j.1 == kind).unwrap();
+        store.join("runs/damaged/jobs").join(id)
+    };
+    let encoder = job_dir("pretrain").join("encoder.ckpt");
+    let mut bytes = std::fs::read(&encoder).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&encoder, &bytes).unwrap();
+    // Without its result and checkpoints the SegNet job must start again from the encoder.
+    std::fs::remove_file(job_dir("segnet").join("result.json")).unwrap();
+    std::fs::remove_dir_all(job_dir("segnet").join("checkpoints")).unwrap();
+
+    let rerun = slsg(&["train", path(&config)], &[]);
+    let log = String::from_utf8_lossy(&rerun.stderr).into_owned();
+    ok(rerun);
+    assert!(
+        log.contains("encoder.ckpt"),
+        "the damaged file is named: {log}"
+    );
+    for (id, kind, _, state, attempts) in
+        summary_jobs(&read_json(&store.join("runs/damaged/summary.json")))
+    {
+        assert_eq!(state, "done", "{kind} {id}");
+        let expected = if kind == "pretrain" { 2 } else { 1 };
+        assert_eq!(
+            attempts, expected,
+            "{kind} {id}: the encoder's job runs again; the SegNet's failed try was not its fault"
+        );
+    }
+    assert_ne!(
+        std::fs::read(&encoder).unwrap(),
+        bytes,
+        "pre-training wrote a sound encoder"
+    );
+    assert!(job_dir("segnet").join("result.json").exists());
+}
