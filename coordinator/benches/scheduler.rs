@@ -1,8 +1,8 @@
 //! Scheduler throughput: the real coordinator actor and gRPC service on loopback, 10 000 no-op
 //! jobs (their artifacts written to a local store beforehand, so each completion is verified
 //! there as in a real run), and 100 or 1 000 simulated workers (each its own connection) that
-//! lease a job, send one heartbeat, hold the job for a while (jittered) and complete it. Held for no time, the workers
-//! saturate the coordinator (the most leases per second; latency is then queueing, by Little's
+//! lease a job, send one heartbeat, hold the job for a while (jittered) and complete it. Held
+//! for no time, the workers saturate the coordinator (the most leases per second; latency is then queueing, by Little's
 //! law concurrency / throughput); held so that they ask for 1 000 leases per second in all,
 //! the latencies are those of a busy cluster below saturation. Prints a Markdown table.
 //!
