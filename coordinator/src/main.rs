@@ -49,15 +49,36 @@ enum Command {
     Demo(commands::demo::Args),
 }
 
+/// How log lines are written: `SLSG_LOG_FORMAT=text` (the default) or `json` (one object per
+/// line, for log collectors).
+fn init_logging() -> Result<(), String> {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("SLSG_LOG").unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match std::env::var("SLSG_LOG_FORMAT").as_deref() {
+        Ok("json") => logs.json().flatten_event(true).init(),
+        Ok("text") | Ok("") | Err(std::env::VarError::NotPresent) => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        Ok(other) => {
+            return Err(format!(
+                "SLSG_LOG_FORMAT: `{other}` is neither `text` nor `json`"
+            ));
+        }
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err("SLSG_LOG_FORMAT: not UTF-8 (use `text` or `json`)".into());
+        }
+    }
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLSG_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    if let Err(e) = init_logging() {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::from(2);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(),

@@ -1,7 +1,9 @@
 //! `slsg fit`, `predict` and `eval` end to end on the synthetic texture category with a tiny
-//! model, and the refusals of damaged model folders and invalid configs.
+//! model, progress in a log file, and the refusals of damaged model folders and invalid configs.
 
-use slsg_tests::{fails_with, ok, read_json, slsg};
+use std::time::{Duration, Instant};
+
+use slsg_tests::{Process, fails_with, ok, read_json, slsg, wait_until};
 
 /// Small enough for CI on two cores (about two minutes): 64 px, an eighth of the paper's
 /// width, 150 pre-training and 700 SegNet steps; the bound is on steps, not time. At this width
@@ -216,4 +218,86 @@ fn invalid_configs_name_the_field() {
         ),
         &["nowhere"],
     );
+}
+
+/// Standard error is a file, as in a pod: no bar is drawn, so progress must arrive as log lines
+/// (here JSON lines) while the stage runs, and the curve in the output folder keeps up.
+#[test]
+fn progress_reaches_a_log_file_while_a_stage_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = dir.path().join("run");
+    ok(slsg(
+        &["synth", "--out", data.to_str().unwrap(), "--size", "64"],
+        &[],
+    ));
+    let fit = Process::start(
+        &[
+            "fit",
+            "--dataset",
+            data.to_str().unwrap(),
+            "--category",
+            "weave",
+            "--out",
+            out.to_str().unwrap(),
+            "--set",
+            "model.image_size=64",
+            "--set",
+            "model.width=0.125",
+            "--set",
+            "pretrain.epochs=1000",
+            "--set",
+            "pretrain.max_steps=1000000",
+            "--set",
+            "pretrain.log_every=1000000",
+        ],
+        &[("SLSG_LOG_FORMAT", "json")],
+        dir.path().join("fit.log"),
+    );
+    let messages = || -> Vec<String> {
+        fit.output()
+            .lines()
+            .map(|line| {
+                let event: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+                event["message"].as_str().unwrap_or_default().to_string()
+            })
+            .collect()
+    };
+    wait_until("pre-training starts", Duration::from_secs(120), || {
+        messages()
+            .iter()
+            .any(|m| m.starts_with("weave: pretrain started ("))
+    });
+    let started = Instant::now();
+    wait_until(
+        "a progress line while the stage runs",
+        Duration::from_secs(30),
+        || {
+            messages()
+                .iter()
+                .any(|m| m.starts_with("weave: pretrain step "))
+        },
+    );
+    let line = messages()
+        .into_iter()
+        .find(|m| m.starts_with("weave: pretrain step "))
+        .unwrap();
+    assert!(
+        line.contains(" left"),
+        "an estimate of the time left: {line}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+
+    let curve = std::fs::read_to_string(out.join("pretrain/curve.jsonl")).unwrap();
+    assert!(
+        curve.contains("\"event\":\"started\""),
+        "the curve is written as events happen: {curve}"
+    );
+
+    let refused = slsg(
+        &["config", "--print-default"],
+        &[("SLSG_LOG_FORMAT", "xml")],
+    );
+    fails_with(refused, &["SLSG_LOG_FORMAT", "xml"]);
 }

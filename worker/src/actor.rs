@@ -12,7 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use slsg::backend::Device;
 use slsg::job::{FailureKind, JobResult};
 use slsg::parallel::panic_message;
-use slsg::train::Progress;
+use slsg::train::{LogLines, Progress};
 use tokio::runtime::Handle;
 
 use crate::link::{CoordinatorLink, LeaseOutcome, LeasedJob, LinkError};
@@ -24,10 +24,18 @@ pub type JobRunner = Arc<
     dyn Fn(&LeasedJob, Device, Handle, &JobSignals) -> Result<JobResult, JobError> + Send + Sync,
 >;
 
-/// The runner every worker uses: the job's stage of the category pipeline.
-pub fn pipeline_runner() -> JobRunner {
-    Arc::new(|job, device, runtime, signals| {
-        run_job(&job.spec, device, runtime, &mut signals.clone())
+/// The runner every worker uses: the job's stage of the category pipeline. With `log_lines`
+/// each job also logs its progress (a worker process; an embedded run shows its own).
+pub fn pipeline_runner(log_lines: bool) -> JobRunner {
+    Arc::new(move |job, device, runtime, signals| {
+        let spec = &job.spec;
+        if log_lines {
+            let label = format!("{} {} {}", spec.category, spec.kind.name(), spec.id);
+            let mut progress = (signals.clone(), LogLines::new(label));
+            run_job(spec, device, runtime, &mut progress)
+        } else {
+            run_job(spec, device, runtime, &mut signals.clone())
+        }
     })
 }
 

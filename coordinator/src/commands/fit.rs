@@ -14,7 +14,7 @@ use slsg::store::{BlockingStore, Store};
 use slsg::train::Stage;
 
 use super::args::{CategoryArgs, ConfigArgs};
-use super::progress::ConsoleProgress;
+use super::progress::CommandProgress;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -72,7 +72,7 @@ impl BackendJob for FitJob {
     type Output = anyhow::Result<()>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
-        let mut progress = ConsoleProgress::new();
+        let mut progress = CommandProgress::for_stderr(&self.category.name);
         let fitted = fit_category::<B>(
             &self.category,
             &self.config,

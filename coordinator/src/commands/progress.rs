@@ -1,19 +1,56 @@
-//! Training progress on the terminal: a bar per stage with losses and images/s, and a line per
-//! validation and resume. (The curve itself is kept in the store by the pipeline.)
+//! Training progress of a command: on a terminal a bar per stage with losses and images/s and a
+//! line per validation and resume; elsewhere (a file, a pod's log) the same as log lines. (The
+//! curve itself is kept in the store by the pipeline.)
+
+use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use slsg::train::{Progress, Stage, TrainEvent};
+use slsg::train::{LogLines, Progress, Stage, TrainEvent};
+
+/// A bar on a terminal, log lines elsewhere.
+pub enum CommandProgress {
+    Bar(ConsoleProgress),
+    Lines(LogLines),
+}
+
+impl CommandProgress {
+    /// For standard error; `label` starts every log line.
+    pub fn for_stderr(label: &str) -> CommandProgress {
+        if std::io::stderr().is_terminal() {
+            CommandProgress::Bar(ConsoleProgress { bar: None })
+        } else {
+            CommandProgress::Lines(LogLines::new(label))
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if let CommandProgress::Bar(console) = self {
+            console.finish();
+        }
+    }
+}
+
+impl Progress for CommandProgress {
+    fn on_event(&mut self, event: &TrainEvent) {
+        match self {
+            CommandProgress::Bar(console) => console.on_event(event),
+            CommandProgress::Lines(lines) => lines.on_event(event),
+        }
+    }
+
+    fn on_step(&mut self, stage: Stage, step: u64, total_steps: u64) {
+        match self {
+            CommandProgress::Bar(console) => console.on_step(stage, step, total_steps),
+            CommandProgress::Lines(lines) => lines.on_step(stage, step, total_steps),
+        }
+    }
+}
 
 pub struct ConsoleProgress {
     bar: Option<(Stage, ProgressBar)>,
 }
 
 impl ConsoleProgress {
-    /// Draws on standard error.
-    pub fn new() -> Self {
-        Self { bar: None }
-    }
-
     fn bar(&mut self, stage: Stage, total: u64, position: u64) -> &ProgressBar {
         if self.bar.as_ref().is_none_or(|(s, _)| *s != stage) {
             if let Some((_, old)) = self.bar.take() {
@@ -73,11 +110,22 @@ impl Progress for ConsoleProgress {
                     None => eprintln!("{line}"),
                 }
             }
+            TrainEvent::Started {
+                stage,
+                step,
+                total_steps,
+            } => {
+                self.bar(*stage, *total_steps, *step);
+            }
             TrainEvent::Resumed { stage, step } => eprintln!(
                 "resuming {} from its checkpoint at step {step}",
                 stage.name()
             ),
             TrainEvent::Checkpoint { .. } => {}
         }
+    }
+
+    fn on_step(&mut self, stage: Stage, step: u64, total_steps: u64) {
+        self.bar(stage, total_steps, step).set_position(step);
     }
 }

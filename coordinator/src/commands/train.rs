@@ -46,7 +46,7 @@ pub fn run_plan(plan: Plan) -> anyhow::Result<()> {
     let store_url = plan.store.clone();
     let runtime = tokio::runtime::Runtime::new()?;
     let summary = runtime.block_on(async move {
-        let embedded = Embedded::start(plan, store, pipeline_runner()).await?;
+        let embedded = Embedded::start(plan, store, pipeline_runner(false)).await?;
         println!("{}", reuse_line(&embedded.status().await?));
         let watcher = tokio::spawn(report_progress(
             embedded.coordinator.clone(),

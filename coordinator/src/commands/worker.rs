@@ -55,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 name: format!("{name}-{i}"),
                 device: *device,
                 runtime: tokio::runtime::Handle::current(),
-                runner: pipeline_runner(),
+                runner: pipeline_runner(true),
             };
             let spawned = Actor::spawn(None, WorkerActor::<GrpcLink>::default(), worker_args)
                 .await

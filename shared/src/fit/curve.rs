@@ -1,21 +1,15 @@
 //! A stage's training curve in the store (`curve.jsonl`, one event per line), continued across
-//! attempts: every event is forwarded to the caller's progress and the curve is rewritten at
-//! most once a second, at every checkpoint, validation and resume, and at the end.
-
-use std::time::{Duration, Instant};
+//! attempts: every event is forwarded to the caller's progress and written at once, so the
+//! curve in the store is never behind the training (`log_every` sets how often steps report).
 
 use crate::store::{BlockingStore, Key, StoreError};
-use crate::train::{Progress, TrainEvent};
-
-/// How long new events may wait before the curve is written.
-const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+use crate::train::{Progress, Stage, TrainEvent};
 
 pub struct Curve<'a> {
     store: BlockingStore,
     key: Key,
     lines: Vec<String>,
     written: usize,
-    last_flush: Instant,
     inner: &'a mut dyn Progress,
 }
 
@@ -41,7 +35,6 @@ impl<'a> Curve<'a> {
             key,
             written: lines.len(),
             lines,
-            last_flush: Instant::now(),
             inner,
         })
     }
@@ -55,7 +48,6 @@ impl<'a> Curve<'a> {
         text.push('\n');
         self.store.put(&self.key, text.into_bytes())?;
         self.written = self.lines.len();
-        self.last_flush = Instant::now();
         Ok(())
     }
 }
@@ -66,12 +58,13 @@ impl Progress for Curve<'_> {
             self.lines.push(line);
         }
         self.inner.on_event(event);
-        let milestone = !matches!(event, TrainEvent::Step(_));
-        if (milestone || self.last_flush.elapsed() >= FLUSH_INTERVAL)
-            && let Err(e) = self.flush()
-        {
+        if let Err(e) = self.flush() {
             tracing::warn!("could not write the curve: {e}");
         }
+    }
+
+    fn on_step(&mut self, stage: Stage, step: u64, total_steps: u64) {
+        self.inner.on_step(stage, step, total_steps);
     }
 
     fn stop_requested(&self) -> bool {

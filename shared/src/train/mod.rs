@@ -25,7 +25,10 @@ mod validation;
 
 pub use masking::inpainting_mask;
 pub use pretrain::{PretrainInputs, pretrain};
-pub use progress::{Progress, Silent, Stage, StepReport, TrainEvent, ValidationReport};
+pub use progress::{
+    LOG_INTERVAL, LogLines, Progress, Silent, Stage, StepReport, TrainEvent, ValidationReport,
+    short_duration,
+};
 pub use segment::{SegmentInputs, SegmentOutcome, SegnetStart, train_segnet};
 pub use validation::{ValidationScores, ValidationSet, holdout, score};
 

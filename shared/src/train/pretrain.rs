@@ -124,6 +124,11 @@ pub fn pretrain<B: AutodiffBackend>(
         save_checkpoint(store, &checkpoint, c.keep_checkpoints)
     };
 
+    progress.on_event(&TrainEvent::Started {
+        stage: Stage::Pretrain,
+        step,
+        total_steps: total,
+    });
     let mut window = (Instant::now(), 0usize);
     for batch in producer {
         let n = batch.images.len() / (3 * size * size);
@@ -171,6 +176,7 @@ pub fn pretrain<B: AutodiffBackend>(
                 images_per_second,
             }));
         }
+        progress.on_step(Stage::Pretrain, step, total);
         let stop = progress.stop_requested();
         if step % c.checkpoint_every == 0 || step == total || stop {
             save(

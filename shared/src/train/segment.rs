@@ -159,6 +159,13 @@ pub fn train_segnet<B: AutodiffBackend>(
         save_checkpoint(store, &checkpoint, c.keep_checkpoints)
     };
 
+    if step < c.steps {
+        progress.on_event(&TrainEvent::Started {
+            stage: Stage::Segnet,
+            step,
+            total_steps: c.steps,
+        });
+    }
     let mut window = (Instant::now(), 0usize);
     for batch in batches.into_iter().flatten() {
         let n = batch.len();
@@ -239,6 +246,7 @@ pub fn train_segnet<B: AutodiffBackend>(
                 best = Some((candidate, report));
             }
         }
+        progress.on_step(Stage::Segnet, step, c.steps);
         let stop = progress.stop_requested();
         if step % c.checkpoint_every == 0 || step == c.steps || stop {
             save(step, &model, &optimizer, &schedule, &best, store)?;
