@@ -19,7 +19,7 @@ pub fn slsg_binary() -> PathBuf {
     let binary = profile_dir.join("slsg");
     assert!(
         binary.exists(),
-        "{} is missing: run the tests with `cargo test --workspace` (or build slsg-coordinator first)",
+        "{} is missing: run the tests with `cargo test --workspace` (it builds the binary for slsg-coordinator's own tests)",
         binary.display()
     );
     binary
