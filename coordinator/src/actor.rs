@@ -3,8 +3,8 @@
 //! through its mailbox. Leases go to the oldest run with a ready job; a run publishes its results
 //! when its last job finishes. A one-shot coordinator (`Mode::Once`) ends when its runs have.
 
-use std::collections::{BTreeSet, VecDeque};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,7 @@ use slsg::store::layout::{RunKeys, service_runs};
 use tokio::sync::watch;
 
 use crate::error::CoordinatorError;
+use crate::metrics::{CoordinatorCounters, MetricsSnapshot, RunningJob};
 use crate::publish::{RunSummary, publish_results};
 use crate::run::{Run, Unverified, verify_completion};
 use crate::table::{Granted, HeartbeatOutcome};
@@ -24,6 +25,9 @@ use crate::writer::DocumentWriter;
 pub const TICK: Duration = Duration::from_millis(500);
 /// Finished runs a service keeps in its overview.
 pub const FINISHED_RUNS_SHOWN: usize = 100;
+/// A worker counts as connected while it asked for work or reported on a job within this long:
+/// an idle one asks for a lease at least every 30 s, a busy one heartbeats every few seconds.
+pub const WORKER_SEEN_MS: u64 = 90_000;
 
 pub enum CoordinatorMessage {
     Register {
@@ -33,6 +37,8 @@ pub enum CoordinatorMessage {
     },
     Lease {
         worker: String,
+        /// When the worker's request arrived (the first ask of a long poll).
+        asked_at: Instant,
         reply: RpcReplyPort<Result<LeaseAnswer, CoordinatorError>>,
     },
     Heartbeat {
@@ -99,6 +105,10 @@ pub enum CoordinatorMessage {
     },
     /// The scheduler's next retraining check (seconds since the epoch), for the overview.
     NextCheck { unix: Option<u64> },
+    /// The figures of one metrics scrape.
+    Metrics {
+        reply: RpcReplyPort<MetricsSnapshot>,
+    },
     /// Timer: expire leases, write the journals that changed.
     Tick,
 }
@@ -122,6 +132,7 @@ pub async fn lease_waiting(
     wait: Duration,
 ) -> Result<LeaseAnswer, CoordinatorError> {
     let deadline = tokio::time::Instant::now() + wait;
+    let asked_at = Instant::now();
     // Subscribed only once a first ask found nothing, so a granted lease costs one message.
     let mut changes: Option<watch::Receiver<u64>> = None;
     loop {
@@ -130,8 +141,12 @@ pub async fn lease_waiting(
             changes.borrow_and_update();
         }
         let worker = worker.to_string();
-        let answer = ractor::call!(actor, |reply| CoordinatorMessage::Lease { worker, reply })
-            .map_err(CoordinatorError::gone)??;
+        let answer = ractor::call!(actor, |reply| CoordinatorMessage::Lease {
+            worker,
+            asked_at,
+            reply
+        })
+        .map_err(CoordinatorError::gone)??;
         if answer.granted.is_some() || answer.stopping {
             return Ok(answer);
         }
@@ -205,6 +220,9 @@ pub struct CoordinatorState {
     /// The first run's summary, kept for `Once` mode's `finished`.
     first_run: Option<String>,
     first_summary: Option<RunSummary>,
+    counters: CoordinatorCounters,
+    /// When each worker was last heard from (ms since the epoch).
+    workers_seen: HashMap<String, u64>,
 }
 
 pub struct CoordinatorActor;
@@ -255,6 +273,8 @@ impl Actor for CoordinatorActor {
             finished,
             first_run: plans.first().map(|p| p.run.clone()),
             first_summary: None,
+            counters: CoordinatorCounters::default(),
+            workers_seen: HashMap::new(),
         };
         if mode == Mode::Service {
             state.recover().await?;
@@ -299,8 +319,28 @@ impl Actor for CoordinatorActor {
                 tracing::info!(%worker, %device, "worker joined");
                 let _ = reply.send(());
             }
-            CoordinatorMessage::Lease { worker, reply } => {
-                let _ = reply.send(state.lease(&worker));
+            CoordinatorMessage::Lease {
+                worker,
+                asked_at,
+                reply,
+            } => {
+                state.seen(&worker);
+                let answer = state.lease(&worker);
+                if let Ok(LeaseAnswer {
+                    granted: Some(granted),
+                    ..
+                }) = &answer
+                {
+                    let counters = &state.counters;
+                    counters.leases_granted.inc();
+                    if granted.attempt > 1 {
+                        counters.retries.inc();
+                    }
+                    counters
+                        .lease_wait
+                        .observe(asked_at.elapsed().as_secs_f64());
+                }
+                let _ = reply.send(answer);
             }
             CoordinatorMessage::Heartbeat {
                 lease_id,
@@ -309,6 +349,7 @@ impl Actor for CoordinatorActor {
                 reply,
             } => {
                 let now = now_ms();
+                state.seen(&worker);
                 let outcome = state
                     .run_of_lease(&lease_id)
                     .map(|run| run.table.heartbeat(&lease_id, &worker, progress, now))
@@ -325,12 +366,16 @@ impl Actor for CoordinatorActor {
                 reply,
             } => {
                 let store = state.store.clone();
+                state.seen(&worker);
+                let refused = state.counters.completions_refused.clone();
                 let Some(run) = state.run_of_lease(&lease_id) else {
+                    refused.inc();
                     let _ = reply.send(Ok(false));
                     return Ok(());
                 };
                 let Some(spec) = run.table.leased_job(&lease_id, &worker) else {
                     tracing::warn!(lease = %lease_id, %worker, "a completion from a worker that does not hold the lease");
+                    refused.inc();
                     let _ = reply.send(Ok(false));
                     return Ok(());
                 };
@@ -370,6 +415,7 @@ impl Actor for CoordinatorActor {
                     Err(e @ Unverified::Artifact { .. }) => {
                         let error = format!("its artifacts did not verify in the store: {e}");
                         tracing::warn!(%run, lease = %lease_id, "a reported completion refused: {error}");
+                        state.counters.completions_refused.inc();
                         open.table
                             .fail(&lease_id, &worker, &error, FailureKind::Retryable);
                         Ok(false)
@@ -388,10 +434,12 @@ impl Actor for CoordinatorActor {
                 kind,
                 reply,
             } => {
+                state.seen(&worker);
                 let accepted = state
                     .run_of_lease(&lease_id)
                     .is_some_and(|run| run.table.fail(&lease_id, &worker, &error, kind));
                 if accepted {
+                    state.counters.failed(kind);
                     match kind {
                         FailureKind::GiveBack => {
                             tracing::info!(lease = %lease_id, "lease given back: {error}")
@@ -482,12 +530,19 @@ impl Actor for CoordinatorActor {
                 let _ = reply.send(training);
             }
             CoordinatorMessage::NextCheck { unix } => state.next_check = unix,
+            CoordinatorMessage::Metrics { reply } => {
+                let _ = reply.send(state.metrics());
+            }
             CoordinatorMessage::Tick => {
                 let now = now_ms();
                 let mut changed = false;
+                state
+                    .workers_seen
+                    .retain(|_, seen| now.saturating_sub(*seen) < WORKER_SEEN_MS);
                 for run in &mut state.runs {
                     for job in run.table.expire(now) {
                         tracing::warn!(run = %run.plan.run, %job, "lease expired; the job returns to the queue");
+                        state.counters.leases_expired.inc();
                         changed = true;
                     }
                     run.journal_changes();
@@ -547,6 +602,7 @@ impl CoordinatorState {
                     finished: true,
                     jobs: 0,
                     states: Default::default(),
+                    kinds: Default::default(),
                 });
                 continue;
             }
@@ -696,6 +752,9 @@ impl CoordinatorState {
             }
             Ok(summary) => {
                 tracing::info!(run = %name, "every job has finished; results published");
+                for promotion in summary.promotions.values() {
+                    self.counters.decided(promotion.promoted);
+                }
                 if self.first_run.as_deref() == Some(name) {
                     self.first_summary = Some(summary.clone());
                 }
@@ -719,6 +778,43 @@ impl CoordinatorState {
                     }
                 }
             }
+        }
+    }
+
+    fn seen(&mut self, worker: &str) {
+        let now = now_ms();
+        match self.workers_seen.get_mut(worker) {
+            Some(seen) => *seen = now,
+            None => {
+                self.workers_seen.insert(worker.to_string(), now);
+            }
+        }
+    }
+
+    fn metrics(&self) -> MetricsSnapshot {
+        let running = self
+            .runs
+            .iter()
+            .flat_map(|run| {
+                run.table
+                    .running_jobs()
+                    .into_iter()
+                    .map(|status| RunningJob {
+                        run: run.plan.run.clone(),
+                        status,
+                    })
+            })
+            .collect();
+        let now = now_ms();
+        MetricsSnapshot {
+            overview: self.overview(),
+            running,
+            workers_connected: self
+                .workers_seen
+                .values()
+                .filter(|seen| now.saturating_sub(**seen) < WORKER_SEEN_MS)
+                .count(),
+            counters: self.counters.clone(),
         }
     }
 

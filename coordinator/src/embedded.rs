@@ -7,7 +7,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorRef};
 use slsg::job::Plan;
 use slsg::store::Store;
-use slsg_worker::{JobRunner, WorkerActor, WorkerArgs};
+use slsg_worker::{JobRunner, WorkerActor, WorkerArgs, WorkerMetrics};
 use tokio::sync::watch;
 
 use crate::actor::{CoordinatorActor, CoordinatorArgs, CoordinatorMessage, Mode};
@@ -61,6 +61,7 @@ impl Embedded {
                 device,
                 runtime: tokio::runtime::Handle::current(),
                 runner: runner.clone(),
+                metrics: WorkerMetrics::default(),
             };
             let (_, task) = Actor::spawn(None, WorkerActor::<LocalLink>::default(), args).await?;
             workers.push(task);

@@ -85,6 +85,13 @@ pub fn incoming(
     })
 }
 
+impl Guarded {
+    /// The address of the other end.
+    pub fn peer(&self) -> Option<std::net::SocketAddr> {
+        self.stream.peer_addr().ok()
+    }
+}
+
 impl AsyncRead for Guarded {
     fn poll_read(
         mut self: Pin<&mut Self>,

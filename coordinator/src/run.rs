@@ -107,6 +107,7 @@ impl Run {
             finished: self.summary.is_some(),
             jobs: self.table.len(),
             states: self.table.state_counts(),
+            kinds: self.table.kind_state_counts(),
         }
     }
 }

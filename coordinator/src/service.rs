@@ -341,6 +341,9 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|source| CoordinatorError::Listen { address, source })?;
+    // The standard health service answers without the token: probes carry none.
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<ClusterServer<ClusterService>>().await;
     tonic::transport::Server::builder()
         .timeout(REQUEST_TIMEOUT)
         .max_concurrent_streams(MAX_STREAMS)
@@ -349,6 +352,7 @@ pub async fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .add_service(intercepted)
+        .add_service(health_service)
         .serve_with_incoming_shutdown(crate::guard::incoming(listener, limits), shutdown)
         .await?;
     Ok(())

@@ -23,6 +23,21 @@ pub struct Entry {
     pub last_error: Option<String>,
 }
 
+impl Entry {
+    fn status(&self) -> JobStatus {
+        JobStatus {
+            id: self.spec.id.clone(),
+            kind: self.spec.kind,
+            category: self.spec.category.clone(),
+            point: self.spec.point.clone(),
+            state: self.state.clone(),
+            attempts: self.attempts,
+            progress: self.progress.clone(),
+            last_error: self.last_error.clone(),
+        }
+    }
+}
+
 /// What the coordinator writes to `runs/<run>/state.json` after changes: compact states (a
 /// finished job's result stays in its own `result.json`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -505,16 +520,7 @@ impl JobTable {
             .iter()
             .skip(offset)
             .take(limit)
-            .map(|e| JobStatus {
-                id: e.spec.id.clone(),
-                kind: e.spec.kind,
-                category: e.spec.category.clone(),
-                point: e.spec.point.clone(),
-                state: e.state.clone(),
-                attempts: e.attempts,
-                progress: e.progress.clone(),
-                last_error: e.last_error.clone(),
-            })
+            .map(Entry::status)
             .collect();
         RunStatus {
             run: self.run.clone(),
@@ -526,11 +532,33 @@ impl JobTable {
         }
     }
 
+    /// The jobs that hold a lease now.
+    pub fn running_jobs(&self) -> Vec<JobStatus> {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.state, JobState::Leased { .. }))
+            .map(Entry::status)
+            .collect()
+    }
+
     /// How many jobs are in each state.
     pub fn state_counts(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
         for e in &self.entries {
             *counts.entry(e.state.name().to_string()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Jobs by kind, then by state.
+    pub fn kind_state_counts(&self) -> BTreeMap<String, BTreeMap<String, usize>> {
+        let mut counts: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+        for e in &self.entries {
+            *counts
+                .entry(e.spec.kind.name().to_string())
+                .or_default()
+                .entry(e.state.name().to_string())
+                .or_insert(0) += 1;
         }
         counts
     }

@@ -45,7 +45,11 @@ fn wrong_commands_and_log_formats_are_one_line_errors() {
     for (args, envs, needle) in [
         (&["frobnicate"][..], &[][..], "frobnicate"),
         (&["fit", "--no-such-flag"][..], &[][..], "--no-such-flag"),
-        (&["status"][..], &[("SLSG_LOG_FORMAT", "xml")][..], "SLSG_LOG_FORMAT"),
+        (
+            &["status"][..],
+            &[("SLSG_LOG_FORMAT", "xml")][..],
+            "SLSG_LOG_FORMAT",
+        ),
     ] {
         let output = slsg(args, envs);
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -54,6 +54,14 @@ impl<T: Send + 'static> OrderedProducer<T> {
     }
 }
 
+impl<T> OrderedProducer<T> {
+    /// Items produced and waiting for the consumer: near the capacity the consumer is the
+    /// bottleneck, near zero the producers are.
+    pub fn ready(&self) -> usize {
+        self.receivers.iter().map(Receiver::len).sum()
+    }
+}
+
 impl<T> Iterator for OrderedProducer<T> {
     type Item = T;
 

@@ -346,3 +346,67 @@ pub fn expected_artifacts(run: &str, jobs: &[(String, String, String)]) -> Vec<S
     }
     keys
 }
+
+/// A check tool that `scripts/tools.sh` installs (`.ci/run` runs it first).
+pub fn check_tool(name: &str) -> PathBuf {
+    let tool = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../.tools/check/bin")
+        .join(name);
+    assert!(
+        tool.exists(),
+        "{} is missing: run scripts/tools.sh (.ci/run does)",
+        tool.display()
+    );
+    tool
+}
+
+/// `GET path` over HTTP/1.1 on loopback: the status code and the body.
+pub fn http_get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other(format!("no header end in {response:?}")))?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status in {head:?}")))?;
+    Ok((code, body.to_string()))
+}
+
+/// One sample of a metrics scrape: name, labels, value.
+pub type Sample = (String, std::collections::BTreeMap<String, String>, f64);
+
+/// Parses Prometheus text with the official Python client's parser (`tests/tools/`).
+pub fn parse_metrics(text: &str) -> Vec<Sample> {
+    use std::io::Write;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/metrics_to_json.py");
+    let mut child = Command::new(check_tool("python"))
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running the metrics parser");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("writing to the parser");
+    let output = child.wait_with_output().expect("the parser's output");
+    assert!(
+        output.status.success(),
+        "the metrics do not parse: {}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the parser's JSON")
+}

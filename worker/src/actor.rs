@@ -16,6 +16,7 @@ use slsg::train::{LogLines, Progress};
 use tokio::runtime::Handle;
 
 use crate::link::{CoordinatorLink, LeaseOutcome, LeasedJob, LinkError};
+use crate::metrics::{JobOutcome, WorkerMetrics};
 use crate::progress::JobSignals;
 use crate::runner::{JobError, JobFailure, run_job};
 
@@ -67,6 +68,8 @@ pub struct WorkerArgs<L> {
     /// Runs the store's futures for the job thread.
     pub runtime: Handle,
     pub runner: JobRunner,
+    /// Where the slot reports its jobs for the process's metrics endpoint.
+    pub metrics: WorkerMetrics,
 }
 
 pub struct WorkerState<L> {
@@ -106,6 +109,8 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
             .register(&args.name, &args.device.to_string())
             .await?;
         tracing::info!(worker = %args.name, device = %args.device, run = %registration.run, "registered");
+        args.metrics
+            .slot_started(&args.name, &args.device.to_string());
         myself.send_interval(registration.heartbeat_interval, || WorkerMessage::Heartbeat);
         myself.send_message(WorkerMessage::Poll)?;
         Ok(WorkerState {
@@ -113,6 +118,15 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
             current: None,
             stopping: false,
         })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.args.metrics.slot_stopped(&state.args.name);
+        Ok(())
     }
 
     async fn handle(
@@ -131,6 +145,10 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
                     Ok(LeaseOutcome::Job(job)) => {
                         tracing::info!(worker = %state.args.name, job = %job.spec.id, kind = job.spec.kind.name(), category = %job.spec.category, attempt = job.attempt, "leased");
                         let signals = JobSignals::default();
+                        state
+                            .args
+                            .metrics
+                            .job_started(&state.args.name, &job.spec, &signals);
                         let lease_id = job.lease_id.clone();
                         let (device, runtime, thread_signals, actor, runner) = (
                             state.args.device,
@@ -204,6 +222,13 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
                 };
                 let _ = running.thread.join();
                 let lease = running.lease_id;
+                let outcome = match result.as_ref() {
+                    _ if running.cancelled => JobOutcome::Cancelled,
+                    Ok(_) => JobOutcome::Done,
+                    Err(failure) if failure.kind == FailureKind::GiveBack => JobOutcome::GivenBack,
+                    Err(_) => JobOutcome::Failed,
+                };
+                state.args.metrics.job_ended(&state.args.name, outcome);
                 if !running.cancelled {
                     if let Err(failure) = result.as_ref()
                         && failure.kind != FailureKind::GiveBack

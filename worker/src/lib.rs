@@ -6,6 +6,7 @@
 mod actor;
 pub mod grpc;
 mod link;
+mod metrics;
 mod progress;
 mod runner;
 
@@ -14,5 +15,6 @@ pub use grpc::GrpcLink;
 pub use link::{
     CoordinatorLink, HeartbeatAnswer, LeaseOutcome, LeasedJob, LinkError, Registration,
 };
+pub use metrics::{JobOutcome, WorkerMetrics};
 pub use progress::JobSignals;
 pub use runner::{JobError, JobFailure, run_job};

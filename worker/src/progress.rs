@@ -41,6 +41,7 @@ impl Progress for JobSignals {
                     .map(|(k, v)| (k.to_string(), *v))
                     .collect(),
                 images_per_second: report.images_per_second,
+                queued_batches: report.queued_batches,
             };
             *self
                 .latest

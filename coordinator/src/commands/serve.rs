@@ -14,6 +14,8 @@ use slsg::job::{ClusterConfig, Plan};
 use slsg::store::Store;
 use slsg_coordinator::actor::{CoordinatorActor, CoordinatorArgs, CoordinatorMessage, Mode};
 use slsg_coordinator::guard::Limits;
+use slsg_coordinator::http::{Probes, serve_probes};
+use slsg_coordinator::probes::CoordinatorProbes;
 use slsg_coordinator::scheduler::Intake;
 use slsg_coordinator::service::{ClusterService, serve};
 use tokio::sync::watch;
@@ -28,6 +30,9 @@ pub struct Args {
     /// Address to serve gRPC on.
     #[arg(long, default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
+    /// Address to serve `/healthz`, `/readyz` and `/metrics` (Prometheus) on; none by default.
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
     /// Accept workers without a token (otherwise `SLSG_TOKEN` must be set).
     #[arg(long)]
     insecure: bool,
@@ -46,6 +51,25 @@ pub struct Args {
     /// A connection silent this many seconds is closed (a lease request waits up to 30).
     #[arg(long, allow_negative_numbers = true, default_value_t = 120, value_parser = clap::value_parser!(u64).range(35..=86_400))]
     idle_seconds: u64,
+}
+
+/// Serves the health port in a task of its own; it ends when the task is aborted.
+pub(super) async fn start_probes<P: Probes>(
+    address: SocketAddr,
+    probes: Arc<P>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("--http-listen {address}"))?;
+    let local = listener.local_addr()?;
+    println!("health and metrics on http://{local}");
+    Ok(tokio::spawn(async move {
+        if let Err(e) =
+            serve_probes(listener, probes, Limits::default(), std::future::pending()).await
+        {
+            tracing::error!("the health port {local} stopped: {e}");
+        }
+    }))
 }
 
 fn seconds(text: &str) -> Result<Duration, String> {
@@ -75,6 +99,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mode = if args.once { Mode::Once } else { Mode::Service };
     let runtime = tokio::runtime::Runtime::new()?;
     let summary = runtime.block_on(async move {
+        let probes = Arc::new(CoordinatorProbes::new(store.clone()));
+        let health = match args.http_listen {
+            Some(address) => Some(start_probes(address, probes.clone()).await?),
+            None => None,
+        };
         let (finished_sender, mut finished) = watch::channel(None);
         let run = plan.run.clone();
         let heartbeat = Duration::from_secs(plan.resources.heartbeat_seconds);
@@ -91,6 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )
         .await
         .context("starting the coordinator")?;
+        probes.started(actor.clone());
         let status = ractor::call!(actor, |reply| CoordinatorMessage::RunStatus {
             run: run.clone(),
             offset: 0,
@@ -131,6 +161,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("serving on {}", args.listen))?;
         if let Some(scheduler) = scheduler {
             scheduler.abort();
+        }
+        if let Some(health) = health {
+            health.abort();
         }
         actor.stop(None);
         let _ = task.await;

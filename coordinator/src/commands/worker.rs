@@ -6,9 +6,13 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorRef};
 use slsg::backend::Device;
+use slsg_coordinator::probes::WorkerProbes;
 use slsg_worker::{
-    CoordinatorLink, GrpcLink, LinkError, WorkerActor, WorkerArgs, WorkerMessage, pipeline_runner,
+    CoordinatorLink, GrpcLink, LinkError, WorkerActor, WorkerArgs, WorkerMessage, WorkerMetrics,
+    pipeline_runner,
 };
+
+use super::serve::start_probes;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -24,6 +28,9 @@ pub struct Args {
     /// Keep trying to reach the coordinator for this long at start (1 to 86 400 seconds).
     #[arg(long, allow_negative_numbers = true, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     connect_seconds: u64,
+    /// Address to serve `/healthz`, `/readyz` and `/metrics` (Prometheus) on; none by default.
+    #[arg(long)]
+    http_listen: Option<std::net::SocketAddr>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -46,6 +53,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
+        let metrics = WorkerMetrics::default();
+        let health = match args.http_listen {
+            Some(address) => Some(
+                start_probes(
+                    address,
+                    Arc::new(WorkerProbes {
+                        metrics: metrics.clone(),
+                    }),
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let link = Arc::new(GrpcLink::new(&args.coordinator, token.as_deref())?);
         wait_for_coordinator(&link, &name, Duration::from_secs(args.connect_seconds)).await?;
         let mut workers: Vec<(ActorRef<WorkerMessage>, tokio::task::JoinHandle<()>)> = Vec::new();
@@ -56,6 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 device: *device,
                 runtime: tokio::runtime::Handle::current(),
                 runner: pipeline_runner(true),
+                metrics: metrics.clone(),
             };
             let spawned = Actor::spawn(None, WorkerActor::<GrpcLink>::default(), worker_args)
                 .await
@@ -74,6 +95,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         });
         for (_, task) in workers {
             let _ = task.await;
+        }
+        if let Some(health) = health {
+            health.abort();
         }
         Ok::<_, anyhow::Error>(())
     })

@@ -62,6 +62,9 @@ pub struct JobProgress {
     pub total_steps: u64,
     pub losses: BTreeMap<String, f64>,
     pub images_per_second: f64,
+    /// Simulated batches waiting for the training step (see `StepReport::queued_batches`).
+    #[serde(default)]
+    pub queued_batches: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -156,6 +159,9 @@ pub struct RunOverview {
     pub jobs: usize,
     /// Jobs by state (`queued`, `running`, `done`, `failed`, `blocked`).
     pub states: BTreeMap<String, usize>,
+    /// Jobs by kind (`pretrain`, `segment`), then by state.
+    #[serde(default)]
+    pub kinds: BTreeMap<String, BTreeMap<String, usize>>,
 }
 
 /// What a coordinator service is doing: its runs, oldest first, and its retraining schedule.

@@ -10,6 +10,7 @@ pub use blocking::BlockingStore;
 pub use key::{Key, NameError, validate_name};
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
@@ -43,6 +44,8 @@ pub enum StoreError {
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
     url: String,
+    /// Requests that failed, counted across every clone (for the services' metrics).
+    errors: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -130,6 +133,7 @@ impl Store {
         Ok(Store {
             inner,
             url: url.to_string(),
+            errors: Arc::default(),
         })
     }
 
@@ -137,12 +141,20 @@ impl Store {
         &self.url
     }
 
+    /// Requests to the store that failed since it was opened, by this handle and its clones.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
     fn error(&self, key: &Key) -> impl FnOnce(object_store::Error) -> StoreError + '_ {
         let key = key.to_string();
-        move |source| StoreError::Object {
-            url: self.url.clone(),
-            key,
-            source,
+        move |source| {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+            StoreError::Object {
+                url: self.url.clone(),
+                key,
+                source,
+            }
         }
     }
 

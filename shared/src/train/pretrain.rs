@@ -130,7 +130,8 @@ pub fn pretrain<B: AutodiffBackend>(
         total_steps: total,
     });
     let mut window = (Instant::now(), 0usize);
-    for batch in producer {
+    let mut producer = producer;
+    while let Some(batch) = producer.next() {
         let n = batch.images.len() / (3 * size * size);
         let x = images_tensor::<B>(batch.images, n, size, device);
         let masked = images_tensor::<B>(batch.masked, n, size, device);
@@ -174,6 +175,7 @@ pub fn pretrain<B: AutodiffBackend>(
                 losses,
                 learning_rate: c.lr_generator,
                 images_per_second,
+                queued_batches: producer.ready(),
             }));
         }
         progress.on_step(Stage::Pretrain, step, total);

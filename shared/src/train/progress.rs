@@ -35,6 +35,9 @@ pub struct StepReport {
     pub learning_rate: f64,
     /// Training images per second over the last reporting interval.
     pub images_per_second: f64,
+    /// Batches simulated ahead and waiting for the training step: zero means training waits
+    /// for the simulation (add threads); near the buffer's capacity, the device is the limit.
+    pub queued_batches: usize,
 }
 
 /// A validation pass during SegNet training.

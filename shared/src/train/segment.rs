@@ -26,6 +26,7 @@ use crate::config::SegnetConfig;
 use crate::metrics::{EvalError, ImageScore};
 use crate::model::loss::{focal, l1};
 use crate::model::{Encoder, ModelConfig, SegNet, anomaly_probability, images_tensor, init_seeded};
+use crate::parallel::OrderedProducer;
 use crate::simulate::{ProducerConfig, Simulator, batch_producer};
 
 const INIT_STREAM: u64 = 0x5E6;
@@ -131,7 +132,7 @@ pub fn train_segnet<B: AutodiffBackend>(
         simulated_per_batch: c.simulated_per_batch,
         start_batch: step,
     };
-    let batches =
+    let mut batches =
         (step < c.steps).then(|| batch_producer(inputs.simulator.clone(), producer_config));
     let save = |step: u64,
                 model: &SegNet<B>,
@@ -167,7 +168,7 @@ pub fn train_segnet<B: AutodiffBackend>(
         });
     }
     let mut window = (Instant::now(), 0usize);
-    for batch in batches.into_iter().flatten() {
+    while let Some(batch) = batches.as_mut().and_then(Iterator::next) {
         let n = batch.len();
         let x = images_tensor::<B>(batch.images, n, size, device);
         let target =
@@ -211,6 +212,7 @@ pub fn train_segnet<B: AutodiffBackend>(
                 losses,
                 learning_rate,
                 images_per_second,
+                queued_batches: batches.as_ref().map_or(0, OrderedProducer::ready),
             }));
         }
         if let Some(set) = &inputs.validation_set

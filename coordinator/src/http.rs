@@ -1,0 +1,116 @@
+//! The health and metrics endpoints a process (coordinator or worker) serves on a port of their
+//! own, for probes and scrapers: `/healthz` (alive), `/readyz` (able to work) and `/metrics`
+//! (Prometheus text). Connections are bounded like the gRPC port's.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::{Stream, StreamExt};
+use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+use tokio::net::TcpListener;
+
+use crate::guard::{Guarded, Limits, incoming};
+
+/// Why a probe or a scrape is answered `503 Service Unavailable`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
+
+/// What the endpoints ask of the process.
+pub trait Probes: Send + Sync + 'static {
+    /// The process can still make progress (its actors run).
+    fn alive(&self) -> impl Future<Output = Result<(), Unavailable>> + Send;
+    /// The process can do its work now (its state is loaded, its store answers).
+    fn ready(&self) -> impl Future<Output = Result<(), Unavailable>> + Send;
+    /// Every metric, in the Prometheus text format.
+    fn metrics(&self) -> impl Future<Output = Result<String, Unavailable>> + Send;
+}
+
+/// Connections the health port holds at once: probes and a scraper need few.
+const HTTP_CONNECTIONS: usize = 64;
+
+/// Serves the endpoints on `listener` until `shutdown` completes.
+pub async fn serve_probes<P: Probes>(
+    listener: TcpListener,
+    probes: Arc<P>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let local = listener.local_addr()?;
+    let limits = Limits {
+        max_connections: limits.max_connections.min(HTTP_CONNECTIONS),
+        ..limits
+    };
+    let app = Router::new()
+        .route("/healthz", get(alive::<P>))
+        .route("/readyz", get(ready::<P>))
+        .route("/metrics", get(metrics::<P>))
+        .with_state(probes);
+    let listener = GuardedListener {
+        connections: Box::pin(incoming(listener, limits)),
+        local,
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn answer(outcome: Result<(), Unavailable>) -> Response {
+    match outcome {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
+    }
+}
+
+async fn alive<P: Probes>(State(probes): State<Arc<P>>) -> Response {
+    answer(probes.alive().await)
+}
+
+async fn ready<P: Probes>(State(probes): State<Arc<P>>) -> Response {
+    answer(probes.ready().await)
+}
+
+async fn metrics<P: Probes>(State(probes): State<Arc<P>>) -> Response {
+    match probes.metrics().await {
+        Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
+    }
+}
+
+type Connections = Pin<Box<dyn Stream<Item = std::io::Result<Guarded>> + Send>>;
+
+/// The bounded connections as axum's listener.
+struct GuardedListener {
+    connections: Connections,
+    local: SocketAddr,
+}
+
+impl axum::serve::Listener for GuardedListener {
+    type Io = Guarded;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Guarded, SocketAddr) {
+        loop {
+            match self.connections.next().await {
+                Some(Ok(connection)) => {
+                    let peer = connection.peer().unwrap_or(self.local);
+                    return (connection, peer);
+                }
+                // The guard logs failed accepts and goes on; its stream never ends.
+                Some(Err(_)) => {}
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}

