@@ -24,7 +24,8 @@ use slsg_coordinator::actor::{CoordinatorActor, CoordinatorArgs, Mode};
 use slsg_coordinator::guard::Limits;
 use slsg_coordinator::scheduler::Intake;
 use slsg_coordinator::service::{ClusterService, serve};
-use slsg_worker::{CoordinatorLink, GrpcLink, LeaseOutcome};
+use slsg_coordinator::tls::Security;
+use slsg_worker::{Access, CoordinatorLink, GrpcLink, LeaseOutcome};
 use tokio::sync::watch;
 
 /// The offered load of the paced runs.
@@ -206,7 +207,10 @@ async fn measure(jobs: usize, workers: usize, hold: Duration) -> String {
     let server = tokio::spawn(serve(
         service,
         address,
-        Some("bench-token"),
+        Security {
+            token: Some("bench-token".into()),
+            ..Security::default()
+        },
         limits,
         async move {
             let _ = until_finished.wait_for(|s| s.is_some()).await;
@@ -216,11 +220,15 @@ async fn measure(jobs: usize, workers: usize, hold: Duration) -> String {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let url = format!("http://{address}");
+    let access = Access {
+        token: Some("bench-token".into()),
+        ..Access::default()
+    };
     let latencies = Arc::new(Mutex::new(Latencies::default()));
     let start = Instant::now();
     let tasks: Vec<_> = (0..workers)
         .map(|i| {
-            let link = GrpcLink::new(&url, Some("bench-token")).expect("link");
+            let link = GrpcLink::new(&url, &access).expect("link");
             tokio::spawn(simulated_worker(
                 link,
                 format!("w{i}"),

@@ -6,8 +6,8 @@ use std::time::Duration;
 use slsg::job::{ClusterConfig, RunStatus, ServiceStatus};
 use slsg::proto::{RetrainRequest, STATUS_PAGE_LIMIT, StatusRequest, SubmitReply, SubmitRequest};
 use slsg::retrain::CheckReport;
-use slsg_worker::LinkError;
 use slsg_worker::grpc::{Client, connect, status};
+use slsg_worker::{Access, LinkError};
 
 /// Planning a large dataset or checking drift on the CPU can take a while.
 const OPERATOR_REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -32,9 +32,9 @@ fn config_text(cluster: &ClusterConfig) -> Result<String, LinkError> {
 }
 
 impl Operator {
-    pub fn connect(url: &str, token: Option<&str>) -> Result<Operator, LinkError> {
+    pub fn connect(url: &str, access: &Access) -> Result<Operator, LinkError> {
         Ok(Operator {
-            client: connect(url, token, OPERATOR_REQUEST_TIMEOUT)?,
+            client: connect(url, access, OPERATOR_REQUEST_TIMEOUT)?,
         })
     }
 

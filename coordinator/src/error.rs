@@ -54,6 +54,9 @@ pub enum CoordinatorError {
         address: std::net::SocketAddr,
         source: std::io::Error,
     },
+    /// A certificate or key file, or plain text where TLS is needed.
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl CoordinatorError {

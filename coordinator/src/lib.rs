@@ -17,4 +17,5 @@ mod run;
 pub mod scheduler;
 pub mod service;
 pub mod table;
+pub mod tls;
 mod writer;

@@ -83,10 +83,18 @@ fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => {
-            // clap's own report ends with a hint on a line of its own: one line instead.
+            // clap's report is the error (its first paragraph, e.g. a list of missing
+            // arguments), then usage and a hint: the first paragraph on one line instead.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or_default();
-            eprintln!("error: {}", first.trim_start_matches("error: "));
+            let paragraph: Vec<&str> = text
+                .lines()
+                .take_while(|line| !line.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!(
+                "error: {}",
+                paragraph.join(" ").trim_start_matches("error: ")
+            );
             return std::process::ExitCode::from(2);
         }
     };

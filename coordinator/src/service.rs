@@ -24,6 +24,7 @@ use crate::actor::{CoordinatorMessage, LeaseAnswer, lease_waiting};
 use crate::error::CoordinatorError;
 use crate::guard::Limits;
 use crate::scheduler::Intake;
+use crate::tls::Security;
 
 /// Longest a lease request may wait for a job.
 pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(30);
@@ -329,10 +330,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub async fn serve(
     service: ClusterService,
     address: SocketAddr,
-    token: Option<&str>,
+    security: Security,
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), CoordinatorError> {
+    security.check(address)?;
+    let token = security.token.as_deref();
     let server = ClusterServer::new(service)
         .max_decoding_message_size(MESSAGE_LIMIT)
         .max_encoding_message_size(MESSAGE_LIMIT);
@@ -344,7 +347,11 @@ pub async fn serve(
     // The standard health service answers without the token: probes carry none.
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<ClusterServer<ClusterService>>().await;
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &security.tls {
+        builder = builder.tls_config(tls.config())?;
+    }
+    builder
         .timeout(REQUEST_TIMEOUT)
         .max_concurrent_streams(MAX_STREAMS)
         .concurrency_limit_per_connection(MAX_STREAMS as usize)

@@ -12,6 +12,7 @@ use slsg::proto::{
     RegisterRequest,
 };
 use slsg_tests::*;
+use slsg_worker::Access;
 use slsg_worker::grpc::{Client, connect};
 
 const TOKEN: &str = "network-test-token";
@@ -59,7 +60,11 @@ fn serve(extra_flags: &[&str]) -> Served {
 }
 
 fn client(url: &str) -> Client {
-    connect(url, Some(TOKEN), Duration::from_secs(30)).unwrap()
+    let access = Access {
+        token: Some(TOKEN.into()),
+        ..Access::default()
+    };
+    connect(url, &access, Duration::from_secs(30)).unwrap()
 }
 
 /// The run's jobs as `slsg status --run net --json` shows them.

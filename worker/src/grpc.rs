@@ -14,7 +14,9 @@ use slsg::ranges::truncated;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
+
+use crate::access::{Access, certificate_problem};
 
 use crate::link::{
     CoordinatorLink, HeartbeatAnswer, LeaseOutcome, LeasedJob, LinkError, Registration,
@@ -44,8 +46,12 @@ pub struct GrpcLink {
     client: Client,
 }
 
-/// A coordinator's refusal or failure as a link error.
+/// A coordinator's refusal or failure as a link error; a certificate the CA given did not sign
+/// is a refusal (asking again cannot help).
 pub fn status(e: tonic::Status) -> LinkError {
+    if let Some(problem) = certificate_problem(&e) {
+        return LinkError::Refused(format!("TLS: {problem}"));
+    }
     match e.code() {
         tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
             LinkError::Refused(e.message().to_string())
@@ -57,15 +63,11 @@ pub fn status(e: tonic::Status) -> LinkError {
 /// How long a worker's request may take (a lease's long poll waits at most 30 s of it).
 pub const WORKER_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A client of the coordinator at `url` (`http://host:port`) sending `token`, whose requests
-/// fail after `request_timeout`; the connection is made on first use and remade after failures.
-pub fn connect(
-    url: &str,
-    token: Option<&str>,
-    request_timeout: Duration,
-) -> Result<Client, LinkError> {
-    let endpoint = Endpoint::from_shared(url.to_string())
-        .map_err(|e| LinkError::Failed(format!("{url}: {e}")))?;
+/// A client of the coordinator at `url` (`http://host:port` or `https://host:port`) under
+/// `access`, whose requests fail after `request_timeout`; the connection is made on first use
+/// and remade after failures.
+pub fn connect(url: &str, access: &Access, request_timeout: Duration) -> Result<Client, LinkError> {
+    let endpoint = access.endpoint(url)?;
     // Pings keep a quiet connection (a worker between jobs) from looking idle to the
     // coordinator, which closes connections silent for two minutes.
     let channel = endpoint
@@ -74,7 +76,9 @@ pub fn connect(
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true)
         .connect_lazy();
-    let token = token
+    let token = access
+        .token
+        .as_deref()
         .map(bearer)
         .transpose()
         .map_err(|e| LinkError::Refused(e.to_string()))?;
@@ -85,9 +89,9 @@ pub fn connect(
 
 impl GrpcLink {
     /// A worker's link to the coordinator at `url`.
-    pub fn new(url: &str, token: Option<&str>) -> Result<GrpcLink, LinkError> {
+    pub fn new(url: &str, access: &Access) -> Result<GrpcLink, LinkError> {
         Ok(GrpcLink {
-            client: connect(url, token, WORKER_REQUEST_TIMEOUT)?,
+            client: connect(url, access, WORKER_REQUEST_TIMEOUT)?,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! keeps checkpoints, curves and results in the store, and reports progress in heartbeats.
 //! The same actor runs in-process (embedded) and in its own process talking gRPC.
 
+mod access;
 mod actor;
 pub mod grpc;
 mod link;
@@ -10,6 +11,7 @@ mod metrics;
 mod progress;
 mod runner;
 
+pub use access::{Access, ClientTls, is_loopback_host};
 pub use actor::{JobRunner, WorkerActor, WorkerArgs, WorkerMessage, pipeline_runner};
 pub use grpc::GrpcLink;
 pub use link::{

@@ -15,6 +15,9 @@ pub enum LinkError {
     /// Unreachable, or a reply that made no sense: worth another try.
     #[error("coordinator: {0}")]
     Failed(String),
+    /// The link cannot be set up as given (a URL, a CA file, plain text off this machine).
+    #[error("{0}")]
+    Setup(String),
 }
 
 pub struct Registration {

@@ -1,10 +1,11 @@
-//! Arguments several subcommands share (flattened into each): the dataset category, and the
-//! training config with its overrides.
+//! Arguments several subcommands share (flattened into each): the dataset category, the
+//! training config with its overrides, and how to reach a coordinator.
 
 use std::path::PathBuf;
 
 use slsg::config::{Config, ConfigError};
 use slsg::data::{Category, DataError};
+use slsg_worker::{Access, ClientTls, LinkError};
 
 #[derive(clap::Args)]
 pub struct CategoryArgs {
@@ -35,4 +36,32 @@ impl ConfigArgs {
     pub fn load(&self) -> Result<Config, ConfigError> {
         Config::load_with(self.config.as_deref(), &self.overrides)
     }
+}
+
+/// How a command reaches a coordinator: the token from `SLSG_TOKEN`, the CA it trusts, and
+/// whether plain text may carry the token off this machine.
+#[derive(clap::Args)]
+pub struct AccessArgs {
+    /// The CA certificate (PEM) that signed the coordinator's, for an `https://` coordinator.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Send the token over plain `http://` to another machine (only on a network encrypted
+    /// below, such as a service mesh).
+    #[arg(long)]
+    pub allow_plaintext: bool,
+}
+
+impl AccessArgs {
+    pub fn access(&self) -> Result<Access, LinkError> {
+        Ok(Access {
+            token: token_from_env(),
+            tls: self.tls_ca.as_deref().map(ClientTls::read).transpose()?,
+            allow_plaintext: self.allow_plaintext,
+        })
+    }
+}
+
+/// The bearer token from `SLSG_TOKEN` (unset or empty: none).
+pub fn token_from_env() -> Option<String> {
+    std::env::var("SLSG_TOKEN").ok().filter(|t| !t.is_empty())
 }

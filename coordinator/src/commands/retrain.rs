@@ -13,6 +13,7 @@ use slsg::store::{BlockingStore, Store};
 use slsg_coordinator::actor::now_ms;
 use slsg_coordinator::client::Operator;
 
+use super::args::AccessArgs;
 use super::train::run_plan;
 use super::worker::stop_signal;
 
@@ -26,6 +27,8 @@ pub struct Args {
     /// Ask this coordinator service to check now (the token comes from `SLSG_TOKEN`).
     #[arg(long, requires = "now")]
     coordinator: Option<String>,
+    #[command(flatten)]
+    access: AccessArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -33,10 +36,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let origin = args.config.display().to_string();
     let schedule = cluster.validate(&origin)?;
     if let Some(url) = &args.coordinator {
-        let token = std::env::var("SLSG_TOKEN").ok().filter(|t| !t.is_empty());
+        let access = args.access.access()?;
         let runtime = tokio::runtime::Runtime::new()?;
         let checked = runtime.block_on(async {
-            Operator::connect(url, token.as_deref())?
+            Operator::connect(url, &access)?
                 .retrain(&cluster, &origin)
                 .await
         })?;

@@ -18,8 +18,10 @@ use slsg_coordinator::http::{Probes, serve_probes};
 use slsg_coordinator::probes::CoordinatorProbes;
 use slsg_coordinator::scheduler::Intake;
 use slsg_coordinator::service::{ClusterService, serve};
+use slsg_coordinator::tls::{Security, ServerTls};
 use tokio::sync::watch;
 
+use super::args::token_from_env;
 use super::cluster_output::{finish, reuse_line};
 use super::worker::stop_signal;
 
@@ -36,6 +38,16 @@ pub struct Args {
     /// Accept workers without a token (otherwise `SLSG_TOKEN` must be set).
     #[arg(long)]
     insecure: bool,
+    /// The certificate chain (PEM) to serve gRPC over TLS with; needs `--tls-key`.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Take the token over plain text on an address other machines reach (only on a network
+    /// encrypted below, such as a service mesh).
+    #[arg(long)]
+    allow_plaintext: bool,
     /// End when the config's run has finished, instead of serving until stopped.
     #[arg(long)]
     once: bool,
@@ -83,12 +95,22 @@ fn seconds(text: &str) -> Result<Duration, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let token = std::env::var("SLSG_TOKEN").ok().filter(|t| !t.is_empty());
+    let token = token_from_env();
     if token.is_none() && !args.insecure {
         anyhow::bail!(
             "set SLSG_TOKEN to the workers' bearer token (or pass --insecure to accept any worker)"
         );
     }
+    let security = Security {
+        token,
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(ServerTls::read(cert, key)?),
+            _ => None,
+        },
+        allow_plaintext: args.allow_plaintext,
+    };
+    // Before any work: a refused address must not wait for the plan.
+    security.check(args.listen)?;
     let cluster = ClusterConfig::load(&args.config)?;
     let origin = args.config.display().to_string();
     let schedule = cluster.validate(&origin)?;
@@ -156,7 +178,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             handshake: Duration::from_secs(args.handshake_seconds),
             idle: Duration::from_secs(args.idle_seconds),
         };
-        serve(service, args.listen, token.as_deref(), limits, shutdown)
+        serve(service, args.listen, security, limits, shutdown)
             .await
             .with_context(|| format!("serving on {}", args.listen))?;
         if let Some(scheduler) = scheduler {

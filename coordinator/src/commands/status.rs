@@ -3,6 +3,7 @@
 
 use slsg_coordinator::client::Operator;
 
+use super::args::AccessArgs;
 use super::cluster_output::{overview_table, status_table};
 
 #[derive(clap::Args)]
@@ -15,13 +16,15 @@ pub struct Args {
     /// Print JSON: the overview (`ServiceStatus`), or the named run (`RunStatus`).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    access: AccessArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let token = std::env::var("SLSG_TOKEN").ok().filter(|t| !t.is_empty());
+    let access = args.access.access()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let operator = Operator::connect(&args.coordinator, token.as_deref())?;
+        let operator = Operator::connect(&args.coordinator, &access)?;
         if let Some(run) = &args.run {
             let status = operator.run_status(run).await?;
             if args.json {

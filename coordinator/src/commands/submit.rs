@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use slsg::job::ClusterConfig;
 use slsg_coordinator::client::Operator;
 
+use super::args::AccessArgs;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The cluster config (TOML); its dataset paths must be readable where the coordinator and
@@ -14,16 +16,18 @@ pub struct Args {
     /// The coordinator, e.g. `http://10.0.0.5:50051` (the token comes from `SLSG_TOKEN`).
     #[arg(long)]
     coordinator: String,
+    #[command(flatten)]
+    access: AccessArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let token = std::env::var("SLSG_TOKEN").ok().filter(|t| !t.is_empty());
+    let access = args.access.access()?;
     let cluster = ClusterConfig::load(&args.config)?;
     let origin = args.config.display().to_string();
     cluster.validate(&origin)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let reply = runtime.block_on(async {
-        Operator::connect(&args.coordinator, token.as_deref())?
+        Operator::connect(&args.coordinator, &access)?
             .submit(&cluster, &origin)
             .await
     })?;

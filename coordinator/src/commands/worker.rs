@@ -12,6 +12,7 @@ use slsg_worker::{
     pipeline_runner,
 };
 
+use super::args::AccessArgs;
 use super::serve::start_probes;
 
 #[derive(clap::Args)]
@@ -31,10 +32,12 @@ pub struct Args {
     /// Address to serve `/healthz`, `/readyz` and `/metrics` (Prometheus) on; none by default.
     #[arg(long)]
     http_listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    access: AccessArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let token = std::env::var("SLSG_TOKEN").ok().filter(|t| !t.is_empty());
+    let access = args.access.access()?;
     let name = args.name.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_string())
@@ -66,7 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ),
             None => None,
         };
-        let link = Arc::new(GrpcLink::new(&args.coordinator, token.as_deref())?);
+        let link = Arc::new(GrpcLink::new(&args.coordinator, &access)?);
         wait_for_coordinator(&link, &name, Duration::from_secs(args.connect_seconds)).await?;
         let mut workers: Vec<(ActorRef<WorkerMessage>, tokio::task::JoinHandle<()>)> = Vec::new();
         for (i, device) in args.devices.iter().enumerate() {
