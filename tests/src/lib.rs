@@ -68,9 +68,21 @@ pub struct Process {
 
 impl Process {
     pub fn start(args: &[&str], envs: &[(&str, &str)], log: PathBuf) -> Process {
+        Self::spawn(Command::new(slsg_binary()), args, envs, log)
+    }
+
+    /// [`Process::start`] with an environment of only `PATH` and `envs`, as a container gets.
+    pub fn start_isolated(args: &[&str], envs: &[(&str, &str)], log: PathBuf) -> Process {
+        let mut command = Command::new(slsg_binary());
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        Self::spawn(command, args, envs, log)
+    }
+
+    fn spawn(mut command: Command, args: &[&str], envs: &[(&str, &str)], log: PathBuf) -> Process {
         let out = File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
-        let mut command = Command::new(slsg_binary());
         command
             .args(args)
             .env("SLSG_LOG", "info")
