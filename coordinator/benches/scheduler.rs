@@ -17,6 +17,7 @@ use ractor::Actor;
 use rand::RngExt;
 use slsg::checkpoint::{Checkpoint, CheckpointMeta};
 use slsg::config::Config;
+use slsg::data::DatasetCache;
 use slsg::job::{JobKind, JobResult, JobSpec, Plan, Resources};
 use slsg::store::Store;
 use slsg::store::layout::RunKeys;
@@ -46,6 +47,7 @@ fn plan(jobs: usize, store: &str) -> Plan {
             run: "bench".into(),
             store: store.into(),
             dataset: "unused".into(),
+            dataset_listing: None,
             category: format!("category{}", i % 100),
             config: Config::default(),
             point: BTreeMap::new(),
@@ -192,7 +194,12 @@ async fn measure(jobs: usize, workers: usize, hold: Duration) -> String {
     let address = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port");
-    let intake = Arc::new(Intake::new(actor.clone(), store, 1));
+    let intake = Arc::new(Intake::new(
+        actor.clone(),
+        store,
+        1,
+        DatasetCache::new(std::env::temp_dir().join("slsg-bench-cache")),
+    ));
     let service = ClusterService::new(
         actor.clone(),
         intake,

@@ -41,6 +41,8 @@ enum Command {
     Retrain(commands::retrain::Args),
     /// The model registry of a store: list, show, promote, rollback, history.
     Models(commands::models::Args),
+    /// Datasets at an object-store URL: push a folder, list its categories.
+    Dataset(commands::dataset::Args),
     /// Lease and run jobs from a coordinator, one worker per device.
     Worker(commands::worker::Args),
     /// Show a coordinator's jobs, progress and leaderboards.
@@ -111,6 +113,7 @@ fn main() -> std::process::ExitCode {
         Command::Submit(args) => commands::submit::run(args),
         Command::Retrain(args) => commands::retrain::run(args),
         Command::Models(args) => commands::models::run(args),
+        Command::Dataset(args) => commands::dataset::run(args),
         Command::Worker(args) => commands::worker::run(args),
         Command::Status(args) => commands::status::run(args),
         Command::Demo(args) => commands::demo::run(args),
@@ -118,8 +121,18 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            // One line, whatever a dependency's message holds, for logs and for people.
-            let text = format!("{error:#}");
+            // One line, whatever a dependency's message holds, for logs and for people; a cause
+            // that its wrapper's message already quotes (object_store's do) is not repeated.
+            let mut text = String::new();
+            for cause in error.chain() {
+                let cause = cause.to_string();
+                if !text.contains(&cause) {
+                    if !text.is_empty() {
+                        text.push_str(": ");
+                    }
+                    text.push_str(&cause);
+                }
+            }
             eprintln!(
                 "error: {}",
                 text.split_whitespace().collect::<Vec<_>>().join(" ")

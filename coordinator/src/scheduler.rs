@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use ractor::ActorRef;
+use slsg::data::DatasetCache;
 use slsg::job::{ClusterConfig, Plan, Schedule};
 use slsg::retrain::{CheckReport, check};
 use slsg::store::{BlockingStore, Store};
@@ -17,6 +18,8 @@ pub struct Intake {
     actor: ActorRef<CoordinatorMessage>,
     store: Store,
     threads: usize,
+    /// Where retraining checks copy datasets at a URL.
+    cache: DatasetCache,
 }
 
 /// What a retraining check found, and the run it submitted.
@@ -27,11 +30,17 @@ pub struct CheckOutcome {
 }
 
 impl Intake {
-    pub fn new(actor: ActorRef<CoordinatorMessage>, store: Store, threads: usize) -> Self {
+    pub fn new(
+        actor: ActorRef<CoordinatorMessage>,
+        store: Store,
+        threads: usize,
+        cache: DatasetCache,
+    ) -> Self {
         Self {
             actor,
             store,
             threads,
+            cache,
         }
     }
 
@@ -76,15 +85,16 @@ impl Intake {
         origin: String,
     ) -> Result<CheckOutcome, CoordinatorError> {
         self.same_store(&cluster, &origin)?;
-        let (threads, store) = (
+        let (threads, store, cache) = (
             self.threads,
             BlockingStore::new(self.store.clone(), tokio::runtime::Handle::current()),
+            self.cache.clone(),
         );
         let now = crate::actor::now_ms() / 1000;
         let busy = ractor::call!(self.actor, |reply| CoordinatorMessage::Training { reply })
             .map_err(CoordinatorError::gone)?;
         let report = tokio::task::spawn_blocking(move || {
-            check(&cluster, &origin, threads, &store, &busy, now)
+            check(&cluster, &origin, threads, &store, &cache, &busy, now)
         })
         .await
         .map_err(CoordinatorError::gone)??;

@@ -632,6 +632,7 @@ mod tests {
             run: "r".into(),
             store: "mem".into(),
             dataset: "data".into(),
+            dataset_listing: None,
             category: "cat".into(),
             config: Config::default(),
             point: BTreeMap::new(),

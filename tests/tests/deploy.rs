@@ -2,7 +2,8 @@
 //! clean and builds what the workspace has; every k8s/ overlay renders with kustomize and
 //! validates strictly against the Kubernetes schemas; and the rendered coordinator and worker
 //! command lines, environment, ports and probes run as local processes (the binary in place of
-//! the image, the Secrets filled from the test's S3 server) that train a tiny run over TLS.
+//! the image, the Secrets filled from the test's S3 server) that train a tiny run over TLS from
+//! a dataset in the bucket.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -426,14 +427,17 @@ fn the_rendered_command_lines_train_a_run_over_tls() {
         .next()
         .unwrap()
         .clone();
+    // The dataset is in the bucket, as the manifests' config has it.
     let data = synthetic_data(root);
+    let dataset = s3_store("deploy-data");
+    ok(slsg(&["dataset", "push", path(&data), &dataset], &[]));
     let store = s3_store("deploy");
     let tiny = write_config(
         root,
         &RunConfig {
             name: "deployed",
             store: &store,
-            data: &data,
+            data: Path::new(&dataset),
             categories: &["weave"],
             learning_rates: &[0.1],
             segnet_steps: 20,

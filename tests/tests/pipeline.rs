@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use slsg::data::DatasetCache;
 use slsg::job::{ClusterConfig, JobKind, JobState, Plan};
 use slsg::store::Store;
 use slsg::train::{Progress, TrainEvent};
@@ -158,13 +159,14 @@ fn a_panicking_job_is_failed_with_its_message_retried_and_the_run_ends() {
     );
     let cluster = ClusterConfig::load(&config).unwrap();
     let plan = Plan::expand(&cluster, "panics.toml", 2).unwrap();
-    let runner: JobRunner = Arc::new(|job, device, runtime, signals| {
+    let cache = DatasetCache::new(dir.path().join("cache"));
+    let runner: JobRunner = Arc::new(move |job, device, runtime, signals| {
         let step = (job.spec.kind == JobKind::Segnet && job.attempt == 1).then_some(5);
         let mut progress = PanicAt {
             step,
             signals: signals.clone(),
         };
-        run_job(&job.spec, device, runtime, &mut progress)
+        run_job(&job.spec, device, runtime, &cache, &mut progress)
     });
 
     let runtime = tokio::runtime::Runtime::new().unwrap();

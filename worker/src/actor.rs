@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use slsg::backend::Device;
+use slsg::data::DatasetCache;
 use slsg::job::{FailureKind, JobResult};
 use slsg::parallel::panic_message;
 use slsg::train::{LogLines, Progress};
@@ -26,16 +27,17 @@ pub type JobRunner = Arc<
 >;
 
 /// The runner every worker uses: the job's stage of the category pipeline. With `log_lines`
-/// each job also logs its progress (a worker process; an embedded run shows its own).
-pub fn pipeline_runner(log_lines: bool) -> JobRunner {
+/// each job also logs its progress (a worker process; an embedded run shows its own). Datasets
+/// at a URL are copied into `cache`.
+pub fn pipeline_runner(log_lines: bool, cache: DatasetCache) -> JobRunner {
     Arc::new(move |job, device, runtime, signals| {
         let spec = &job.spec;
         if log_lines {
             let label = format!("{} {} {}", spec.category, spec.kind.name(), spec.id);
             let mut progress = (signals.clone(), LogLines::new(label));
-            run_job(spec, device, runtime, &mut progress)
+            run_job(spec, device, runtime, &cache, &mut progress)
         } else {
-            run_job(spec, device, runtime, &mut signals.clone())
+            run_job(spec, device, runtime, &cache, &mut signals.clone())
         }
     })
 }

@@ -5,7 +5,7 @@
 use burn::tensor::backend::AutodiffBackend;
 use slsg::backend::{BackendJob, Device, DeviceError, run_on};
 use slsg::checkpoint::CheckpointError;
-use slsg::data::{Category, DataError};
+use slsg::data::{Category, DataError, Dataset, DatasetCache, SourceError};
 use slsg::fit::{PipelineError, SegnetFrom, StageOutput, prepare, pretrain_stage, segnet_stage};
 use slsg::infer::ModelError;
 use slsg::job::{FailureKind, JobKind, JobResult, JobSpec};
@@ -25,6 +25,8 @@ pub enum JobError {
     #[error(transparent)]
     Data(#[from] DataError),
     #[error(transparent)]
+    Dataset(Box<SourceError>),
+    #[error(transparent)]
     Device(#[from] DeviceError),
     #[error("SegNet job {job} names no pre-training job")]
     NoUpstream { job: String },
@@ -39,6 +41,7 @@ impl JobError {
         let outage = |e: &StoreError| matches!(e, StoreError::Object { .. });
         match self {
             JobError::Store(e) => outage(e),
+            JobError::Dataset(e) => e.is_store_outage(),
             JobError::Pipeline(e) => match e.as_ref() {
                 PipelineError::Store(e) => outage(e),
                 PipelineError::Checkpoint(CheckpointError::Store(e))
@@ -49,6 +52,12 @@ impl JobError {
             },
             _ => false,
         }
+    }
+}
+
+impl From<SourceError> for JobError {
+    fn from(e: SourceError) -> Self {
+        JobError::Dataset(Box::new(e))
     }
 }
 
@@ -89,6 +98,14 @@ impl JobError {
             },
             JobError::Store(e) => store_failure(e),
             JobError::Name(_) | JobError::Data(_) | JobError::NoUpstream { .. } => Permanent,
+            JobError::Dataset(e) => match e.as_ref() {
+                SourceError::Store(e) => store_failure(e),
+                SourceError::Truncated { .. } | SourceError::Cache { .. } => Retryable,
+                SourceError::Data(_)
+                | SourceError::Url { .. }
+                | SourceError::Name { .. }
+                | SourceError::Changed { .. } => Permanent,
+            },
             JobError::Device(_) | JobError::Panicked(_) => Retryable,
         }
     }
@@ -131,11 +148,13 @@ impl From<JobError> for JobFailure {
     }
 }
 
-/// Runs `spec`'s stage on `device`; `progress` sees every training event.
+/// Runs `spec`'s stage on `device`; `progress` sees every training event. A dataset at a URL
+/// is read from its copy in `cache`.
 pub fn run_job(
     spec: &JobSpec,
     device: Device,
     runtime: Handle,
+    cache: &DatasetCache,
     progress: &mut dyn Progress,
 ) -> Result<JobResult, JobError> {
     let store = BlockingStore::new(Store::open(&spec.store)?, runtime);
@@ -145,7 +164,11 @@ pub fn run_job(
         keys: run.job(&spec.id)?,
     };
     store.put_json(&out.keys.spec(), spec)?;
-    let category = Category::open(&spec.dataset, &spec.category)?;
+    let category = Dataset::open(&spec.dataset)?.category(
+        &spec.category,
+        spec.dataset_listing.as_deref(),
+        cache,
+    )?;
     let fine_tune = spec.retraining.as_ref().is_some_and(|r| r.fine_tune);
     let encoder = match spec.kind {
         JobKind::Segnet if !fine_tune => {

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use slsg::config::{Config, ConfigError};
-use slsg::data::{Category, DataError};
+use slsg::data::{Category, DataError, DatasetCache};
+use slsg::store::default_cache_dir;
 use slsg_worker::{Access, ClientTls, LinkError};
 
 #[derive(clap::Args)]
@@ -64,4 +65,24 @@ impl AccessArgs {
 /// The bearer token from `SLSG_TOKEN` (unset or empty: none).
 pub fn token_from_env() -> Option<String> {
     std::env::var("SLSG_TOKEN").ok().filter(|t| !t.is_empty())
+}
+
+/// Where datasets at an object-store URL are copied.
+#[derive(clap::Args)]
+pub struct CacheArgs {
+    /// Where datasets at an object-store URL are copied, one folder per listing (default:
+    /// `$SLSG_CACHE`, else `$XDG_CACHE_HOME/slsg`, else `~/.cache/slsg`).
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+}
+
+impl CacheArgs {
+    pub fn datasets(&self) -> DatasetCache {
+        DatasetCache::new(
+            self.cache
+                .clone()
+                .or_else(default_cache_dir)
+                .unwrap_or_else(|| std::env::temp_dir().join("slsg-cache")),
+        )
+    }
 }

@@ -7,6 +7,7 @@ use anyhow::Context;
 use slsg::job::ClusterConfig;
 use slsg::synth::{SynthOptions, write_dataset};
 
+use super::args::CacheArgs;
 use super::train::run_embedded;
 
 #[derive(clap::Args)]
@@ -71,5 +72,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config_path.display()
     );
     let cluster = ClusterConfig::load(&config_path)?;
-    run_embedded(&cluster, &config_path)
+    run_embedded(&cluster, &config_path, CacheArgs { cache: None }.datasets())
 }

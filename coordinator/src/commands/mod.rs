@@ -4,6 +4,7 @@
 mod args;
 mod cluster_output;
 pub mod config;
+pub mod dataset;
 pub mod demo;
 pub mod eval;
 pub mod fit;

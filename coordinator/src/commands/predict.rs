@@ -87,15 +87,7 @@ fn model_folder(model: &str, cache: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 fn default_cache() -> anyhow::Result<PathBuf> {
-    let var = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    var("SLSG_CACHE")
-        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("slsg")))
-        .or_else(|| var("HOME").map(|d| d.join(".cache/slsg")))
-        .context("no cache folder: set SLSG_CACHE or pass --cache")
+    slsg::store::default_cache_dir().context("no cache folder: set SLSG_CACHE or pass --cache")
 }
 
 fn collect_inputs(input: &Path, out: &Path) -> anyhow::Result<Vec<Item>> {

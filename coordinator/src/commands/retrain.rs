@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use slsg::data::DatasetCache;
 use slsg::job::ClusterConfig;
 use slsg::retrain::{CheckReport, check};
 use slsg::store::{BlockingStore, Store};
 use slsg_coordinator::actor::now_ms;
 use slsg_coordinator::client::Operator;
 
-use super::args::AccessArgs;
+use super::args::{AccessArgs, CacheArgs};
 use super::train::run_plan;
 use super::worker::stop_signal;
 
@@ -29,6 +30,8 @@ pub struct Args {
     coordinator: Option<String>,
     #[command(flatten)]
     access: AccessArgs,
+    #[command(flatten)]
+    cache: CacheArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -51,7 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     if args.now {
-        return check_and_train(&cluster, &args.config);
+        return check_and_train(&cluster, &args.config, args.cache.datasets());
     }
     let schedule = schedule.with_context(|| {
         format!("{origin}: [retrain] has no `schedule` or `every`; use --now for one check")
@@ -71,14 +74,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if stopped {
             return Ok(());
         }
-        if let Err(e) = check_and_train(&cluster, &args.config) {
+        if let Err(e) = check_and_train(&cluster, &args.config, args.cache.datasets()) {
             eprintln!("error: the retraining check failed: {e:#}");
         }
     }
 }
 
 /// One check here, and the retraining run it plans trained in this process.
-fn check_and_train(cluster: &ClusterConfig, origin: &Path) -> anyhow::Result<()> {
+fn check_and_train(
+    cluster: &ClusterConfig,
+    origin: &Path,
+    cache: DatasetCache,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     let store = BlockingStore::new(Store::open(&cluster.run.store)?, runtime.handle().clone());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -87,12 +94,13 @@ fn check_and_train(cluster: &ClusterConfig, origin: &Path) -> anyhow::Result<()>
         &origin.display().to_string(),
         threads,
         &store,
+        &cache,
         &Default::default(),
         now_ms() / 1000,
     )?;
     print!("{}", report_table(&report));
     match report.plan {
-        Some(plan) => run_plan(plan),
+        Some(plan) => run_plan(plan, cache),
         None => {
             println!("no category needs retraining");
             Ok(())

@@ -21,7 +21,7 @@ use slsg_coordinator::service::{ClusterService, serve};
 use slsg_coordinator::tls::{Security, ServerTls};
 use tokio::sync::watch;
 
-use super::args::token_from_env;
+use super::args::{CacheArgs, token_from_env};
 use super::cluster_output::{finish, reuse_line};
 use super::worker::stop_signal;
 
@@ -63,6 +63,9 @@ pub struct Args {
     /// A connection silent this many seconds is closed (a lease request waits up to 30).
     #[arg(long, allow_negative_numbers = true, default_value_t = 120, value_parser = clap::value_parser!(u64).range(35..=86_400))]
     idle_seconds: u64,
+    /// Where retraining checks copy datasets at an object-store URL.
+    #[command(flatten)]
+    cache: CacheArgs,
 }
 
 /// Serves the health port in a task of its own; it ends when the task is aborted.
@@ -153,7 +156,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if let Ok(status) = status {
             println!("{}", reuse_line(&status));
         }
-        let intake = Arc::new(Intake::new(actor.clone(), store, threads));
+        let intake = Arc::new(Intake::new(actor.clone(), store, threads, args.cache.datasets()));
         let scheduler = match (mode, schedule) {
             (Mode::Service, Some(schedule)) => {
                 println!("retraining checks: {schedule}");

@@ -4,37 +4,44 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use slsg::data::DatasetCache;
 use slsg::job::{ClusterConfig, Plan};
 use slsg::store::Store;
 use slsg_coordinator::actor::CoordinatorMessage;
 use slsg_coordinator::embedded::Embedded;
 use slsg_worker::pipeline_runner;
 
+use super::args::CacheArgs;
 use super::cluster_output::{finish, progress_lines, reuse_line};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The cluster config (TOML): datasets, categories, training config, sweep, store.
     config: PathBuf,
+    #[command(flatten)]
+    cache: CacheArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cluster = ClusterConfig::load(&args.config)?;
-    run_embedded(&cluster, &args.config)
+    run_embedded(&cluster, &args.config, args.cache.datasets())
 }
 
 /// Expands the plan and trains it with the coordinator and its workers in this process.
-pub fn run_embedded(cluster: &ClusterConfig, origin: &Path) -> anyhow::Result<()> {
+pub fn run_embedded(
+    cluster: &ClusterConfig,
+    origin: &Path,
+    cache: DatasetCache,
+) -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    run_plan(Plan::expand(
-        cluster,
-        &origin.display().to_string(),
-        threads,
-    )?)
+    run_plan(
+        Plan::expand(cluster, &origin.display().to_string(), threads)?,
+        cache,
+    )
 }
 
 /// Trains `plan` with the coordinator and its workers in this process.
-pub fn run_plan(plan: Plan) -> anyhow::Result<()> {
+pub fn run_plan(plan: Plan, cache: DatasetCache) -> anyhow::Result<()> {
     println!(
         "run `{}`: {} jobs on {} worker slot(s), store {}",
         plan.run,
@@ -46,7 +53,7 @@ pub fn run_plan(plan: Plan) -> anyhow::Result<()> {
     let store_url = plan.store.clone();
     let runtime = tokio::runtime::Runtime::new()?;
     let summary = runtime.block_on(async move {
-        let embedded = Embedded::start(plan, store, pipeline_runner(false)).await?;
+        let embedded = Embedded::start(plan, store, pipeline_runner(false, cache)).await?;
         println!("{}", reuse_line(&embedded.status().await?));
         let watcher = tokio::spawn(report_progress(
             embedded.coordinator.clone(),

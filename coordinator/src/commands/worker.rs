@@ -12,7 +12,7 @@ use slsg_worker::{
     pipeline_runner,
 };
 
-use super::args::AccessArgs;
+use super::args::{AccessArgs, CacheArgs};
 use super::serve::start_probes;
 
 #[derive(clap::Args)]
@@ -34,6 +34,8 @@ pub struct Args {
     http_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     access: AccessArgs,
+    #[command(flatten)]
+    cache: CacheArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -78,7 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 name: format!("{name}-{i}"),
                 device: *device,
                 runtime: tokio::runtime::Handle::current(),
-                runner: pipeline_runner(true),
+                runner: pipeline_runner(true, args.cache.datasets()),
                 metrics: metrics.clone(),
             };
             let spawned = Actor::spawn(None, WorkerActor::<GrpcLink>::default(), worker_args)

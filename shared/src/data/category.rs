@@ -53,6 +53,15 @@ impl Category {
     /// The category's name must be a plain folder name, and its test images must have unique,
     /// plain names within their folder kind (they name the anomaly maps).
     pub fn open(dataset_root: &Path, name: &str) -> Result<Category, DataError> {
+        Self::read(dataset_root, name, true)
+    }
+
+    /// [`Category::open`] reading no file's content (no defects config): the lists only.
+    pub(crate) fn scan(dataset_root: &Path, name: &str) -> Result<Category, DataError> {
+        Self::read(dataset_root, name, false)
+    }
+
+    fn read(dataset_root: &Path, name: &str, read_files: bool) -> Result<Category, DataError> {
         crate::store::validate_name(name).map_err(|e| DataError::CategoryName {
             name: name.escape_debug().to_string(),
             reason: e.reason.to_string(),
@@ -107,7 +116,9 @@ impl Category {
         };
         let defects_path = root.join("defects_config.json");
         let defects = if defects_path.is_file() {
-            Some(DefectsConfig::read(&defects_path)?)
+            read_files
+                .then(|| DefectsConfig::read(&defects_path))
+                .transpose()?
         } else if layout == Layout::MvtecLoco
             && test
                 .iter()

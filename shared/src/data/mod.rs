@@ -1,6 +1,8 @@
 //! Datasets as they are distributed (MVTec AD, BTAD, MVTec LOCO AD, a plain folder of normal
-//! images): layout detection, category discovery, image and ground-truth reading, with errors
-//! that name the offending file. Must not simulate anomalies, train or score anything.
+//! images), in a folder or at an object-store URL (fingerprinted from the listing, copied once
+//! into a local cache): layout detection, category discovery, image and ground-truth reading,
+//! with errors that name the offending file. Must not simulate anomalies, train or score
+//! anything.
 
 mod category;
 mod defects;
@@ -9,6 +11,7 @@ mod fingerprint;
 mod ground_truth;
 mod image_io;
 mod layout;
+mod source;
 
 pub use category::{Category, GroundTruthSource, TestImage};
 pub use defects::{DefectSpec, DefectsConfig};
@@ -20,3 +23,7 @@ pub use image_io::{
     read_rgb_resized, read_rgb_resized_all,
 };
 pub use layout::{Layout, discover_categories, resolve_categories};
+pub use source::{
+    CategoryFingerprints, Dataset, DatasetCache, ListedFile, Listing, SourceError, block_on,
+    is_url, push,
+};

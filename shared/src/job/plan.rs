@@ -14,7 +14,7 @@ use super::schedule::Schedule;
 use super::spec::{JobId, JobKind, JobSpec};
 use crate::backend::Device;
 use crate::config::{Config, ConfigError};
-use crate::data::{Category, DataError, all_files, fingerprint, hex, resolve_categories};
+use crate::data::{DataError, Dataset, SourceError, hex, is_url};
 use crate::fit::Retraining;
 use crate::ranges::Section;
 use crate::store::{NameError, validate_name};
@@ -122,6 +122,8 @@ pub enum PlanError {
     #[error(transparent)]
     Data(#[from] DataError),
     #[error(transparent)]
+    Source(Box<SourceError>),
+    #[error(transparent)]
     Name(#[from] NameError),
     #[error("{origin}: {source}")]
     Retrain {
@@ -136,6 +138,12 @@ pub enum PlanError {
         first: PathBuf,
         second: PathBuf,
     },
+}
+
+impl From<SourceError> for PlanError {
+    fn from(e: SourceError) -> Self {
+        PlanError::Source(Box::new(e))
+    }
 }
 
 /// The expanded run: jobs in dependency order (every job after the one it depends on).
@@ -171,7 +179,7 @@ impl ClusterConfig {
         // Relative dataset and store paths are relative to the config file.
         let base = path.parent().unwrap_or(Path::new("."));
         for dataset in &mut config.datasets {
-            if dataset.path.is_relative() {
+            if dataset.path.is_relative() && !is_url(&dataset.path) {
                 dataset.path = base.join(&dataset.path);
             }
         }
@@ -217,7 +225,7 @@ impl ClusterConfig {
             if let Some(dataset) = self
                 .datasets
                 .iter()
-                .find(|d| crate::walk::nested(folder, &d.path))
+                .find(|d| !is_url(&d.path) && crate::walk::nested(folder, &d.path))
             {
                 return Err(invalid(
                     "run.store",
@@ -329,7 +337,8 @@ impl Plan {
         let mut pretrain_jobs: BTreeMap<JobId, JobSpec> = BTreeMap::new();
         let mut segnet_jobs = Vec::new();
         for dataset in &cluster.datasets {
-            for name in resolve_categories(&dataset.path, &dataset.categories)? {
+            let source = Dataset::open(&dataset.path)?;
+            for name in source.categories(&dataset.categories)? {
                 validate_name(&name)?;
                 if let Some(first) = seen.insert(name.clone(), dataset.path.clone()) {
                     return Err(PlanError::DuplicateCategory {
@@ -345,11 +354,9 @@ impl Plan {
                     },
                     None => None,
                 };
-                let category = Category::open(&dataset.path, &name)?;
-                let train_fingerprint =
-                    fingerprint(&category.root, &category.training_images(), threads)?;
-                let full_fingerprint =
-                    fingerprint(&category.root, &all_files(&category.root)?, threads)?;
+                let fingerprints = source.fingerprints(&name, threads)?;
+                let (train_fingerprint, full_fingerprint) =
+                    (&fingerprints.training, &fingerprints.all);
                 for (point, config) in points.iter().zip(&configs) {
                     let mut config = config.clone();
                     if category_retraining.is_some_and(|r| r.fine_tune) {
@@ -361,6 +368,7 @@ impl Plan {
                         run: run.to_string(),
                         store: cluster.run.store.clone(),
                         dataset: dataset.path.clone(),
+                        dataset_listing: fingerprints.listing.clone(),
                         category: name.clone(),
                         config: config.clone(),
                         point: point
@@ -376,7 +384,7 @@ impl Plan {
                         let pretrain_id = job_id(
                             JobKind::Pretrain,
                             &name,
-                            &train_fingerprint,
+                            train_fingerprint,
                             &pretrain_parameters(&config, category_retraining),
                             None,
                         );
@@ -392,7 +400,7 @@ impl Plan {
                     let segnet_id = job_id(
                         JobKind::Segnet,
                         &name,
-                        &full_fingerprint,
+                        full_fingerprint,
                         &segnet_parameters(&config, category_retraining),
                         upstream.as_deref(),
                     );

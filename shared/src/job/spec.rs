@@ -41,7 +41,12 @@ pub struct JobSpec {
     pub run: String,
     /// The store URL (`file:///…` or `s3://bucket/prefix`).
     pub store: String,
+    /// The dataset folder, or its object-store URL.
     pub dataset: PathBuf,
+    /// For a dataset URL: the fingerprint of the category's listing when the run was planned,
+    /// which the worker's copy must match.
+    #[serde(default)]
+    pub dataset_listing: Option<String>,
     pub category: String,
     /// The training configuration of this job (the sweep point's values applied).
     pub config: Config,

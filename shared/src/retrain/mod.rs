@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Cpu;
-use crate::data::{Category, DataError, Manifest, read_rgb, resolve_categories};
+use crate::data::{Category, DataError, Dataset, DatasetCache, Manifest, SourceError, read_rgb};
 use crate::fit::{PipelineError, Retraining, load_version};
 use crate::job::{ClusterConfig, Plan, PlanError, RetrainMode, utc_stamp};
 use crate::registry::{Decision, Registry, RegistryError};
@@ -24,6 +24,8 @@ pub enum RetrainError {
     #[error(transparent)]
     Data(#[from] DataError),
     #[error(transparent)]
+    Source(Box<SourceError>),
+    #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error("drift check of `{category}`: {source}")]
     Drift {
@@ -32,6 +34,12 @@ pub enum RetrainError {
     },
     #[error(transparent)]
     Name(#[from] NameError),
+}
+
+impl From<SourceError> for RetrainError {
+    fn from(e: SourceError) -> Self {
+        RetrainError::Source(Box::new(e))
+    }
 }
 
 /// What the check decided for one category.
@@ -58,12 +66,14 @@ pub struct CheckReport {
 
 /// Checks every category of `cluster` against the registry in `store` and plans a retraining
 /// run (named `<run>-retrain-<UTC time>`) for those that need one. Categories in `busy` (a run in
-/// progress trains them) are left alone. `now` is seconds since the epoch.
+/// progress trains them) are left alone. `now` is seconds since the epoch. Categories at a
+/// dataset URL are read from their copies in `cache` (fetched when their listing changed).
 pub fn check(
     cluster: &ClusterConfig,
     origin: &str,
     threads: usize,
     store: &BlockingStore,
+    cache: &DatasetCache,
     busy: &BTreeSet<String>,
     now: u64,
 ) -> Result<CheckReport, RetrainError> {
@@ -74,7 +84,8 @@ pub fn check(
     let mut categories = Vec::new();
     let mut triggered: BTreeMap<String, Option<Retraining>> = BTreeMap::new();
     for dataset in &cluster.datasets {
-        for name in resolve_categories(&dataset.path, &dataset.categories)? {
+        let source = Dataset::open(&dataset.path)?;
+        for name in source.categories(&dataset.categories)? {
             if busy.contains(&name) {
                 categories.push(CategoryCheck {
                     current: runtime.block_on(registry.current(&name))?,
@@ -86,7 +97,7 @@ pub fn check(
                 });
                 continue;
             }
-            let category = Category::open(&dataset.path, &name)?;
+            let category = source.category(&name, None, cache)?;
             let manifest = Manifest::read(&category.root, &category.training_images(), threads)?;
             let Some(current) = runtime.block_on(registry.current(&name))? else {
                 triggered.insert(name.clone(), None);

@@ -15,6 +15,10 @@
 //! `checkpoints/<stage>-<step>.ckpt`, and `encoder.ckpt` (pre-training) or `model/`,
 //! `data.json` (the training images' manifest), `eval.json` and
 //! `maps/<category>/test/<kind>/<id>.tiff` (SegNet).
+//!
+//! A dataset URL holds the dataset folder's files under the same names (`<category>/…`) and,
+//! once `slsg dataset push` has written to it, `slsg-push.json`: each pushed file's size and
+//! content hash.
 
 use super::{Key, NameError};
 
@@ -35,6 +39,11 @@ fn fixed(key: &Key, segment: &'static str) -> Key {
 /// The coordinator service's list of its runs.
 pub fn service_runs() -> Key {
     Key::new(["service", "runs.json"]).expect("a valid literal")
+}
+
+/// What `slsg dataset push` sent to a dataset URL.
+pub fn dataset_push_record() -> Key {
+    Key::new(["slsg-push.json"]).expect("a valid literal")
 }
 
 /// The config a `slsg fit` output folder was trained with.

@@ -39,6 +39,28 @@ pub enum StoreError {
     Name(#[from] NameError),
 }
 
+/// Where local copies of stored things (registered models, datasets at a URL) are kept by
+/// default: `$SLSG_CACHE`, else `$XDG_CACHE_HOME/slsg`, else `~/.cache/slsg`.
+pub fn default_cache_dir() -> Option<std::path::PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+    };
+    var("SLSG_CACHE")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("slsg")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache/slsg")))
+}
+
+/// One object of a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: Key,
+    pub size: u64,
+    /// The store's entity tag: changes whenever the content does.
+    pub tag: Option<String>,
+}
+
 /// An object store with the URL it was opened from.
 #[derive(Clone)]
 pub struct Store {
@@ -213,6 +235,70 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         keys.sort();
         Ok(keys)
+    }
+
+    /// Every object under `prefix` (the whole store when `None`) with its size and entity tag,
+    /// sorted by key. Keys with a segment starting with `.` (hidden files, partial uploads) are
+    /// left out; any other key that is not a valid key is an error naming it.
+    pub async fn list_objects(
+        &self,
+        prefix: Option<&Key>,
+    ) -> Result<Vec<ListedObject>, StoreError> {
+        let at = prefix.map(|p| ObjectPath::from(p.as_str()));
+        let shown = prefix.map_or_else(|| Key::parse("(root)"), |p| Ok(p.clone()))?;
+        let metas: Vec<_> = self
+            .inner
+            .list(at.as_ref())
+            .try_collect()
+            .await
+            .map_err(self.error(&shown))?;
+        let mut objects = Vec::new();
+        for meta in metas {
+            let raw = meta.location.as_ref();
+            if raw.split('/').any(|segment| segment.starts_with('.')) {
+                continue;
+            }
+            objects.push(ListedObject {
+                key: Key::parse(raw)?,
+                size: meta.size,
+                tag: meta.e_tag,
+            });
+        }
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
+    }
+
+    /// The names of the top-level folders (common prefixes) of the store, sorted.
+    pub async fn list_folders(&self) -> Result<Vec<String>, StoreError> {
+        let listing = self
+            .inner
+            .list_with_delimiter(None)
+            .await
+            .map_err(self.error(&Key::parse("(root)")?))?;
+        let mut names: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_string))
+            .filter(|name| !name.starts_with('.'))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// An object's bytes and entity tag, `None` if it does not exist.
+    pub async fn get_tagged(
+        &self,
+        key: &Key,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
+        match self.inner.get(&ObjectPath::from(key.as_str())).await {
+            Ok(result) => {
+                let tag = result.meta.e_tag.clone();
+                let bytes = result.bytes().await.map_err(self.error(key))?.to_vec();
+                Ok(Some((bytes, tag)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error(key)(e)),
+        }
     }
 
     /// An object's JSON value, `None` if it does not exist; an object that does not decode is
