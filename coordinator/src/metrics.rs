@@ -9,9 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use slsg::job::{FailureKind, JobStatus, ServiceStatus};
-
-/// Label pairs of one series.
-pub type Labels = Vec<(&'static str, String)>;
+use slsg_worker::{Labels, ProgressGauges};
 
 /// Counters that only grow while the coordinator runs; cloning shares them.
 #[derive(Clone, Debug)]
@@ -159,52 +157,21 @@ pub fn encode(snapshot: &MetricsSnapshot, store_errors: u64) -> Result<String, s
         workers,
     );
 
-    let step = Family::<Labels, Gauge>::default();
-    let total_steps = Family::<Labels, Gauge>::default();
-    let images = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-    let queued = Family::<Labels, Gauge>::default();
+    let progress = ProgressGauges::default();
     for job in &snapshot.running {
-        let Some(progress) = &job.status.progress else {
-            continue;
-        };
-        let labels = vec![
-            ("run", job.run.clone()),
-            ("job", job.status.id.to_string()),
-            ("kind", job.status.kind.name().to_string()),
-            ("category", job.status.category.clone()),
-            ("stage", progress.stage.clone()),
-        ];
-        step.get_or_create(&labels).set(progress.step as i64);
-        total_steps
-            .get_or_create(&labels)
-            .set(progress.total_steps as i64);
-        images
-            .get_or_create(&labels)
-            .set(progress.images_per_second);
-        queued
-            .get_or_create(&labels)
-            .set(progress.queued_batches as i64);
+        if let Some(report) = &job.status.progress {
+            progress.record(
+                vec![
+                    ("run", job.run.clone()),
+                    ("job", job.status.id.to_string()),
+                    ("kind", job.status.kind.name().to_string()),
+                    ("category", job.status.category.clone()),
+                ],
+                report,
+            );
+        }
     }
-    registry.register(
-        "job_step",
-        "A running job's step (from its heartbeats)",
-        step,
-    );
-    registry.register(
-        "job_total_steps",
-        "A running job's steps in its current stage",
-        total_steps,
-    );
-    registry.register(
-        "job_images_per_second",
-        "A running job's training images per second",
-        images,
-    );
-    registry.register(
-        "job_queued_batches",
-        "Simulated batches waiting for a running job's training step",
-        queued,
-    );
+    progress.register(&mut registry);
     if let Some(next) = snapshot.overview.next_check_unix {
         let gauge = Gauge::<i64>::default();
         gauge.set(next as i64);

@@ -17,6 +17,6 @@ pub use grpc::GrpcLink;
 pub use link::{
     CoordinatorLink, HeartbeatAnswer, LeaseOutcome, LeasedJob, LinkError, Registration,
 };
-pub use metrics::{JobOutcome, WorkerMetrics};
+pub use metrics::{JobOutcome, Labels, ProgressGauges, WorkerMetrics};
 pub use progress::JobSignals;
 pub use runner::{JobError, JobFailure, run_job};

@@ -2,6 +2,7 @@
 //! images/s and simulation queue depth, and the jobs its slots ended, by outcome.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use prometheus_client::encoding::prometheus_text;
@@ -9,11 +10,61 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use slsg::job::JobSpec;
+use slsg::job::{JobProgress, JobSpec};
 
 use crate::progress::JobSignals;
 
-type Labels = Vec<(&'static str, String)>;
+/// Label pairs of one series.
+pub type Labels = Vec<(&'static str, String)>;
+
+/// The gauges of running jobs' progress (step, steps of the stage, images/s, simulated batches
+/// waiting), one series per job; the coordinator reports them from heartbeats, a worker from
+/// its own jobs.
+#[derive(Default)]
+pub struct ProgressGauges {
+    step: Family<Labels, Gauge>,
+    total_steps: Family<Labels, Gauge>,
+    images_per_second: Family<Labels, Gauge<f64, AtomicU64>>,
+    queued_batches: Family<Labels, Gauge>,
+}
+
+impl ProgressGauges {
+    /// One job's progress under `labels` (a `stage` label is added).
+    pub fn record(&self, mut labels: Labels, progress: &JobProgress) {
+        labels.push(("stage", progress.stage.clone()));
+        self.step.get_or_create(&labels).set(progress.step as i64);
+        self.total_steps
+            .get_or_create(&labels)
+            .set(progress.total_steps as i64);
+        self.images_per_second
+            .get_or_create(&labels)
+            .set(progress.images_per_second);
+        self.queued_batches
+            .get_or_create(&labels)
+            .set(progress.queued_batches as i64);
+    }
+
+    /// Registers the four gauges as `job_step`, `job_total_steps`, `job_images_per_second` and
+    /// `job_queued_batches` under the registry's prefix.
+    pub fn register(self, registry: &mut Registry) {
+        registry.register("job_step", "A running job's step", self.step);
+        registry.register(
+            "job_total_steps",
+            "A running job's steps in its current stage",
+            self.total_steps,
+        );
+        registry.register(
+            "job_images_per_second",
+            "A running job's training images per second",
+            self.images_per_second,
+        );
+        registry.register(
+            "job_queued_batches",
+            "Simulated batches waiting for a running job's training step",
+            self.queued_batches,
+        );
+    }
+}
 
 /// Shared by a process's worker actors and its metrics endpoint; cloning shares it.
 #[derive(Clone, Default)]
@@ -115,10 +166,7 @@ impl WorkerMetrics {
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut registry = Registry::with_prefix("slsg_worker");
         let slots = Family::<Labels, Gauge>::default();
-        let step = Family::<Labels, Gauge>::default();
-        let total_steps = Family::<Labels, Gauge>::default();
-        let images = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
-        let queued = Family::<Labels, Gauge>::default();
+        let progress_gauges = ProgressGauges::default();
         for (worker, slot) in self.slots().iter() {
             let state = match (&slot.running, slot.stopped) {
                 (_, true) => "stopped",
@@ -138,24 +186,16 @@ impl WorkerMetrics {
             let Some(progress) = running.signals.latest() else {
                 continue;
             };
-            let labels = vec![
-                ("worker", worker.clone()),
-                ("run", running.run.clone()),
-                ("job", running.job.clone()),
-                ("kind", running.kind.to_string()),
-                ("category", running.category.clone()),
-                ("stage", progress.stage.clone()),
-            ];
-            step.get_or_create(&labels).set(progress.step as i64);
-            total_steps
-                .get_or_create(&labels)
-                .set(progress.total_steps as i64);
-            images
-                .get_or_create(&labels)
-                .set(progress.images_per_second);
-            queued
-                .get_or_create(&labels)
-                .set(progress.queued_batches as i64);
+            progress_gauges.record(
+                vec![
+                    ("worker", worker.clone()),
+                    ("run", running.run.clone()),
+                    ("job", running.job.clone()),
+                    ("kind", running.kind.to_string()),
+                    ("category", running.category.clone()),
+                ],
+                &progress,
+            );
         }
         registry.register(
             "slots",
@@ -167,22 +207,7 @@ impl WorkerMetrics {
             "Jobs this process's slots ended, by outcome",
             self.ended.clone(),
         );
-        registry.register("job_step", "The running job's step", step);
-        registry.register(
-            "job_total_steps",
-            "The running job's steps in its current stage",
-            total_steps,
-        );
-        registry.register(
-            "job_images_per_second",
-            "The running job's training images per second",
-            images,
-        );
-        registry.register(
-            "job_queued_batches",
-            "Simulated batches waiting for the running job's training step",
-            queued,
-        );
+        progress_gauges.register(&mut registry);
         let mut text = String::new();
         prometheus_text::encode(&mut text, &registry)?;
         Ok(text)

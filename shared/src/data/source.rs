@@ -467,12 +467,19 @@ pub async fn push(
     let manifest = Manifest::read(folder, &files, threads)?;
     let record = dataset_push_record();
     let mut pushed: Pushed = store.get_json(&record).await?.unwrap_or_default();
-    let listed: BTreeMap<String, u64> = store
-        .list_objects(None)
-        .await?
-        .into_iter()
-        .map(|o| (o.key.as_str().to_string(), o.size))
-        .collect();
+    // Files the record names are checked against the listing (one deleted by other means is
+    // sent again); before a first push there may be no bucket to list yet (S3-compatible
+    // servers create it on the first write).
+    let listed: BTreeMap<String, u64> = if pushed.files.is_empty() {
+        BTreeMap::new()
+    } else {
+        store
+            .list_objects(None)
+            .await?
+            .into_iter()
+            .map(|o| (o.key.as_str().to_string(), o.size))
+            .collect()
+    };
     let changed: Vec<(&String, u64, String)> = manifest
         .files
         .iter()
