@@ -512,3 +512,63 @@ pub async fn push(
     store.put_json(&record, &pushed).await?;
     Ok((changed.len(), manifest.files.len() - changed.len()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listing(files: &[(&str, &str)]) -> Listing {
+        Listing {
+            url: "s3://bucket/data".into(),
+            category: "bottle".into(),
+            files: files
+                .iter()
+                .map(|(name, tag)| {
+                    (
+                        name.to_string(),
+                        ListedFile {
+                            size: 10,
+                            tag: Some(tag.to_string()),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    const MVTEC: [(&str, &str); 4] = [
+        ("train/good/000.png", "a"),
+        ("train/good/001.png", "b"),
+        ("test/good/000.png", "c"),
+        ("test/crack/000.png", "d"),
+    ];
+
+    #[test]
+    fn the_layout_comes_from_the_names_and_only_training_images_key_pretraining() {
+        let mut files = MVTEC.to_vec();
+        files.push(("ground_truth/crack/000_mask.png", "e"));
+        let base = listing(&files);
+        let (training, all) = base.fingerprints().unwrap();
+
+        files[2].1 = "changed";
+        let (test_changed_training, test_changed_all) = listing(&files).fingerprints().unwrap();
+        assert_eq!(training, test_changed_training);
+        assert_ne!(all, test_changed_all);
+
+        files[0].1 = "changed";
+        let (train_changed, _) = listing(&files).fingerprints().unwrap();
+        assert_ne!(training, train_changed);
+    }
+
+    #[test]
+    fn a_listing_without_a_layout_or_its_masks_is_a_data_error() {
+        let no_layout = listing(&[("readme.txt", "a")]);
+        assert!(matches!(
+            no_layout.fingerprints(),
+            Err(SourceError::Data(_))
+        ));
+        let no_mask = listing(&MVTEC);
+        let error = no_mask.fingerprints().unwrap_err().to_string();
+        assert!(error.contains("mask"), "{error}");
+    }
+}
