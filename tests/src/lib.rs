@@ -397,30 +397,39 @@ pub fn http_get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
 /// One sample of a metrics scrape: name, labels, value.
 pub type Sample = (String, std::collections::BTreeMap<String, String>, f64);
 
-/// Parses Prometheus text with the official Python client's parser (`tests/tools/`).
-pub fn parse_metrics(text: &str) -> Vec<Sample> {
+/// Runs one of the Python readers in `tests/tools/` on `input` with the check tools' Python
+/// and decodes the JSON it prints; a reader that fails fails the test with its message.
+pub fn python_reader<T: serde::de::DeserializeOwned>(script: &str, input: &str) -> T {
     use std::io::Write;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/metrics_to_json.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tools")
+        .join(script);
     let mut child = Command::new(check_tool("python"))
-        .arg(script)
+        .arg(&script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("running the metrics parser");
+        .expect("running a Python reader");
     child
         .stdin
         .take()
         .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("writing to the parser");
-    let output = child.wait_with_output().expect("the parser's output");
+        .write_all(input.as_bytes())
+        .expect("writing to the reader");
+    let output = child.wait_with_output().expect("the reader's output");
     assert!(
         output.status.success(),
-        "the metrics do not parse: {}\n{text}",
+        "{} refused its input: {}\n{input}",
+        script.display(),
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout).expect("the parser's JSON")
+    serde_json::from_slice(&output.stdout).expect("the reader's JSON")
+}
+
+/// Parses Prometheus text with the official Python client's parser.
+pub fn parse_metrics(text: &str) -> Vec<Sample> {
+    python_reader("metrics_to_json.py", text)
 }
 
 /// A test CA and a server certificate it signed for `127.0.0.1` and `localhost`, made with the

@@ -56,24 +56,7 @@ fn render_yaml(overlay: &str) -> String {
 }
 
 fn render(overlay: &str) -> Vec<Value> {
-    use std::io::Write;
-    let yaml = render_yaml(overlay);
-    let script = workspace().join("tests/tools/yaml_to_json.py");
-    let mut child = Command::new(check_tool("python"))
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("running the YAML reader");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(yaml.as_bytes())
-        .expect("writing YAML");
-    let output = child.wait_with_output().expect("the YAML reader");
-    assert!(output.status.success());
-    serde_json::from_slice(&output.stdout).expect("JSON")
+    python_reader("yaml_to_json.py", &render_yaml(overlay))
 }
 
 fn object<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {

@@ -84,7 +84,16 @@ pub fn discover_categories(root: &Path) -> Result<Vec<String>, DataError> {
 /// Expands a category selection: `all` means every discovered category; otherwise each name
 /// must exist under `root`.
 pub fn resolve_categories(root: &Path, selection: &[String]) -> Result<Vec<String>, DataError> {
-    let available = discover_categories(root)?;
+    select_categories(discover_categories(root)?, selection, root)
+}
+
+/// The categories of `available` that a selection (`["all"]` or names) names; a name that is
+/// not available is an error naming `root`.
+pub(crate) fn select_categories(
+    available: Vec<String>,
+    selection: &[String],
+    root: &Path,
+) -> Result<Vec<String>, DataError> {
     if selection.iter().any(|s| s == "all") {
         return Ok(available);
     }

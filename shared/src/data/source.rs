@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::fingerprint::{Manifest, all_files, fingerprint, relative_name};
-use super::layout::resolve_categories;
+use super::layout::{resolve_categories, select_categories};
 use super::{Category, DataError, hex};
 use crate::store::layout::dataset_push_record;
 use crate::store::{Key, NameError, Store, StoreError};
@@ -235,24 +235,11 @@ impl Dataset {
                             .into(),
                     });
                 }
-                if selection.iter().any(|s| s == "all") {
-                    return Ok(available);
-                }
-                selection
-                    .iter()
-                    .map(|name| {
-                        if available.contains(name) {
-                            Ok(name.clone())
-                        } else {
-                            Err(DataError::UnknownCategory {
-                                category: name.clone(),
-                                root: PathBuf::from(store.url()),
-                                available: available.clone(),
-                            }
-                            .into())
-                        }
-                    })
-                    .collect()
+                Ok(select_categories(
+                    available,
+                    selection,
+                    Path::new(store.url()),
+                )?)
             }
         }
     }
