@@ -701,6 +701,36 @@ mod tests {
     }
 
     #[test]
+    fn counts_by_kind_and_running_jobs_follow_the_table() {
+        let mut table = JobTable::new(&plan());
+        let counts = |table: &JobTable| {
+            table
+                .kind_state_counts()
+                .into_iter()
+                .flat_map(|(kind, states)| {
+                    states
+                        .into_iter()
+                        .map(move |(state, n)| format!("{kind} {state} {n}"))
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(counts(&table), ["pretrain queued 1", "segnet queued 2"]);
+        assert!(table.running_jobs().is_empty());
+        let first = table.lease("w1", 0, next_id).unwrap();
+        assert_eq!(counts(&table), ["pretrain running 1", "segnet queued 2"]);
+        let running: Vec<String> = table.running_jobs().into_iter().map(|j| j.id).collect();
+        assert_eq!(running, ["p"]);
+        assert!(table.complete(&first.lease_id, "w1", Box::new(result())));
+        table.lease("w1", 1, next_id).unwrap();
+        assert_eq!(
+            counts(&table),
+            ["pretrain done 1", "segnet queued 1", "segnet running 1"]
+        );
+        let total: usize = table.state_counts().values().sum();
+        assert_eq!(total, table.len());
+    }
+
+    #[test]
     fn expired_leases_retry_then_fail_and_block_dependents() {
         let mut table = JobTable::new(&plan());
         let lease = table.lease("w1", 0, next_id).unwrap();
