@@ -446,10 +446,10 @@ pub async fn push(
 ) -> Result<(usize, usize), SourceError> {
     let files = all_files(folder)?;
     if files.is_empty() {
-        return Err(DataError::NotFound {
-            path: folder.to_path_buf(),
-        }
-        .into());
+        return Err(SourceError::Url {
+            url: store.url().to_string(),
+            message: format!("{}: no files to push", folder.display()),
+        });
     }
     let manifest = Manifest::read(folder, &files, threads)?;
     let record = dataset_push_record();
