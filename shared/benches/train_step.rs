@@ -1,8 +1,12 @@
-//! Training-step time and inference throughput of the SLSG networks on the CPU backend, for the
-//! full-width model at 256×256 and a tiny one, at batch 1 and 16; prints a Markdown table. The
-//! PyTorch side of the comparison is `bench/torch_reference.py` (same architecture, same sizes).
+//! Training-step time and inference throughput of the SLSG networks on a device (the CPU
+//! backend by default), for the full-width model at 256×256, a mid-size one and a tiny one, at
+//! batch 1 and 16; prints a Markdown table. The PyTorch side of the comparison is
+//! `bench/torch_reference.py` (same architecture, same sizes).
 //!
-//! `cargo bench -p slsg --bench train_step [-- full|tiny [BATCH]]`
+//! `cargo bench -p slsg --bench train_step [-- full|mid|tiny [BATCH] [--device cpu|wgpu|cuda:N]]`
+//!
+//! Every timed step ends by reading its loss (or its maps) back, so a GPU backend's queued work
+//! is inside the time; the first step of each kind (kernel compilation, tuning) is not.
 
 use std::time::Instant;
 
@@ -11,11 +15,10 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use slsg::backend::CpuTrain;
+use burn::tensor::backend::AutodiffBackend;
+use slsg::backend::{AutotuneLevel, BackendJob, Device, GpuSettings, configure_gpu, run_on};
 use slsg::model::loss::{focal, l1, l2, lsgan_discriminator, lsgan_generator};
 use slsg::model::{ModelConfig, anomaly_probability};
-
-type B = CpuTrain;
 
 struct Case {
     name: &'static str,
@@ -34,16 +37,68 @@ fn timed(repeats: usize, mut step: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let which = std::env::args()
-        .nth(1)
-        .filter(|a| a == "full" || a == "tiny");
-    let only_batch: Option<usize> = std::env::args().nth(2).and_then(|b| b.parse().ok());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let device: Device = args
+        .iter()
+        .position(|a| a == "--device")
+        .and_then(|i| args.get(i + 1))
+        .map_or(Device::Cpu, |d| {
+            d.parse().expect("a device: cpu, wgpu, wgpu:N, cuda:N")
+        });
+    let which = args
+        .iter()
+        .find(|a| ["full", "mid", "tiny"].contains(&a.as_str()))
+        .cloned();
+    let only_batch: Option<usize> = args.iter().find_map(|b| b.parse().ok());
+    if device.is_gpu() {
+        let level = std::env::var("SLSG_AUTOTUNE")
+            .ok()
+            .map_or(AutotuneLevel::default(), |l| {
+                l.parse().expect("an autotune level")
+            });
+        configure_gpu(&GpuSettings {
+            autotune: level,
+            cache: std::env::temp_dir().join("slsg-bench-gpu"),
+        })
+        .expect("GPU settings");
+    }
+    println!(
+        "device: {device}; threads: {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    run_on(device, Bench { which, only_batch }).expect("the device is available");
+}
+
+struct Bench {
+    which: Option<String>,
+    only_batch: Option<usize>,
+}
+
+impl BackendJob for Bench {
+    type Output = ();
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) {
+        bench::<B>(self.which.as_deref(), self.only_batch, &device);
+    }
+}
+
+fn bench<B: AutodiffBackend>(which: Option<&str>, only_batch: Option<usize>, device: &B::Device) {
     let cases = [
         Case {
             name: "full",
             model: ModelConfig::default(),
             batches: [1, 16],
             repeats: 2,
+        },
+        Case {
+            name: "mid",
+            model: ModelConfig {
+                image_size: 128,
+                width: 0.25,
+                ..ModelConfig::default()
+            },
+            batches: [1, 16],
+            repeats: 4,
         },
         Case {
             name: "tiny",
@@ -56,19 +111,11 @@ fn main() {
             repeats: 10,
         },
     ];
-    let device = Default::default();
-    println!(
-        "threads: {}",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
     println!(
         "| config | batch | GPT-Net step (D + G) s | SegNet step s | SegNet inference images/s |"
     );
     println!("|---|---|---|---|---|");
-    for case in cases
-        .iter()
-        .filter(|c| which.as_deref().is_none_or(|w| w == c.name))
-    {
+    for case in cases.iter().filter(|c| which.is_none_or(|w| w == c.name)) {
         let size = case.model.image_size as usize;
         for batch in case
             .batches
@@ -78,16 +125,16 @@ fn main() {
             let x = Tensor::<B, 4>::random(
                 [batch, 3, size, size],
                 Distribution::Uniform(0.0, 1.0),
-                &device,
+                device,
             );
             let target = Tensor::<B, 4>::random(
                 [batch, 1, size, size],
                 Distribution::Bernoulli(0.05),
-                &device,
+                device,
             );
 
-            let mut generator = case.model.gpt_net().init::<B>(&device);
-            let mut discriminator = case.model.discriminator().init::<B>(&device);
+            let mut generator = case.model.gpt_net().init::<B>(device);
+            let mut discriminator = case.model.discriminator().init::<B>(device);
             let (mut og, mut od) = (AdamConfig::new().init(), AdamConfig::new().init());
             let gpt = timed(case.repeats, || {
                 let fake = generator.forward(x.clone()).image.detach();
@@ -101,11 +148,12 @@ fn main() {
                 let loss = lsgan_generator(discriminator.forward(r.image.clone()))
                     + l1(r.image, x.clone()).mul_scalar(0.8)
                     + l2(r.auxiliary, x.clone());
-                let grads = GradientsParams::from_grads(loss.backward(), &generator);
+                let grads = GradientsParams::from_grads(loss.clone().backward(), &generator);
                 generator = og.step(1e-3, generator.clone(), grads);
+                let _ = loss.into_scalar();
             });
 
-            let mut segnet = case.model.segnet().init::<B>(&device);
+            let mut segnet = case.model.segnet().init::<B>(device);
             let mut sgd = SgdConfig::new()
                 .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
                 .init();
@@ -119,8 +167,9 @@ fn main() {
                 let loss = focal(out.logits.clone(), target.clone(), 4.0).mul_scalar(0.4)
                     + l1(anomaly_probability(out.logits), target.clone()).mul_scalar(0.6)
                     + focal(out.aux_logits, target.clone(), 4.0).mul_scalar(0.3);
-                let grads = GradientsParams::from_grads(loss.backward(), &segnet);
+                let grads = GradientsParams::from_grads(loss.clone().backward(), &segnet);
                 segnet = sgd.step(0.04, segnet.clone(), grads);
+                let _ = loss.into_scalar();
             });
 
             let inference_model = segnet.valid();

@@ -1,8 +1,10 @@
 //! Arguments several subcommands share (flattened into each): the dataset category, the
-//! training config with its overrides, and how to reach a coordinator.
+//! training config with its overrides, how to reach a coordinator, the cache folder and the
+//! GPU backends' tuning.
 
 use std::path::PathBuf;
 
+use slsg::backend::{AutotuneLevel, Device, DeviceError, GpuSettings, configure_gpu};
 use slsg::config::{Config, ConfigError};
 use slsg::data::{Category, DataError, DatasetCache};
 use slsg::store::default_cache_dir;
@@ -67,22 +69,56 @@ pub fn token_from_env() -> Option<String> {
     std::env::var("SLSG_TOKEN").ok().filter(|t| !t.is_empty())
 }
 
-/// Where datasets at an object-store URL are copied.
+/// The cache folder of this machine.
 #[derive(clap::Args)]
 pub struct CacheArgs {
-    /// Where datasets at an object-store URL are copied, one folder per listing (default:
-    /// `$SLSG_CACHE`, else `$XDG_CACHE_HOME/slsg`, else `~/.cache/slsg`).
+    /// The cache folder: datasets copied from an object store (one folder per listing),
+    /// registered models downloaded for `predict`, and the GPU backends' tuning results
+    /// (default: `$SLSG_CACHE`, else `$XDG_CACHE_HOME/slsg`, else `~/.cache/slsg`).
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
 }
 
 impl CacheArgs {
+    pub fn root(&self) -> PathBuf {
+        self.cache
+            .clone()
+            .or_else(default_cache_dir)
+            .unwrap_or_else(|| std::env::temp_dir().join("slsg-cache"))
+    }
+
     pub fn datasets(&self) -> DatasetCache {
-        DatasetCache::new(
-            self.cache
-                .clone()
-                .or_else(default_cache_dir)
-                .unwrap_or_else(|| std::env::temp_dir().join("slsg-cache")),
-        )
+        DatasetCache::new(self.root())
+    }
+}
+
+/// How the GPU backends (wgpu, cuda) tune their kernels.
+#[derive(clap::Args)]
+pub struct GpuArgs {
+    /// How hard the GPU backends benchmark kernel variants the first time a shape runs:
+    /// minimal, balanced, extensive or full. Results are kept in the cache folder's `gpu/`, so
+    /// a shape is tuned once per device, not once per job.
+    #[arg(long, value_name = "LEVEL", env = "SLSG_AUTOTUNE", default_value_t = AutotuneLevel::default(), value_parser = parse_autotune)]
+    pub autotune: AutotuneLevel,
+}
+
+fn parse_autotune(text: &str) -> Result<AutotuneLevel, String> {
+    text.parse()
+}
+
+impl GpuArgs {
+    /// Refuses a device this build or machine cannot run, before any work is given to it, and
+    /// applies the GPU settings when a device is a GPU.
+    pub fn prepare(&self, devices: &[Device], cache: &CacheArgs) -> Result<(), DeviceError> {
+        for device in devices {
+            device.check()?;
+        }
+        if devices.iter().any(|d| d.is_gpu()) {
+            configure_gpu(&GpuSettings {
+                autotune: self.autotune,
+                cache: cache.root().join("gpu"),
+            })?;
+        }
+        Ok(())
     }
 }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use slsg::job::ClusterConfig;
 use slsg::synth::{SynthOptions, write_dataset};
 
-use super::args::CacheArgs;
+use super::args::{CacheArgs, GpuArgs};
 use super::train::run_embedded;
 
 #[derive(clap::Args)]
@@ -15,6 +15,10 @@ pub struct Args {
     /// Folder for the demo's dataset, config and store.
     #[arg(long, default_value = "slsg-demo")]
     out: PathBuf,
+    #[command(flatten)]
+    cache: CacheArgs,
+    #[command(flatten)]
+    gpu: GpuArgs,
 }
 
 /// A small model, sized so the three synthetic categories train in minutes on two CPU cores:
@@ -72,5 +76,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config_path.display()
     );
     let cluster = ClusterConfig::load(&config_path)?;
-    run_embedded(&cluster, &config_path, CacheArgs { cache: None }.datasets())
+    run_embedded(&cluster, &config_path, &args.cache, &args.gpu)
 }

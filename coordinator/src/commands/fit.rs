@@ -13,7 +13,7 @@ use slsg::store::layout::StageKeys;
 use slsg::store::{BlockingStore, Store};
 use slsg::train::Stage;
 
-use super::args::{CategoryArgs, ConfigArgs};
+use super::args::{CacheArgs, CategoryArgs, ConfigArgs, GpuArgs};
 use super::progress::CommandProgress;
 
 #[derive(clap::Args)]
@@ -27,13 +27,19 @@ pub struct Args {
     out: PathBuf,
     #[command(flatten)]
     config: ConfigArgs,
-    /// `cpu`, or `cuda:N` with a `--features cuda` build.
+    /// `cpu`, `wgpu` (the default adapter) or `wgpu:N`, or `cuda:N` with a `--features cuda`
+    /// build.
     #[arg(long, default_value = "cpu")]
     device: Device,
+    #[command(flatten)]
+    gpu: GpuArgs,
+    #[command(flatten)]
+    cache: CacheArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = args.config.load()?;
+    args.gpu.prepare(&[args.device], &args.cache)?;
     let category = args.category.open()?;
     if slsg::walk::nested(&args.out, &args.category.dataset) {
         anyhow::bail!(

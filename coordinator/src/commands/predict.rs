@@ -16,6 +16,8 @@ use slsg::metrics::{map_path, write_tiff};
 use slsg::registry::{ModelUrl, Registry};
 use slsg::store::Store;
 
+use super::args::{CacheArgs, GpuArgs};
+
 #[derive(clap::Args)]
 pub struct Args {
     /// A model folder (`model.json`, `weights.ckpt`: `slsg fit`'s `<out>/segnet/model`), or a
@@ -30,14 +32,15 @@ pub struct Args {
     /// Where the TIFF maps, `_overlay.png` heat maps and `scores.csv` go.
     #[arg(long)]
     out: PathBuf,
+    /// `cpu`, `wgpu`, `wgpu:N`, or `cuda:N` with a `--features cuda` build.
     #[arg(long, default_value = "cpu")]
     device: Device,
+    #[command(flatten)]
+    gpu: GpuArgs,
     #[arg(long, allow_negative_numbers = true, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH as u64))]
     batch_size: u64,
-    /// Where registered models are kept once downloaded (default: `$SLSG_CACHE`, else
-    /// `$XDG_CACHE_HOME/slsg`, else `~/.cache/slsg`).
-    #[arg(long)]
-    cache: Option<PathBuf>,
+    #[command(flatten)]
+    cache: CacheArgs,
 }
 
 /// An input image and where its map goes (without extension).
@@ -54,7 +57,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.input.display()
         );
     }
-    let model = model_folder(&args.model, args.cache.as_deref())?;
+    args.gpu.prepare(&[args.device], &args.cache)?;
+    let model = model_folder(&args.model, &args.cache.root())?;
     let items = collect_inputs(&args.input, &args.out)?;
     if items.is_empty() {
         anyhow::bail!("{}: no images to score", args.input.display());
@@ -63,20 +67,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// The model folder `model` names: itself, or a registered version's copy in the cache.
-fn model_folder(model: &str, cache: Option<&Path>) -> anyhow::Result<PathBuf> {
+fn model_folder(model: &str, cache: &Path) -> anyhow::Result<PathBuf> {
     if !model.contains("://") {
         return Ok(PathBuf::from(model));
     }
     let url = ModelUrl::parse(model)?;
-    let cache = match cache {
-        Some(dir) => dir.to_path_buf(),
-        None => default_cache()?,
-    };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let registry = Registry::new(Store::open_existing(&url.store)?);
         let version = registry.resolve(&url.category, &url.version).await?;
-        let folder = registry.fetch(&url.category, &version, &cache).await?;
+        let folder = registry.fetch(&url.category, &version, cache).await?;
         eprintln!(
             "model: {}, version `{version}` ({})",
             model,
@@ -84,10 +84,6 @@ fn model_folder(model: &str, cache: Option<&Path>) -> anyhow::Result<PathBuf> {
         );
         Ok(folder)
     })
-}
-
-fn default_cache() -> anyhow::Result<PathBuf> {
-    slsg::store::default_cache_dir().context("no cache folder: set SLSG_CACHE or pass --cache")
 }
 
 fn collect_inputs(input: &Path, out: &Path) -> anyhow::Result<Vec<Item>> {

@@ -121,7 +121,7 @@ impl Progress for ConsoleProgress {
                 "resuming {} from its checkpoint at step {step}",
                 stage.name()
             ),
-            TrainEvent::Checkpoint { .. } => {}
+            TrainEvent::FirstStep { .. } | TrainEvent::Checkpoint { .. } => {}
         }
     }
 

@@ -7,14 +7,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use slsg::data::DatasetCache;
 use slsg::job::ClusterConfig;
 use slsg::retrain::{CheckReport, check};
 use slsg::store::{BlockingStore, Store};
 use slsg_coordinator::actor::now_ms;
 use slsg_coordinator::client::Operator;
 
-use super::args::{AccessArgs, CacheArgs};
+use super::args::{AccessArgs, CacheArgs, GpuArgs};
 use super::train::run_plan;
 use super::worker::stop_signal;
 
@@ -32,6 +31,8 @@ pub struct Args {
     access: AccessArgs,
     #[command(flatten)]
     cache: CacheArgs,
+    #[command(flatten)]
+    gpu: GpuArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -54,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     if args.now {
-        return check_and_train(&cluster, &args.config, args.cache.datasets());
+        return check_and_train(&cluster, &args.config, &args.cache, &args.gpu);
     }
     let schedule = schedule.with_context(|| {
         format!("{origin}: [retrain] has no `schedule` or `every`; use --now for one check")
@@ -74,7 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if stopped {
             return Ok(());
         }
-        if let Err(e) = check_and_train(&cluster, &args.config, args.cache.datasets()) {
+        if let Err(e) = check_and_train(&cluster, &args.config, &args.cache, &args.gpu) {
             eprintln!("error: the retraining check failed: {e:#}");
         }
     }
@@ -84,8 +85,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 fn check_and_train(
     cluster: &ClusterConfig,
     origin: &Path,
-    cache: DatasetCache,
+    cache: &CacheArgs,
+    gpu: &GpuArgs,
 ) -> anyhow::Result<()> {
+    let datasets = cache.datasets();
     let runtime = tokio::runtime::Runtime::new()?;
     let store = BlockingStore::new(Store::open(&cluster.run.store)?, runtime.handle().clone());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -94,13 +97,13 @@ fn check_and_train(
         &origin.display().to_string(),
         threads,
         &store,
-        &cache,
+        &datasets,
         &Default::default(),
         now_ms() / 1000,
     )?;
     print!("{}", report_table(&report));
     match report.plan {
-        Some(plan) => run_plan(plan, cache),
+        Some(plan) => run_plan(plan, cache, gpu),
         None => {
             println!("no category needs retraining");
             Ok(())

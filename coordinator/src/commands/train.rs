@@ -4,14 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use slsg::data::DatasetCache;
 use slsg::job::{ClusterConfig, Plan};
 use slsg::store::Store;
 use slsg_coordinator::actor::CoordinatorMessage;
 use slsg_coordinator::embedded::Embedded;
 use slsg_worker::pipeline_runner;
 
-use super::args::CacheArgs;
+use super::args::{CacheArgs, GpuArgs};
 use super::cluster_output::{finish, progress_lines, reuse_line};
 
 #[derive(clap::Args)]
@@ -20,28 +19,36 @@ pub struct Args {
     config: PathBuf,
     #[command(flatten)]
     cache: CacheArgs,
+    #[command(flatten)]
+    gpu: GpuArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cluster = ClusterConfig::load(&args.config)?;
-    run_embedded(&cluster, &args.config, args.cache.datasets())
+    run_embedded(&cluster, &args.config, &args.cache, &args.gpu)
 }
 
 /// Expands the plan and trains it with the coordinator and its workers in this process.
 pub fn run_embedded(
     cluster: &ClusterConfig,
     origin: &Path,
-    cache: DatasetCache,
+    cache: &CacheArgs,
+    gpu: &GpuArgs,
 ) -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     run_plan(
         Plan::expand(cluster, &origin.display().to_string(), threads)?,
         cache,
+        gpu,
     )
 }
 
-/// Trains `plan` with the coordinator and its workers in this process.
-pub fn run_plan(plan: Plan, cache: DatasetCache) -> anyhow::Result<()> {
+/// Trains `plan` with the coordinator and its workers in this process; a worker slot whose
+/// device this build or machine cannot run is refused before any job starts.
+pub fn run_plan(plan: Plan, cache: &CacheArgs, gpu: &GpuArgs) -> anyhow::Result<()> {
+    gpu.prepare(&plan.resources.workers, cache)
+        .map_err(|e| anyhow::anyhow!("resources.workers: {e}"))?;
+    let cache = cache.datasets();
     println!(
         "run `{}`: {} jobs on {} worker slot(s), store {}",
         plan.run,

@@ -12,7 +12,7 @@ use slsg_worker::{
     pipeline_runner,
 };
 
-use super::args::{AccessArgs, CacheArgs};
+use super::args::{AccessArgs, CacheArgs, GpuArgs};
 use super::serve::start_probes;
 
 #[derive(clap::Args)]
@@ -20,7 +20,8 @@ pub struct Args {
     /// The coordinator, e.g. `http://10.0.0.5:50051` (the token comes from `SLSG_TOKEN`).
     #[arg(long)]
     coordinator: String,
-    /// Device slots: one worker per `--device` (`cpu`, `cuda:0`, …; at most 256).
+    /// Device slots: one worker per `--device` (`cpu`, `wgpu`, `wgpu:N`, `cuda:N`; at most
+    /// 256).
     #[arg(long = "device", default_value = "cpu")]
     devices: Vec<Device>,
     /// Worker name prefix (default: host name and process id).
@@ -36,6 +37,8 @@ pub struct Args {
     access: AccessArgs,
     #[command(flatten)]
     cache: CacheArgs,
+    #[command(flatten)]
+    gpu: GpuArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -56,6 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
         anyhow::bail!("--name: 1 to 100 bytes without control characters");
     }
+    args.gpu.prepare(&args.devices, &args.cache)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let metrics = WorkerMetrics::default();

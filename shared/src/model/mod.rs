@@ -28,7 +28,10 @@ pub use sg_block::{SgBlock, SgBlockConfig, position_encoding};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
+
+use crate::backend::Cpu;
 
 /// A batch of channel-first images (values in `[0, 1]`) as a `[n, 3, size, size]` tensor.
 pub fn images_tensor<B: Backend>(
@@ -40,15 +43,42 @@ pub fn images_tensor<B: Backend>(
     Tensor::from_data(TensorData::new(data, [n, 3, size, size]), device)
 }
 
-/// Builds a module with initial weights drawn from `seed`. Burn's backends draw initial
-/// weights from one process-wide generator and materialise parameters lazily, so concurrent
-/// trainings (embedded workers, parallel tests) would interleave their draws: seeding, building
-/// and materialising every parameter happen under one lock.
-pub fn init_seeded<B: Backend, M: Module<B>>(
+/// A network's config: builds the network on any backend.
+pub trait NetworkConfig {
+    type Network<B: Backend>: Module<B>;
+    fn init<B: Backend>(&self, device: &B::Device) -> Self::Network<B>;
+}
+
+macro_rules! network_config {
+    ($($config:ty => $network:ident),* $(,)?) => {$(
+        impl NetworkConfig for $config {
+            type Network<B: Backend> = $network<B>;
+            fn init<B: Backend>(&self, device: &B::Device) -> $network<B> {
+                <$config>::init(self, device)
+            }
+        }
+    )*};
+}
+
+network_config!(
+    EncoderConfig => Encoder,
+    GptNetConfig => GptNet,
+    DiscriminatorConfig => Discriminator,
+    SegNetConfig => SegNet,
+    SgBlockConfig => SgBlock,
+    AuxHeadConfig => AuxHead,
+);
+
+/// Builds a network with initial weights drawn from `seed`, the same on every backend: the
+/// weights are drawn by the CPU backend and copied to `device` (GPU backends draw other
+/// numbers from the same seed). Burn draws initial weights from one process-wide generator and
+/// materialises parameters lazily, so concurrent trainings (embedded workers, parallel tests)
+/// would interleave their draws: seeding, building and materialising happen under one lock.
+pub fn init_seeded<B: Backend, C: NetworkConfig>(
+    config: &C,
     seed: u64,
     device: &B::Device,
-    init: impl FnOnce() -> M,
-) -> M {
+) -> C::Network<B> {
     static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
     struct Materialise;
     impl<B: Backend> ModuleVisitor<B> for Materialise {
@@ -56,11 +86,21 @@ pub fn init_seeded<B: Backend, M: Module<B>>(
             let _ = param.val();
         }
     }
+    let cpu = Default::default();
+    // Building a network may draw from the generator too, on any backend: everything here
+    // holds the lock.
     let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    B::seed(device, seed);
-    let module = init();
-    module.visit(&mut Materialise);
-    module
+    Cpu::seed(&cpu, seed);
+    let drawn: C::Network<Cpu> = config.init::<Cpu>(&cpu);
+    drawn.visit(&mut Materialise);
+    let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
+    let bytes = recorder
+        .record(drawn.into_record(), ())
+        .expect("a record serialises");
+    let record = recorder
+        .load(bytes, device)
+        .expect("a record loads into the network it came from");
+    config.init::<B>(device).load_record(record)
 }
 
 /// Trainable parameters (BatchNorm running statistics are state, not parameters), counted as

@@ -12,7 +12,7 @@ use burn::tensor::backend::AutodiffBackend;
 use image::RgbImage;
 
 use super::masking::inpainting_mask;
-use super::progress::{Progress, Stage, StepReport, TrainEvent};
+use super::progress::{FirstStepClock, Progress, Stage, StepReport, TrainEvent};
 use super::{TrainError, finite};
 use crate::checkpoint::{
     Checkpoint, CheckpointMeta, CheckpointStore, latest_checkpoint, save_checkpoint,
@@ -54,12 +54,11 @@ pub fn pretrain<B: AutodiffBackend>(
     progress: &mut dyn Progress,
 ) -> Result<GptNet<B>, TrainError> {
     let c = &inputs.config;
+    let mut clock = FirstStepClock::start();
     let seed = crate::seed::derive_seed(inputs.seed, &[INIT_STREAM]);
-    let mut generator: GptNet<B> =
-        init_seeded(seed, device, || inputs.model.gpt_net().init(device));
-    let mut discriminator: Discriminator<B> = init_seeded(seed ^ 1, device, || {
-        inputs.model.discriminator().init(device)
-    });
+    let mut generator: GptNet<B> = init_seeded(&inputs.model.gpt_net(), seed, device);
+    let mut discriminator: Discriminator<B> =
+        init_seeded(&inputs.model.discriminator(), seed ^ 1, device);
     let adam = AdamConfig::new()
         .with_beta_1(c.adam_betas[0] as f32)
         .with_beta_2(c.adam_betas[1] as f32);
@@ -158,6 +157,7 @@ pub fn pretrain<B: AutodiffBackend>(
         window.1 += n;
         let generator_loss = finite(loss_g, Stage::Pretrain, step)?;
         let discriminator_loss = finite(loss_d, Stage::Pretrain, step)?;
+        clock.step_done(Stage::Pretrain, step, progress);
         if step % c.log_every == 0 || step == total {
             let losses = vec![
                 ("generator", generator_loss),

@@ -63,6 +63,14 @@ pub enum TrainEvent {
         total_steps: u64,
     },
     Step(StepReport),
+    /// The first step of this attempt finished, `seconds` after the stage began (building or
+    /// loading the networks included). On GPU backends this is when kernels are compiled and
+    /// tuned, so it shows what a kept tuning cache saves.
+    FirstStep {
+        stage: Stage,
+        step: u64,
+        seconds: f64,
+    },
     Validation(ValidationReport),
     Checkpoint {
         stage: Stage,
@@ -109,6 +117,33 @@ impl<A: Progress, Z: Progress> Progress for (A, Z) {
 
     fn stop_requested(&self) -> bool {
         self.0.stop_requested() || self.1.stop_requested()
+    }
+}
+
+/// Reports [`TrainEvent::FirstStep`] once, timed from when the stage began.
+pub(crate) struct FirstStepClock {
+    began: Instant,
+    reported: bool,
+}
+
+impl FirstStepClock {
+    pub(crate) fn start() -> FirstStepClock {
+        FirstStepClock {
+            began: Instant::now(),
+            reported: false,
+        }
+    }
+
+    /// Called after every step, once its loss has been read back from the device.
+    pub(crate) fn step_done(&mut self, stage: Stage, step: u64, progress: &mut dyn Progress) {
+        if !self.reported {
+            self.reported = true;
+            progress.on_event(&TrainEvent::FirstStep {
+                stage,
+                step,
+                seconds: self.began.elapsed().as_secs_f64(),
+            });
+        }
     }
 }
 
@@ -217,6 +252,14 @@ impl Progress for LogLines {
                 );
             }
             TrainEvent::Step(report) => self.report = Some(report.clone()),
+            TrainEvent::FirstStep {
+                stage,
+                step,
+                seconds,
+            } => tracing::info!(
+                "{label}: {} step {step} done {seconds:.1} s after the stage began",
+                stage.name()
+            ),
             TrainEvent::Validation(v) => tracing::info!(
                 "{label}: validation at step {}: image AUROC {}, pixel AUROC {}{}",
                 v.step,

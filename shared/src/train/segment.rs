@@ -16,7 +16,7 @@ use burn::optim::{
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
-use super::progress::{Progress, Stage, StepReport, TrainEvent, ValidationReport};
+use super::progress::{FirstStepClock, Progress, Stage, StepReport, TrainEvent, ValidationReport};
 use super::validation::{ValidationSet, score};
 use super::{TrainError, finite};
 use crate::checkpoint::{
@@ -72,12 +72,13 @@ pub fn train_segnet<B: AutodiffBackend>(
     progress: &mut dyn Progress,
 ) -> Result<SegmentOutcome<B::InnerBackend>, TrainError> {
     let c = &inputs.config;
+    let mut clock = FirstStepClock::start();
     let mut model: SegNet<B> = match start {
         SegnetStart::Encoder(encoder) => {
             let mut model: SegNet<B> = init_seeded(
+                &inputs.model.segnet(),
                 crate::seed::derive_seed(inputs.seed, &[INIT_STREAM]),
                 device,
-                || inputs.model.segnet().init(device),
             );
             model.encoder = *encoder;
             model
@@ -196,6 +197,7 @@ pub fn train_segnet<B: AutodiffBackend>(
         step += 1;
         window.1 += n;
         let total_loss = finite(loss, Stage::Segnet, step)?;
+        clock.step_done(Stage::Segnet, step, progress);
         if step % c.log_every == 0 || step == c.steps {
             let losses = vec![
                 ("total", total_loss),
