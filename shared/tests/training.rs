@@ -4,56 +4,23 @@
 
 use std::sync::Arc;
 
-use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::{AutodiffModule, Module, ModuleMapper, Param};
 use burn::prelude::*;
-use image::RgbImage;
 use slsg::backend::CpuTrain;
-use slsg::checkpoint::StoreCheckpoints;
 use slsg::config::{PretrainConfig, SegnetConfig};
 use slsg::metrics::ImageScore;
-use slsg::model::{ModelConfig, init_seeded};
+use slsg::model::init_seeded;
 use slsg::simulate::{SimulationConfig, Simulator, TextureBank};
-use slsg::store::layout::StageKeys;
-use slsg::store::{BlockingStore, Store};
 use slsg::train::{
     PretrainInputs, Progress, SegmentInputs, SegnetStart, Silent, TrainError, TrainEvent,
     ValidationSet, pretrain, train_segnet,
 };
 
+mod common;
+
+use common::{checkpoints, model, normals, tensors};
+
 type B = CpuTrain;
-
-/// Checkpoints in a local store in `dir`, as a stage of `slsg fit` keeps them.
-fn checkpoints(dir: &tempfile::TempDir, runtime: &tokio::runtime::Runtime) -> StoreCheckpoints {
-    let store = Store::open(dir.path().to_str().unwrap()).unwrap();
-    StoreCheckpoints::new(
-        BlockingStore::new(store, runtime.handle().clone()),
-        StageKeys::fit_stage("stage").unwrap(),
-    )
-}
-
-fn model() -> ModelConfig {
-    ModelConfig {
-        image_size: 32,
-        width: 0.125,
-        sg_skip_channels: 8,
-        aux_hidden: 8,
-        ..ModelConfig::default()
-    }
-}
-
-fn normals(count: usize) -> Vec<RgbImage> {
-    (0..count)
-        .map(|i| {
-            RgbImage::from_fn(32, 32, |x, y| {
-                image::Rgb([
-                    (x * 7 + i as u32 * 13) as u8,
-                    (y * 5) as u8,
-                    ((x + y) * 3) as u8,
-                ])
-            })
-        })
-        .collect()
-}
 
 /// Stops training once a given step has been reported.
 struct StopAt {
@@ -71,20 +38,6 @@ impl Progress for StopAt {
     fn stop_requested(&self) -> bool {
         self.reached >= self.step
     }
-}
-
-/// Every float tensor of a module (parameters and running statistics), in visiting order.
-fn tensors<Bk: Backend, M: Module<Bk>>(module: &M) -> Vec<Vec<f32>> {
-    struct Collect(Vec<Vec<f32>>);
-    impl<Bk: Backend> ModuleVisitor<Bk> for Collect {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<Bk, D>>) {
-            self.0
-                .push(param.val().into_data().convert::<f32>().into_vec().unwrap());
-        }
-    }
-    let mut collect = Collect(Vec::new());
-    module.visit(&mut collect);
-    collect.0
 }
 
 fn max_difference(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
@@ -169,7 +122,7 @@ fn segnet_training_resumes_where_it_stopped() {
         threads: 2,
         batch_size: 4,
     };
-    let encoder = init_seeded(1, &device, || model().encoder().init::<B>(&device));
+    let encoder = init_seeded::<B, _>(&model().encoder(), 1, &device);
     let encoder = || encoder.clone();
 
     let straight_dir = tempfile::tempdir().unwrap();
@@ -249,7 +202,7 @@ fn fine_tuning_a_diverged_model_stops_at_its_first_step() {
         threads: 2,
         batch_size: 4,
     };
-    let diverged = init_seeded(1, &device, || model().segnet().init::<B>(&device)).map(&mut Poison);
+    let diverged = init_seeded::<B, _>(&model().segnet(), 1, &device).map(&mut Poison);
     let dir = tempfile::tempdir().unwrap();
     let trained = train_segnet::<B>(
         &inputs,

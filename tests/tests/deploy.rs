@@ -138,6 +138,15 @@ fn every_overlay_renders_and_validates_strictly() {
             assert!(
                 strings(&container(&objects, "slsg-worker")["args"]).contains(&"cuda:0".into())
             );
+            // The overlay adds the autotune level to the base's environment, not in its place.
+            let env: Vec<&str> = container(&objects, "slsg-worker")["env"]
+                .as_array()
+                .expect("env")
+                .iter()
+                .filter_map(|variable| variable["name"].as_str())
+                .collect();
+            assert!(env.contains(&"SLSG_AUTOTUNE"), "{env:?}");
+            assert!(env.contains(&"SLSG_TOKEN"), "{env:?}");
         } else {
             assert!(gpu_limit.is_null(), "{overlay}: no GPU");
         }

@@ -211,8 +211,6 @@ fn invalid_configs_name_the_field() {
                 "x",
                 "--out",
                 dir.path().join("o").to_str().unwrap(),
-                "--device",
-                "cuda:0",
             ],
             &[],
         ),

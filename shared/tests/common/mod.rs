@@ -1,0 +1,59 @@
+//! Helpers the library's integration tests share: a tiny model config, synthetic normal images,
+//! a checkpoint store in a temporary folder, and a module's tensors as plain numbers.
+
+#![allow(dead_code, reason = "each test file uses its own subset")]
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::*;
+use image::RgbImage;
+use slsg::checkpoint::StoreCheckpoints;
+use slsg::model::ModelConfig;
+use slsg::store::layout::StageKeys;
+use slsg::store::{BlockingStore, Store};
+
+/// Checkpoints in a local store in `dir`, as a stage of `slsg fit` keeps them.
+pub fn checkpoints(dir: &tempfile::TempDir, runtime: &tokio::runtime::Runtime) -> StoreCheckpoints {
+    let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+    StoreCheckpoints::new(
+        BlockingStore::new(store, runtime.handle().clone()),
+        StageKeys::fit_stage("stage").unwrap(),
+    )
+}
+
+pub fn model() -> ModelConfig {
+    ModelConfig {
+        image_size: 32,
+        width: 0.125,
+        sg_skip_channels: 8,
+        aux_hidden: 8,
+        ..ModelConfig::default()
+    }
+}
+
+pub fn normals(count: usize) -> Vec<RgbImage> {
+    (0..count)
+        .map(|i| {
+            RgbImage::from_fn(32, 32, |x, y| {
+                image::Rgb([
+                    (x * 7 + i as u32 * 13) as u8,
+                    (y * 5) as u8,
+                    ((x + y) * 3) as u8,
+                ])
+            })
+        })
+        .collect()
+}
+
+/// Every float tensor of a module (parameters and running statistics), in visiting order.
+pub fn tensors<Bk: Backend, M: Module<Bk>>(module: &M) -> Vec<Vec<f32>> {
+    struct Collect(Vec<Vec<f32>>);
+    impl<Bk: Backend> ModuleVisitor<Bk> for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<Bk, D>>) {
+            self.0
+                .push(param.val().into_data().convert::<f32>().into_vec().unwrap());
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    module.visit(&mut collect);
+    collect.0
+}
