@@ -276,8 +276,11 @@ mod adapters {
     /// The adapters of the graphics API Burn's wgpu backend uses here, in wgpu's order.
     fn list() -> Vec<wgpu::AdapterInfo> {
         let backend = AutoGraphicsApi::backend();
+        // No debug flags: with them the Vulkan loader's own complaint about a missing driver
+        // is logged as an error above the one-line refusal this listing leads to.
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
             backends: backend.into(),
+            flags: wgpu::InstanceFlags::empty(),
             ..wgpu::InstanceDescriptor::new_without_display_handle()
         });
         burn::cubecl::future::block_on(instance.enumerate_adapters(backend.into()))

@@ -262,7 +262,10 @@ fn a_device_that_is_not_there_is_refused_in_one_line() {
     // says so at once, before it reads data or reaches a coordinator.
     let no_driver = [("VK_ICD_FILENAMES", "/nonexistent/icd.json")];
     let missing = ["device `wgpu` is not available", "lists no Vulkan adapter"];
-    fails_with(fit("wgpu", &no_driver), &missing);
+    let refused = fit("wgpu", &no_driver);
+    let stderr = String::from_utf8_lossy(&refused.stderr).trim().to_string();
+    fails_with(refused, &missing);
+    assert_eq!(stderr.lines().count(), 1, "one line:\n{stderr}");
     fails_with(
         slsg(
             &[
