@@ -167,6 +167,12 @@ pub fn free_port() -> u16 {
 /// The synthetic dataset at the tests' size: 64 px, 12 training images per category, two test
 /// images per defect type.
 pub fn synthetic_data(dir: &Path) -> PathBuf {
+    synthetic_data_at(dir, "64")
+}
+
+/// The synthetic dataset with 12 training images per category and two test images per defect
+/// type, at `size` pixels.
+pub fn synthetic_data_at(dir: &Path, size: &str) -> PathBuf {
     let data = dir.join("data");
     ok(slsg(
         &[
@@ -174,7 +180,7 @@ pub fn synthetic_data(dir: &Path) -> PathBuf {
             "--out",
             path(&data),
             "--size",
-            "64",
+            size,
             "--train",
             "12",
             "--test-per-defect",

@@ -25,22 +25,7 @@ fn gpu_cache() -> PathBuf {
 
 /// The synthetic dataset as `scripts/gpu-check.sh --size tiny` writes it.
 fn tiny_data(dir: &Path) -> PathBuf {
-    let data = dir.join("data");
-    ok(slsg(
-        &[
-            "synth",
-            "--out",
-            path(&data),
-            "--size",
-            "32",
-            "--train",
-            "12",
-            "--test-per-defect",
-            "2",
-        ],
-        &[],
-    ));
-    data
+    slsg_tests::synthetic_data_at(dir, "32")
 }
 
 fn fit_args(data: &Path, out: &Path, device: &str) -> Vec<String> {

@@ -257,7 +257,7 @@ impl Progress for LogLines {
                 step,
                 seconds,
             } => tracing::info!(
-                "{label}: {} step {step} done {seconds:.1} s after the stage began",
+                "{label}: {} reached its first step (step {step}) {seconds:.1} s after it began",
                 stage.name()
             ),
             TrainEvent::Validation(v) => tracing::info!(
