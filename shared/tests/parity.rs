@@ -23,7 +23,7 @@ use burn::backend::wgpu::WgpuDevice;
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use common::{checkpoints, normals};
+use common::{checkpoints, normals, simulator};
 use rand::RngExt;
 use slsg::backend::{AutotuneLevel, CpuTrain, GpuSettings, WgpuTrain, configure_gpu, wgpu_device};
 use slsg::config::Config;
@@ -35,7 +35,6 @@ use slsg::model::{
     AuxHeadConfig, DiscriminatorConfig, EncoderConfig, GptNetConfig, ModelConfig, NetworkConfig,
     SegNet, SegNetConfig, SgBlockConfig, anomaly_maps, images_tensor, init_seeded,
 };
-use slsg::simulate::{SimulationConfig, Simulator, TextureBank};
 use slsg::train::{
     PretrainInputs, Progress, SegmentInputs, SegnetStart, Stage, TrainEvent, pretrain, train_segnet,
 };
@@ -575,9 +574,7 @@ fn pretraining_first_steps_give_the_same_losses() {
 fn segnet_run<B: AutodiffBackend>(device: &B::Device) -> (Losses, SegNet<B::InnerBackend>) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let textures = TextureBank::procedural(32, 32, 4, 1);
-    let simulator =
-        Arc::new(Simulator::new(SimulationConfig::default(), normals(4), textures).unwrap());
+    let simulator = simulator(4);
     let inputs = SegmentInputs {
         model: model(),
         config: SegnetConfig {

@@ -18,7 +18,7 @@ use slsg::train::{
 
 mod common;
 
-use common::{checkpoints, model, normals, tensors};
+use common::{checkpoints, model, normals, simulator, tensors};
 
 type B = CpuTrain;
 
@@ -183,9 +183,7 @@ impl<Bk: Backend> ModuleMapper<Bk> for Poison {
 fn fine_tuning_a_diverged_model_stops_at_its_first_step() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let device = Default::default();
-    let textures = TextureBank::procedural(32, 32, 4, 1);
-    let simulator =
-        Arc::new(Simulator::new(SimulationConfig::default(), normals(4), textures).unwrap());
+    let simulator = simulator(4);
     let inputs = SegmentInputs {
         model: model(),
         config: SegnetConfig {

@@ -1,13 +1,17 @@
 //! Helpers the library's integration tests share: a tiny model config, synthetic normal images,
-//! a checkpoint store in a temporary folder, and a module's tensors as plain numbers.
+//! the default anomaly simulation on them, a checkpoint store in a temporary folder, and a
+//! module's tensors as plain numbers.
 
 #![allow(dead_code, reason = "each test file uses its own subset")]
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
+use std::sync::Arc;
+
 use image::RgbImage;
 use slsg::checkpoint::StoreCheckpoints;
 use slsg::model::ModelConfig;
+use slsg::simulate::{SimulationConfig, Simulator, TextureBank};
 use slsg::store::layout::StageKeys;
 use slsg::store::{BlockingStore, Store};
 
@@ -42,6 +46,12 @@ pub fn normals(count: usize) -> Vec<RgbImage> {
             })
         })
         .collect()
+}
+
+/// The default anomaly simulation on `count` of [`normals`], with procedural textures.
+pub fn simulator(count: usize) -> Arc<Simulator> {
+    let textures = TextureBank::procedural(32, 32, 4, 1);
+    Arc::new(Simulator::new(SimulationConfig::default(), normals(count), textures).unwrap())
 }
 
 /// Every float tensor of a module (parameters and running statistics), in visiting order.
