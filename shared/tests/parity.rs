@@ -137,7 +137,10 @@ fn assert_close_above(what: &str, flex: &[f32], gpu: &[f32], tolerance: f32, flo
 trait Case {
     type Config: NetworkConfig;
     fn config(&self) -> Self::Config;
-    fn input(&self) -> [usize; 4];
+    /// The input's shape: the tiny model's image batch unless the network takes another.
+    fn input(&self) -> [usize; 4] {
+        input()
+    }
     fn outputs<B: Backend>(
         &self,
         network: &<Self::Config as NetworkConfig>::Network<B>,
@@ -253,9 +256,6 @@ impl Case for EncoderCase {
     fn config(&self) -> EncoderConfig {
         model().encoder()
     }
-    fn input(&self) -> [usize; 4] {
-        input()
-    }
     fn outputs<B: Backend>(
         &self,
         network: &<EncoderConfig as NetworkConfig>::Network<B>,
@@ -271,9 +271,6 @@ impl Case for GptNetCase {
     type Config = GptNetConfig;
     fn config(&self) -> GptNetConfig {
         model().gpt_net()
-    }
-    fn input(&self) -> [usize; 4] {
-        input()
     }
     fn outputs<B: Backend>(
         &self,
@@ -291,9 +288,6 @@ impl Case for DiscriminatorCase {
     fn config(&self) -> DiscriminatorConfig {
         model().discriminator()
     }
-    fn input(&self) -> [usize; 4] {
-        input()
-    }
     fn outputs<B: Backend>(
         &self,
         network: &<DiscriminatorConfig as NetworkConfig>::Network<B>,
@@ -308,9 +302,6 @@ impl Case for SegNetCase {
     type Config = SegNetConfig;
     fn config(&self) -> SegNetConfig {
         model().segnet()
-    }
-    fn input(&self) -> [usize; 4] {
-        input()
     }
     fn outputs<B: Backend>(
         &self,
