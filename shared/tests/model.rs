@@ -1,5 +1,6 @@
 //! The networks on tiny configurations: output shapes, gradients reaching every trainable
-//! parameter, over-fitting a fixed batch, the SG block's neighbour choice, parameter counts.
+//! parameter, over-fitting a fixed batch, the SG block's neighbour choice, parameter counts, and
+//! a detector's image score taken where its threshold was chosen.
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::momentum::MomentumConfig;
@@ -7,11 +8,15 @@ use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use slsg::backend::{Cpu, CpuTrain};
+use slsg::infer::Detector;
 use slsg::model::loss::{focal, l1, l2, lsgan_discriminator, lsgan_generator};
 use slsg::model::{
     DiscriminatorConfig, EncoderConfig, GptNetConfig, ModelConfig, SegNetConfig, SgBlockConfig,
-    anomaly_probability, trainable_parameters,
+    anomaly_maps, anomaly_probability, images_tensor, init_seeded, trainable_parameters,
 };
+use slsg::raster::{resize_rgb, write_chw};
+
+mod common;
 
 type B = CpuTrain;
 
@@ -314,4 +319,44 @@ fn full_size_parameter_counts() {
         (15_000_000..25_000_000).contains(&segnet),
         "SegNet {segnet}"
     );
+}
+
+/// A detector scores an image of any size from its map at the model's size, the size its
+/// decision threshold was chosen at (a top-100 mean over an up-sampled map covers less of the
+/// image), and hands the map back at the image's size.
+#[test]
+fn detector_scores_images_at_the_model_size() {
+    let device = Default::default();
+    let card = common::card();
+    let size = card.model.image_size;
+    let segnet = init_seeded::<Cpu, _>(&card.model.segnet(), 9, &device);
+    let large: Vec<_> = common::normals(2)
+        .iter()
+        .map(|image| resize_rgb(image, 3 * size, 2 * size))
+        .collect();
+    let plane = 3 * (size * size) as usize;
+    let mut data = vec![0.0f32; large.len() * plane];
+    for (i, image) in large.iter().enumerate() {
+        write_chw(
+            &resize_rgb(image, size, size),
+            &mut data[i * plane..(i + 1) * plane],
+        );
+    }
+    let expected: Vec<f64> = anomaly_maps(
+        &segnet,
+        images_tensor::<Cpu>(data, large.len(), size as usize, &device),
+    )
+    .iter()
+    .map(|map| card.image_score.score(map))
+    .collect();
+    let image_score = card.image_score;
+    let predictions = Detector::new(segnet, card, device).predict(&large);
+    for (prediction, expected) in predictions.iter().zip(expected) {
+        assert_eq!(prediction.score, expected);
+        assert_ne!(image_score.score(&prediction.map.values), expected);
+        assert_eq!(
+            (prediction.map.width, prediction.map.height),
+            (3 * size, 2 * size)
+        );
+    }
 }

@@ -28,7 +28,7 @@ use rand::RngExt;
 use slsg::backend::{AutotuneLevel, CpuTrain, GpuSettings, WgpuTrain, configure_gpu, wgpu_device};
 use slsg::config::Config;
 use slsg::config::{PretrainConfig, SegnetConfig};
-use slsg::infer::{Detector, ModelCard, TrainingSummary, decode_model, encode_model};
+use slsg::infer::{Detector, decode_model, encode_model};
 use slsg::metrics::ImageScore;
 use slsg::model::loss::{focal, l1, l2, lsgan_discriminator, lsgan_generator};
 use slsg::model::{
@@ -614,27 +614,6 @@ fn segnet_first_steps_give_the_same_losses() {
     assert_same_losses("SegNet", flex, gpu, 1e-4, LATER_STEPS);
 }
 
-fn card() -> ModelCard {
-    ModelCard {
-        format: slsg::infer::MODEL_FORMAT_VERSION,
-        slsg_version: "test".into(),
-        category: "parity".into(),
-        model: model(),
-        image_score: ImageScore::Top100,
-        decision_threshold: Some(0.5),
-        training: TrainingSummary {
-            seed: 4,
-            pretrain_steps: 0,
-            segnet_steps: TRAINING_STEPS,
-            selected_step: TRAINING_STEPS,
-            training_images: 4,
-            validation_images: 0,
-            data_fingerprint: "parity".into(),
-        },
-        validation: None,
-    }
-}
-
 fn maps<B: Backend>(detector: &Detector<B>) -> Vec<f32> {
     detector
         .predict(&normals(2))
@@ -652,19 +631,19 @@ fn models_move_between_backends() {
     for (origin, files, on_origin) in [
         (
             "wgpu",
-            encode_model(trained_on_gpu, &card()),
+            encode_model(trained_on_gpu, &common::card()),
             maps(&Detector::new(
                 trained_on_gpu.clone(),
-                card(),
+                common::card(),
                 device.clone(),
             )),
         ),
         (
             "Flex",
-            encode_model(trained_on_flex, &card()),
+            encode_model(trained_on_flex, &common::card()),
             maps(&Detector::new(
                 trained_on_flex.clone(),
-                card(),
+                common::card(),
                 Default::default(),
             )),
         ),

@@ -1,6 +1,6 @@
 //! Inference: a trained SegNet's anomaly maps brought back to each image's original size, with
-//! image scores, batched and timed; the test split scored by a detector. The saved model (card
-//! and weights) lives in `bundle`.
+//! image scores, batched and timed, on the backend a device names; the test split scored by a
+//! detector. The saved model (card and weights) lives in `bundle`.
 
 mod bundle;
 
@@ -9,10 +9,14 @@ pub use bundle::{
     TrainingSummary, decode_model, encode_model, load_model, save_model,
 };
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
 use image::RgbImage;
+
+use crate::backend::{BackendJob, Device, DeviceError, run_on};
 
 use crate::metrics::{AnomalyMap, ImageScore};
 use crate::model::{SegNet, anomaly_maps, images_tensor};
@@ -22,6 +26,8 @@ use crate::raster::{resize_bilinear_f32, resize_rgb, write_chw};
 pub struct Prediction {
     /// At the image's original size.
     pub map: AnomalyMap,
+    /// Taken from the map at the model's size, where the decision threshold was chosen: a
+    /// top-k mean over an up-sampled map covers a smaller share of the image and runs higher.
     pub score: f64,
 }
 
@@ -78,8 +84,8 @@ impl<B: Backend> Detector<B> {
             .zip(images)
             .map(|(map, image)| {
                 let (w, h) = image.dimensions();
+                let score = self.card.image_score.score(&map);
                 let values = resize_bilinear_f32(&map, size, size, w, h);
-                let score = self.card.image_score.score(&values);
                 Prediction {
                     map: AnomalyMap {
                         width: w,
@@ -106,6 +112,44 @@ impl<B: Backend> Detector<B> {
             .collect();
         (predictions, start.elapsed())
     }
+}
+
+/// A detector on whichever backend a [`Device`] names, for code that does not choose one itself.
+pub trait Predictor {
+    fn card(&self) -> &ModelCard;
+    /// [`Detector::predict_all`].
+    fn predict_all(&self, images: &[RgbImage], batch_size: usize) -> (Vec<Prediction>, Duration);
+}
+
+impl<B: Backend> Predictor for Detector<B> {
+    fn card(&self) -> &ModelCard {
+        Detector::card(self)
+    }
+
+    fn predict_all(&self, images: &[RgbImage], batch_size: usize) -> (Vec<Prediction>, Duration) {
+        Detector::predict_all(self, images, batch_size)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetectorError {
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// Reads a model folder written by [`save_model`] onto `device`. The backends are instantiated
+/// here, once, rather than in every command that predicts.
+pub fn load_detector(dir: &Path, device: Device) -> Result<Box<dyn Predictor>, DetectorError> {
+    struct Load<'a>(&'a Path);
+    impl BackendJob for Load<'_> {
+        type Output = Result<Box<dyn Predictor>, ModelError>;
+        fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+            Ok(Box::new(load_model::<B::InnerBackend>(self.0, &device)?))
+        }
+    }
+    Ok(run_on(device, Load(dir))??)
 }
 
 /// The test split of a category scored by a detector.

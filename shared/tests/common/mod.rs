@@ -1,6 +1,6 @@
-//! Helpers the library's integration tests share: a tiny model config, synthetic normal images,
-//! the default anomaly simulation on them, a checkpoint store in a temporary folder, and a
-//! module's tensors as plain numbers.
+//! Helpers the library's integration tests share: a tiny model config and a card for it,
+//! synthetic normal images, the default anomaly simulation on them, a checkpoint store in a
+//! temporary folder, and a module's tensors as plain numbers.
 
 #![allow(dead_code, reason = "each test file uses its own subset")]
 
@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use image::RgbImage;
 use slsg::checkpoint::StoreCheckpoints;
+use slsg::infer::{MODEL_FORMAT_VERSION, ModelCard, TrainingSummary};
+use slsg::metrics::ImageScore;
 use slsg::model::ModelConfig;
 use slsg::simulate::{SimulationConfig, Simulator, TextureBank};
 use slsg::store::layout::StageKeys;
@@ -31,6 +33,28 @@ pub fn model() -> ModelConfig {
         sg_skip_channels: 8,
         aux_hidden: 8,
         ..ModelConfig::default()
+    }
+}
+
+/// A card for a [`model`] scored by its top-100 mean, with a decision threshold of 0.5.
+pub fn card() -> ModelCard {
+    ModelCard {
+        format: MODEL_FORMAT_VERSION,
+        slsg_version: "test".into(),
+        category: "test".into(),
+        model: model(),
+        image_score: ImageScore::Top100,
+        decision_threshold: Some(0.5),
+        training: TrainingSummary {
+            seed: 4,
+            pretrain_steps: 0,
+            segnet_steps: 0,
+            selected_step: 0,
+            training_images: 4,
+            validation_images: 0,
+            data_fingerprint: "test".into(),
+        },
+        validation: None,
     }
 }
 
