@@ -2,15 +2,14 @@
 //! pipeline, written to the job's folder of its run in the store. Whether a failure is worth
 //! another attempt is decided by the error's type.
 
-use burn::tensor::backend::AutodiffBackend;
-use slsg::backend::{BackendJob, Device, DeviceError, run_on};
+use slsg::backend::Device;
 use slsg::checkpoint::CheckpointError;
-use slsg::data::{Category, DataError, Dataset, DatasetCache, SourceError};
+use slsg::data::{DataError, Dataset, DatasetCache, SourceError};
 use slsg::fit::{PipelineError, SegnetFrom, StageOutput, prepare, pretrain_stage, segnet_stage};
 use slsg::infer::ModelError;
 use slsg::job::{FailureKind, JobKind, JobResult, JobSpec};
 use slsg::store::layout::RunKeys;
-use slsg::store::{BlockingStore, Key, NameError, Store, StoreError};
+use slsg::store::{BlockingStore, NameError, Store, StoreError};
 use slsg::train::{Progress, TrainError};
 use tokio::runtime::Handle;
 
@@ -26,8 +25,6 @@ pub enum JobError {
     Data(#[from] DataError),
     #[error(transparent)]
     Dataset(Box<SourceError>),
-    #[error(transparent)]
-    Device(#[from] DeviceError),
     #[error("SegNet job {job} names no pre-training job")]
     NoUpstream { job: String },
     #[error("the job panicked: {0}")]
@@ -86,6 +83,7 @@ impl JobError {
                     checkpoint_failure(e)
                 }
                 PipelineError::Store(e) => store_failure(e),
+                PipelineError::Device(_) => Retryable,
                 PipelineError::MissingEncoder { .. } | PipelineError::Encoder(_) => Upstream,
                 PipelineError::Model(e) => match e {
                     ModelError::Io { .. } => Retryable,
@@ -106,7 +104,7 @@ impl JobError {
                 | SourceError::Name { .. }
                 | SourceError::Changed { .. } => Permanent,
             },
-            JobError::Device(_) | JobError::Panicked(_) => Retryable,
+            JobError::Panicked(_) => Retryable,
         }
     }
 }
@@ -169,74 +167,27 @@ pub fn run_job(
         spec.dataset_listing.as_deref(),
         cache,
     )?;
-    let fine_tune = spec.retraining.as_ref().is_some_and(|r| r.fine_tune);
-    let encoder = match spec.kind {
-        JobKind::Segnet if !fine_tune => {
+    let config = &spec.config;
+    let retraining = spec.retraining.as_ref();
+    let prepared = prepare(&category, config, retraining)?;
+    if spec.kind == JobKind::Pretrain {
+        return Ok(pretrain_stage(&prepared, config, &out, device, progress)?);
+    }
+    let encoder;
+    let from = match retraining {
+        Some(retraining) if retraining.fine_tune => SegnetFrom::Version(&retraining.current),
+        _ => {
             let upstream = spec
                 .depends_on
                 .as_deref()
                 .ok_or_else(|| JobError::NoUpstream {
                     job: spec.id.clone(),
                 })?;
-            Some(run.job(upstream)?.encoder())
+            encoder = run.job(upstream)?.encoder();
+            SegnetFrom::Encoder(&encoder)
         }
-        JobKind::Pretrain | JobKind::Segnet => None,
     };
-    run_on(
-        device,
-        StageJob {
-            spec,
-            category,
-            out,
-            encoder,
-            progress,
-        },
-    )?
-}
-
-struct StageJob<'a> {
-    spec: &'a JobSpec,
-    category: Category,
-    out: StageOutput,
-    /// SegNet from a pre-training job: where that job stored the encoder.
-    encoder: Option<Key>,
-    progress: &'a mut dyn Progress,
-}
-
-impl BackendJob for StageJob<'_> {
-    type Output = Result<JobResult, JobError>;
-
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
-        let config = &self.spec.config;
-        let retraining = self.spec.retraining.as_ref();
-        let prepared = prepare(&self.category, config, retraining)?;
-        if self.spec.kind == JobKind::Pretrain {
-            return Ok(pretrain_stage::<B>(
-                &prepared,
-                config,
-                &self.out,
-                &device,
-                self.progress,
-            )?);
-        }
-        let from = match (&self.encoder, retraining) {
-            (Some(encoder), _) => SegnetFrom::Encoder(encoder),
-            (None, Some(retraining)) => SegnetFrom::Version(&retraining.current),
-            (None, None) => {
-                return Err(JobError::NoUpstream {
-                    job: self.spec.id.clone(),
-                });
-            }
-        };
-        Ok(segnet_stage::<B>(
-            &self.category,
-            &prepared,
-            config,
-            from,
-            retraining,
-            &self.out,
-            &device,
-            self.progress,
-        )?)
-    }
+    Ok(segnet_stage(
+        &category, &prepared, config, from, retraining, &out, device, progress,
+    )?)
 }

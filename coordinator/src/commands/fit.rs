@@ -4,10 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use burn::tensor::backend::AutodiffBackend;
-use slsg::backend::{BackendJob, Device, run_on};
-use slsg::config::Config;
-use slsg::data::Category;
+use slsg::backend::Device;
 use slsg::fit::fit_category;
 use slsg::store::layout::StageKeys;
 use slsg::store::{BlockingStore, Store};
@@ -56,74 +53,42 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })?;
     let runtime = tokio::runtime::Runtime::new()?;
     let store = BlockingStore::new(Store::open(out)?, runtime.handle().clone());
-    run_on(
-        args.device,
-        FitJob {
-            category,
-            config,
-            store,
-            out: args.out.clone(),
-        },
-    )?
-}
-
-struct FitJob {
-    category: Category,
-    config: Config,
-    store: BlockingStore,
-    out: PathBuf,
-}
-
-impl BackendJob for FitJob {
-    type Output = anyhow::Result<()>;
-
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
-        let mut progress = CommandProgress::for_stderr(&self.category.name);
-        let fitted = fit_category::<B>(
-            &self.category,
-            &self.config,
-            &self.store,
-            &device,
-            &mut progress,
+    let mut progress = CommandProgress::for_stderr(&category.name);
+    let fitted = fit_category(&category, &config, &store, args.device, &mut progress);
+    progress.finish();
+    let fitted = fitted?;
+    for stage in &fitted.reused {
+        println!(
+            "{}: finished before in {} (not run again)",
+            stage.name(),
+            args.out.display()
         );
-        progress.finish();
-        let fitted = fitted?;
-        for stage in &fitted.reused {
+    }
+    let segnet = folder(&args.out, Stage::Segnet)?;
+    println!(
+        "model: {} (SegNet step {} selected on validation data)",
+        segnet.join("model").display(),
+        fitted
+            .segnet
+            .validation
+            .as_ref()
+            .map_or(fitted.segnet.steps, |v| v.step)
+    );
+    match &fitted.segnet.evaluation {
+        Some(evaluation) => {
+            print!("{}", evaluation.table());
+            if let Some(speed) = fitted.segnet.inference_images_per_second {
+                println!("inference: {speed:.1} images/s");
+            }
             println!(
-                "{}: finished before in {} (not run again)",
-                stage.name(),
-                self.out.display()
+                "maps: {}, metrics: {}",
+                segnet.join("maps").display(),
+                segnet.join("eval.json").display()
             );
         }
-        let segnet = folder(&self.out, Stage::Segnet)?;
-        println!(
-            "model: {} (SegNet step {} selected on validation data)",
-            segnet.join("model").display(),
-            fitted
-                .segnet
-                .validation
-                .as_ref()
-                .map_or(fitted.segnet.steps, |v| v.step)
-        );
-        match &fitted.segnet.evaluation {
-            Some(evaluation) => {
-                print!("{}", evaluation.table());
-                if let Some(speed) = fitted.segnet.inference_images_per_second {
-                    println!("inference: {speed:.1} images/s");
-                }
-                println!(
-                    "maps: {}, metrics: {}",
-                    segnet.join("maps").display(),
-                    segnet.join("eval.json").display()
-                );
-            }
-            None => println!(
-                "{} has no test split: nothing to evaluate",
-                self.category.name
-            ),
-        }
-        Ok(())
+        None => println!("{} has no test split: nothing to evaluate", category.name),
     }
+    Ok(())
 }
 
 /// A stage's folder below the output folder.

@@ -6,12 +6,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use burn::tensor::backend::AutodiffBackend;
 use image::{Rgb, RgbImage};
-use slsg::backend::{BackendJob, Device, run_on};
+use slsg::backend::Device;
 use slsg::config::MAX_BATCH;
 use slsg::data::{Category, Layout, is_image_file, read_rgb};
-use slsg::infer::load_model;
+use slsg::infer::load_detector;
 use slsg::metrics::{map_path, write_tiff};
 use slsg::registry::{ModelUrl, Registry};
 use slsg::store::Store;
@@ -63,7 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if items.is_empty() {
         anyhow::bail!("{}: no images to score", args.input.display());
     }
-    run_on(args.device, PredictJob { args, model, items })?
+    predict(&args, &model, &items)
 }
 
 /// The model folder `model` names: itself, or a registered version's copy in the cache.
@@ -136,57 +135,46 @@ fn collect_inputs(input: &Path, out: &Path) -> anyhow::Result<Vec<Item>> {
         .collect())
 }
 
-struct PredictJob {
-    args: Args,
-    model: PathBuf,
-    items: Vec<Item>,
-}
-
-impl BackendJob for PredictJob {
-    type Output = anyhow::Result<()>;
-
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<()> {
-        let detector = load_model::<B::InnerBackend>(&self.model, &device)?;
-        let threshold = detector.card().decision_threshold;
-        let mut csv = String::from("image,score,anomalous\n");
-        let (mut count, mut seconds) = (0usize, 0.0f64);
-        let batch_size = self.args.batch_size as usize;
-        for chunk in self.items.chunks(batch_size) {
-            let images = chunk
-                .iter()
-                .map(|item| read_rgb(&item.image))
-                .collect::<Result<Vec<_>, _>>()?;
-            let (predictions, elapsed) = detector.predict_all(&images, batch_size);
-            seconds += elapsed.as_secs_f64();
-            for ((item, image), prediction) in chunk.iter().zip(&images).zip(predictions) {
-                write_tiff(&item.output.with_extension("tiff"), &prediction.map)?;
-                let overlay_path = PathBuf::from(format!("{}_overlay.png", item.output.display()));
-                overlay(image, &prediction.map.values)
-                    .save(&overlay_path)
-                    .with_context(|| format!("writing {}", overlay_path.display()))?;
-                let verdict =
-                    threshold.map_or(String::new(), |t| (prediction.score >= t).to_string());
-                writeln!(
-                    csv,
-                    "{},{:.6},{verdict}",
-                    item.image.display(),
-                    prediction.score
-                )?;
-                count += 1;
-            }
+/// Scores `items` with the model in `model` and writes their maps, overlays and `scores.csv`.
+fn predict(args: &Args, model: &Path, items: &[Item]) -> anyhow::Result<()> {
+    let detector = load_detector(model, args.device)?;
+    let threshold = detector.card().decision_threshold;
+    let mut csv = String::from("image,score,anomalous\n");
+    let (mut count, mut seconds) = (0usize, 0.0f64);
+    let batch_size = args.batch_size as usize;
+    for chunk in items.chunks(batch_size) {
+        let images = chunk
+            .iter()
+            .map(|item| read_rgb(&item.image))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (predictions, elapsed) = detector.predict_all(&images, batch_size);
+        seconds += elapsed.as_secs_f64();
+        for ((item, image), prediction) in chunk.iter().zip(&images).zip(predictions) {
+            write_tiff(&item.output.with_extension("tiff"), &prediction.map)?;
+            let overlay_path = PathBuf::from(format!("{}_overlay.png", item.output.display()));
+            overlay(image, &prediction.map.values)
+                .save(&overlay_path)
+                .with_context(|| format!("writing {}", overlay_path.display()))?;
+            let verdict = threshold.map_or(String::new(), |t| (prediction.score >= t).to_string());
+            writeln!(
+                csv,
+                "{},{:.6},{verdict}",
+                item.image.display(),
+                prediction.score
+            )?;
+            count += 1;
         }
-        std::fs::create_dir_all(&self.args.out)?;
-        let csv_path = self.args.out.join("scores.csv");
-        std::fs::write(&csv_path, csv)
-            .with_context(|| format!("writing {}", csv_path.display()))?;
-        println!(
-            "scored {count} images in {seconds:.2} s ({:.1} images/s); maps, overlays and {} in {}",
-            count as f64 / seconds.max(1e-9),
-            csv_path.display(),
-            self.args.out.display()
-        );
-        Ok(())
     }
+    std::fs::create_dir_all(&args.out)?;
+    let csv_path = args.out.join("scores.csv");
+    std::fs::write(&csv_path, csv).with_context(|| format!("writing {}", csv_path.display()))?;
+    println!(
+        "scored {count} images in {seconds:.2} s ({:.1} images/s); maps, overlays and {} in {}",
+        count as f64 / seconds.max(1e-9),
+        csv_path.display(),
+        args.out.display()
+    );
+    Ok(())
 }
 
 /// The image with the anomaly probability laid over it in a blue → red colour map.

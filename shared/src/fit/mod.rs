@@ -5,10 +5,12 @@
 
 mod curve;
 mod gate;
+mod on_device;
 mod prepare;
 
 pub use curve::Curve;
 pub use gate::false_alarm_rate;
+pub use on_device::{fit_category, pretrain_stage, segnet_stage};
 pub use prepare::{
     LabelledAnomaly, Prepared, Retraining, SimulatorInputs, category_simulator, prepare,
     texture_bank,
@@ -21,6 +23,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
+use crate::backend::DeviceError;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointMeta, StoreCheckpoints};
 use crate::config::Config;
 use crate::data::{Category, DataError, TestImage};
@@ -56,6 +59,8 @@ pub enum PipelineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Name(#[from] NameError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
     #[error("{location}: the pre-training stage's encoder is missing")]
     MissingEncoder { location: String },
     #[error("the pre-training stage's encoder is unusable: {0}")]
@@ -141,8 +146,8 @@ impl StageOutput {
     }
 }
 
-/// Stage 1: GPT-Net pre-training; stores the encoder (`encoder.ckpt`).
-pub fn pretrain_stage<B: AutodiffBackend>(
+/// [`pretrain_stage`] on backend `B`.
+fn pretrain_stage_in<B: AutodiffBackend>(
     prepared: &Prepared,
     config: &Config,
     out: &StageOutput,
@@ -189,11 +194,9 @@ pub enum SegnetFrom<'a> {
     Version(&'a str),
 }
 
-/// Stage 2: SegNet from `from`, model selection on validation data, the model (`model/`) and the
-/// manifest of its training images (`data.json`), and the test split's maps and metrics. In a
-/// retraining run the candidate and the model in production are then scored for the gate.
+/// [`segnet_stage`] on backend `B`.
 #[allow(clippy::too_many_arguments)]
-pub fn segnet_stage<B: AutodiffBackend>(
+fn segnet_stage_in<B: AutodiffBackend>(
     category: &Category,
     prepared: &Prepared,
     config: &Config,
@@ -436,9 +439,8 @@ pub struct Fitted {
     pub reused: Vec<Stage>,
 }
 
-/// Runs both stages of one category into `store`, skipping a stage that finished before and
-/// resuming one that was interrupted. A store that holds a fit of another config is refused.
-pub fn fit_category<B: AutodiffBackend>(
+/// [`fit_category`] on backend `B`.
+fn fit_category_in<B: AutodiffBackend>(
     category: &Category,
     config: &Config,
     store: &BlockingStore,
@@ -454,7 +456,7 @@ pub fn fit_category<B: AutodiffBackend>(
             reused.push(Stage::Pretrain);
             result
         }
-        None => pretrain_stage::<B>(&prepared, config, &pretrain_out, device, progress)?,
+        None => pretrain_stage_in::<B>(&prepared, config, &pretrain_out, device, progress)?,
     };
     let segnet_out = StageOutput::fit(store, Stage::Segnet)?;
     let segnet = match segnet_out.finished()? {
@@ -462,7 +464,7 @@ pub fn fit_category<B: AutodiffBackend>(
             reused.push(Stage::Segnet);
             result
         }
-        None => segnet_stage::<B>(
+        None => segnet_stage_in::<B>(
             category,
             &prepared,
             config,
