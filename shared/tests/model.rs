@@ -327,7 +327,7 @@ fn full_size_parameter_counts() {
 #[test]
 fn detector_scores_images_at_the_model_size() {
     let device = Default::default();
-    let card = common::card();
+    let card = common::card(common::model());
     let size = card.model.image_size;
     let segnet = init_seeded::<Cpu, _>(&card.model.segnet(), 9, &device);
     let large: Vec<_> = common::normals(2)

@@ -631,19 +631,19 @@ fn models_move_between_backends() {
     for (origin, files, on_origin) in [
         (
             "wgpu",
-            encode_model(trained_on_gpu, &common::card()),
+            encode_model(trained_on_gpu, &common::card(model())),
             maps(&Detector::new(
                 trained_on_gpu.clone(),
-                common::card(),
+                common::card(model()),
                 device.clone(),
             )),
         ),
         (
             "Flex",
-            encode_model(trained_on_flex, &common::card()),
+            encode_model(trained_on_flex, &common::card(model())),
             maps(&Detector::new(
                 trained_on_flex.clone(),
-                common::card(),
+                common::card(model()),
                 Default::default(),
             )),
         ),

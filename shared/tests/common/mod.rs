@@ -36,13 +36,13 @@ pub fn model() -> ModelConfig {
     }
 }
 
-/// A card for a [`model`] scored by its top-100 mean, with a decision threshold of 0.5.
-pub fn card() -> ModelCard {
+/// A card for `model` scored by its top-100 mean, with a decision threshold of 0.5.
+pub fn card(model: ModelConfig) -> ModelCard {
     ModelCard {
         format: MODEL_FORMAT_VERSION,
         slsg_version: "test".into(),
         category: "test".into(),
-        model: model(),
+        model,
         image_score: ImageScore::Top100,
         decision_threshold: Some(0.5),
         training: TrainingSummary {
