@@ -3,7 +3,7 @@
 //! registry, the category pipeline, and the contracts the worker and coordinator share.
 //!
 //! Modules in layers; each uses only the layers below it (the README's layout table lists them
-//! top-down, and `tests/layers.rs` checks every `use crate::…`):
+//! top-down, and `tests/library/layers.rs` checks every `use crate::…`):
 //!
 //! | layer | modules |
 //! |---|---|

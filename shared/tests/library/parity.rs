@@ -12,9 +12,7 @@
 //! other orders (tiled matrix products, tree reductions), so float32 results agree to about
 //! 1e-6 per operation and drift further through deep networks and their gradients.
 
-#![cfg(feature = "wgpu")]
-
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -16,7 +16,7 @@ use slsg::model::{
 };
 use slsg::raster::{resize_rgb, write_chw};
 
-mod common;
+use crate::common;
 
 type B = CpuTrain;
 

@@ -8,7 +8,7 @@ use slsg::data::{DefectSpec, GroundTruth, GroundTruthRegion};
 use slsg::metrics::{EvalOptions, EvalSample, ImageScore, evaluate};
 
 fn cases() -> Vec<Value> {
-    let text = include_str!("fixtures/metric_reference.json");
+    let text = include_str!("../fixtures/metric_reference.json");
     let root: Value = serde_json::from_str(text).expect("reference JSON");
     root["cases"].as_array().expect("cases").clone()
 }

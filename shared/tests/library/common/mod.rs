@@ -2,8 +2,6 @@
 //! synthetic normal images, the default anomaly simulation on them, a checkpoint store in a
 //! temporary folder, and a module's tensors as plain numbers.
 
-#![allow(dead_code, reason = "each test file uses its own subset")]
-
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use std::sync::Arc;

@@ -16,7 +16,7 @@ use slsg::train::{
     ValidationSet, pretrain, train_segnet,
 };
 
-mod common;
+use crate::common;
 
 use common::{checkpoints, model, normals, simulator, tensors};
 
