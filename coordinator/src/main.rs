@@ -4,6 +4,8 @@ mod commands;
 
 use clap::{Parser, Subcommand};
 
+use commands::streams::errln;
+
 #[derive(Parser)]
 #[command(
     name = "slsg",
@@ -78,7 +80,7 @@ fn init_logging() -> Result<(), String> {
 
 fn main() -> std::process::ExitCode {
     if let Err(e) = init_logging() {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
         return std::process::ExitCode::from(2);
     }
     let cli = match Cli::try_parse() {
@@ -93,7 +95,7 @@ fn main() -> std::process::ExitCode {
                 .take_while(|line| !line.trim().is_empty())
                 .map(str::trim)
                 .collect();
-            eprintln!(
+            errln!(
                 "error: {}",
                 paragraph.join(" ").trim_start_matches("error: ")
             );
@@ -121,6 +123,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
+            let error = commands::with_hint(error);
             // One line, whatever a dependency's message holds, for logs and for people; a cause
             // that its wrapper's message already quotes (object_store's do) is not repeated.
             let mut text = String::new();
@@ -133,7 +136,7 @@ fn main() -> std::process::ExitCode {
                     text.push_str(&cause);
                 }
             }
-            eprintln!(
+            errln!(
                 "error: {}",
                 text.split_whitespace().collect::<Vec<_>>().join(" ")
             );

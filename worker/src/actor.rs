@@ -184,7 +184,7 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
                         tracing::info!(worker = %state.args.name, "the coordinator has finished its runs");
                         myself.stop(None);
                     }
-                    Err(e @ LinkError::Refused(_)) => {
+                    Err(e @ (LinkError::Refused(_) | LinkError::Token(_))) => {
                         tracing::error!(worker = %state.args.name, "{e}; stopping");
                         myself.stop(None);
                     }

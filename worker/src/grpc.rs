@@ -54,7 +54,7 @@ pub fn status(e: tonic::Status) -> LinkError {
     }
     match e.code() {
         tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
-            LinkError::Refused(e.message().to_string())
+            LinkError::Token(e.message().to_string())
         }
         code => LinkError::Failed(format!("{code}: {}", e.message())),
     }
@@ -81,7 +81,7 @@ pub fn connect(url: &str, access: &Access, request_timeout: Duration) -> Result<
         .as_deref()
         .map(bearer)
         .transpose()
-        .map_err(|e| LinkError::Refused(e.to_string()))?;
+        .map_err(|e| LinkError::Token(e.to_string()))?;
     Ok(ClusterClient::with_interceptor(channel, Bearer(token))
         .max_decoding_message_size(MESSAGE_LIMIT)
         .max_encoding_message_size(MESSAGE_LIMIT))

@@ -8,9 +8,12 @@ use slsg::job::{FailureKind, JobProgress, JobResult, JobSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    /// The coordinator answered and turned this worker away (a missing or wrong token):
-    /// asking again cannot help.
-    #[error("the coordinator refused this worker: {0}")]
+    /// The coordinator turned the token away (missing or wrong): asking again cannot help.
+    #[error("the coordinator refused the token: {0}")]
+    Token(String),
+    /// The connection was refused for good (a certificate the CA given did not sign): asking
+    /// again cannot help.
+    #[error("the coordinator refused the connection: {0}")]
     Refused(String),
     /// Unreachable, or a reply that made no sense: worth another try.
     #[error("coordinator: {0}")]

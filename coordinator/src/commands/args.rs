@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use slsg::backend::{AutotuneLevel, Device, DeviceError, GpuSettings, configure_gpu};
 use slsg::config::{Config, ConfigError};
 use slsg::data::{Category, DataError, DatasetCache};
+use slsg::job::ClusterConfig;
 use slsg::store::default_cache_dir;
 use slsg_worker::{Access, ClientTls, LinkError};
 
@@ -36,8 +37,22 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    pub fn load(&self) -> Result<Config, ConfigError> {
-        Config::load_with(self.config.as_deref(), &self.overrides)
+    /// The training config; a cluster config given to `--config` by mistake is named as one,
+    /// with the command that trains it.
+    pub fn load(&self) -> anyhow::Result<Config> {
+        Config::load_with(self.config.as_deref(), &self.overrides).map_err(|error| {
+            match (&error, self.config.as_deref()) {
+                (ConfigError::Parse { .. }, Some(path)) if ClusterConfig::load(path).is_ok() => {
+                    anyhow::anyhow!(
+                        "{}: a cluster config ([run], [[dataset]]), not a training config: \
+                         train it with `slsg train {0}` (its [training] section is what \
+                         --config takes)",
+                        path.display()
+                    )
+                }
+                _ => error.into(),
+            }
+        })
     }
 }
 

@@ -4,6 +4,8 @@
 use slsg::job::{JobState, RunStatus, ServiceStatus};
 use slsg_coordinator::publish::RunSummary;
 
+use super::streams::out;
+
 fn metric(value: Option<f64>) -> String {
     value.map_or("—".into(), |v| format!("{v:.3}"))
 }
@@ -218,7 +220,7 @@ pub fn reuse_line(status: &RunStatus) -> String {
 
 /// Prints the final table, then fails the command (a non-zero exit status) if any job failed.
 pub fn finish(summary: &RunSummary, store: &str) -> anyhow::Result<()> {
-    print!("{}", summary_table(summary, store));
+    out!("{}", summary_table(summary, store));
     let count = |blocked: bool| {
         summary
             .status

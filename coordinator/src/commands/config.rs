@@ -5,6 +5,7 @@ use slsg::backend::CpuTrain;
 use slsg::model::trainable_parameters;
 
 use super::args::ConfigArgs;
+use super::streams::{out, outln};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,28 +22,30 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = args.config.load()?;
     if args.print_default || !args.params {
-        print!("{}", config.to_toml());
+        out!("{}", config.to_toml());
     }
     if args.params {
         let device = Default::default();
         let m = &config.model;
-        println!(
+        outln!(
             "trainable parameters at {}×{} px, width {}:",
-            m.image_size, m.image_size, m.width
+            m.image_size,
+            m.image_size,
+            m.width
         );
-        println!(
+        outln!(
             "  encoder (ResNet-18)  {:>12}",
             trainable_parameters(&m.encoder().init::<CpuTrain>(&device))
         );
-        println!(
+        outln!(
             "  GPT-Net              {:>12}",
             trainable_parameters(&m.gpt_net().init::<CpuTrain>(&device))
         );
-        println!(
+        outln!(
             "  D-Net                {:>12}",
             trainable_parameters(&m.discriminator().init::<CpuTrain>(&device))
         );
-        println!(
+        outln!(
             "  SegNet               {:>12}   (the paper reports 20.46 M)",
             trainable_parameters(&m.segnet().init::<CpuTrain>(&device))
         );

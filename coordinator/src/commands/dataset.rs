@@ -5,8 +5,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use slsg::data::{Dataset, is_url, push};
+use slsg::data::{Dataset, Layout, discover_categories, is_url, push};
 use slsg::store::Store;
+
+use super::streams::outln;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -41,18 +43,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if !folder.is_dir() {
                 anyhow::bail!("{}: no such dataset folder", folder.display());
             }
+            // Refused before anything is uploaded: a folder with no category in it would be
+            // a dataset URL nothing can train from.
+            if discover_categories(&folder)?.is_empty() {
+                if Layout::detect(&folder).is_ok() {
+                    anyhow::bail!(
+                        "{}: a category folder, not a dataset folder: push the folder that \
+                         holds the categories ({})",
+                        folder.display(),
+                        folder.parent().unwrap_or(&folder).display()
+                    );
+                }
+                anyhow::bail!(
+                    "{}: no category folders in it (MVTec AD, MVTec LOCO or BTAD categories, \
+                     or folders of images)",
+                    folder.display()
+                );
+            }
             let store = Store::open(&url)?;
             let runtime = tokio::runtime::Runtime::new()?;
             let (sent, unchanged) = runtime
                 .block_on(push(&folder, &store, threads))
                 .with_context(|| format!("pushing {} to {url}", folder.display()))?;
-            println!("{url}: {sent} files uploaded, {unchanged} unchanged");
+            outln!("{url}: {sent} files uploaded, {unchanged} unchanged");
         }
         Command::List { url } => {
             let dataset = Dataset::open(std::path::Path::new(&url))?;
             for category in dataset.categories(&["all".to_string()])? {
                 let fingerprints = dataset.fingerprints(&category, threads)?;
-                println!(
+                outln!(
                     "{category}\t{}",
                     fingerprints.listing.unwrap_or(fingerprints.all)
                 );

@@ -8,6 +8,7 @@ use slsg::job::ClusterConfig;
 use slsg::synth::{SynthOptions, write_dataset};
 
 use super::args::{CacheArgs, GpuArgs};
+use super::streams::outln;
 use super::train::run_embedded;
 
 #[derive(clap::Args)]
@@ -62,7 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ..SynthOptions::default()
         },
     )?;
-    println!(
+    outln!(
         "synthetic dataset: {} ({} categories)",
         data.display(),
         written.len()
@@ -70,7 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let config_path = args.out.join("demo.toml");
     std::fs::write(&config_path, DEMO_CONFIG)
         .with_context(|| format!("writing {}", config_path.display()))?;
-    println!(
+    outln!(
         "cluster config: {} (edit it and run `slsg train {}`)",
         config_path.display(),
         config_path.display()

@@ -7,6 +7,7 @@ use anyhow::Context;
 use slsg::metrics::{EvalOptions, ImageScore, evaluate_folder};
 
 use super::args::CategoryArgs;
+use super::streams::{out, outln};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -30,11 +31,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..EvalOptions::default()
     };
     let evaluation = evaluate_folder(&category, &args.maps, &options)?;
-    print!("{}", evaluation.table());
+    out!("{}", evaluation.table());
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&evaluation)?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display());
     }
     Ok(())
 }

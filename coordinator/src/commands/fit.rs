@@ -5,13 +5,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use slsg::backend::Device;
-use slsg::fit::fit_category;
+use slsg::fit::{PipelineError, fit_category};
 use slsg::store::layout::StageKeys;
 use slsg::store::{BlockingStore, Store};
-use slsg::train::Stage;
+use slsg::train::{Stage, TrainError};
 
 use super::args::{CacheArgs, CategoryArgs, ConfigArgs, GpuArgs};
-use super::progress::CommandProgress;
+use super::progress::{CommandProgress, StopOnSignal};
+use super::streams::{out, outln};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -53,19 +54,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })?;
     let runtime = tokio::runtime::Runtime::new()?;
     let store = BlockingStore::new(Store::open(out)?, runtime.handle().clone());
-    let mut progress = CommandProgress::for_stderr(&category.name);
+    let mut progress = (
+        CommandProgress::for_stderr(&category.name),
+        StopOnSignal::listen(&runtime),
+    );
     let fitted = fit_category(&category, &config, &store, args.device, &mut progress);
-    progress.finish();
-    let fitted = fitted?;
+    progress.0.finish();
+    let fitted = fitted.map_err(|error| match error {
+        PipelineError::Train(interrupted @ TrainError::Interrupted { .. }) => anyhow::anyhow!(
+            "{interrupted}: run the same command again to resume ({})",
+            args.out.display()
+        ),
+        other => other.into(),
+    })?;
     for stage in &fitted.reused {
-        println!(
+        outln!(
             "{}: finished before in {} (not run again)",
             stage.name(),
             args.out.display()
         );
     }
     let segnet = folder(&args.out, Stage::Segnet)?;
-    println!(
+    outln!(
         "model: {} (SegNet step {} selected on validation data)",
         segnet.join("model").display(),
         fitted
@@ -76,17 +86,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     match &fitted.segnet.evaluation {
         Some(evaluation) => {
-            print!("{}", evaluation.table());
+            out!("{}", evaluation.table());
             if let Some(speed) = fitted.segnet.inference_images_per_second {
-                println!("inference: {speed:.1} images/s");
+                outln!("inference: {speed:.1} images/s");
             }
-            println!(
+            outln!(
                 "maps: {}, metrics: {}",
                 segnet.join("maps").display(),
                 segnet.join("eval.json").display()
             );
         }
-        None => println!("{} has no test split: nothing to evaluate", category.name),
+        None => outln!("{} has no test split: nothing to evaluate", category.name),
     }
     Ok(())
 }

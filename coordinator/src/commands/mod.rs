@@ -16,7 +16,23 @@ pub mod retrain;
 pub mod serve;
 pub mod simulate;
 pub mod status;
+pub(crate) mod streams;
 pub mod submit;
 pub mod synth;
 pub mod train;
 pub mod worker;
+
+/// A command's error, with what to do about it where the error alone does not say: a token
+/// refused while `SLSG_TOKEN` is not set.
+pub fn with_hint(error: anyhow::Error) -> anyhow::Error {
+    let token_refused = error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<slsg_worker::LinkError>(),
+            Some(slsg_worker::LinkError::Token(_))
+        )
+    });
+    if token_refused && args::token_from_env().is_none() {
+        return error.context("SLSG_TOKEN is not set (it holds the coordinator's bearer token)");
+    }
+    error
+}

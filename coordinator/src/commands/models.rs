@@ -6,6 +6,8 @@ use anyhow::Context;
 use slsg::registry::{Registry, RegistryError};
 use slsg::store::Store;
 
+use super::streams::outln;
+
 #[derive(clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -64,12 +66,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let registry = Registry::new(Store::open_existing(&store)?);
                 let categories = registry.categories().await?;
                 if categories.is_empty() {
-                    println!("{store}: no registered models");
+                    outln!("{store}: no registered models");
                 }
                 for category in categories {
                     let current = registry.current(&category).await?;
                     let previous = registry.previous(&category).await?;
-                    println!("{category}");
+                    outln!("{category}");
                     for card in registry.versions(&category).await? {
                         let mark = if current.as_deref() == Some(card.version.as_str()) {
                             "*"
@@ -78,7 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         } else {
                             " "
                         };
-                        println!(
+                        outln!(
                             "  {mark} {:<40} validation {:>7}  test image AUROC {:>7}  run {}",
                             card.version,
                             show(card.validation_score),
@@ -101,7 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     })?,
                 };
                 let card = known(&registry, &category, &version).await?;
-                println!("{}", serde_json::to_string_pretty(&card)?);
+                outln!("{}", serde_json::to_string_pretty(&card)?);
             }
             Command::Promote {
                 store,
@@ -124,7 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         &reason,
                     )
                     .await?;
-                println!(
+                outln!(
                     "{category}: `{version}` is current (was {})",
                     current.as_deref().unwrap_or("none")
                 );
@@ -136,7 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             } => {
                 let registry = Registry::new(Store::open_existing(&store)?);
                 let version = registry.rollback(&category, &reason).await?;
-                println!("{category}: `{version}` is current again");
+                outln!("{category}: `{version}` is current again");
             }
             Command::History {
                 store,
@@ -146,9 +148,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let registry = Registry::new(Store::open_existing(&store)?);
                 for entry in registry.history(&category).await? {
                     if json {
-                        println!("{}", serde_json::to_string(&entry)?);
+                        outln!("{}", serde_json::to_string(&entry)?);
                     } else {
-                        println!(
+                        outln!(
                             "{} {:<11} {:<40} candidate {:>7} current {:>7}  {}",
                             slsg::job::utc_stamp(entry.unix_ms / 1000),
                             format!("{:?}", entry.decision).to_lowercase(),

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use slsg::job::{ClusterConfig, Plan};
 
+use super::streams::out;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The cluster config (TOML).
@@ -15,6 +17,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let cluster = ClusterConfig::load(&args.config)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let plan = Plan::expand(&cluster, &args.config.display().to_string(), threads)?;
-    print!("{}", plan.describe());
+    out!("{}", plan.describe());
     Ok(())
 }

@@ -14,8 +14,10 @@ use slsg::infer::load_detector;
 use slsg::metrics::{map_path, write_tiff};
 use slsg::registry::{ModelUrl, Registry};
 use slsg::store::Store;
+use slsg::store::layout::MODEL_CARD_FILE;
 
 use super::args::{CacheArgs, GpuArgs};
+use super::streams::{errln, outln};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -65,10 +67,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     predict(&args, &model, &items)
 }
 
-/// The model folder `model` names: itself, or a registered version's copy in the cache.
+/// The model folder `model` names: itself, or a registered version's copy in the cache. A
+/// registered model is named by a store URL or, in a local store, by its path
+/// (`store/models/washer/current`), which is a file, not a model folder.
 fn model_folder(model: &str, cache: &Path) -> anyhow::Result<PathBuf> {
-    if !model.contains("://") {
-        return Ok(PathBuf::from(model));
+    let folder = Path::new(model);
+    let registered = model.contains("://")
+        || (!folder.join(MODEL_CARD_FILE).is_file() && ModelUrl::parse(model).is_ok());
+    if !registered {
+        return Ok(folder.to_path_buf());
     }
     let url = ModelUrl::parse(model)?;
     let runtime = tokio::runtime::Runtime::new()?;
@@ -76,7 +83,7 @@ fn model_folder(model: &str, cache: &Path) -> anyhow::Result<PathBuf> {
         let registry = Registry::new(Store::open_existing(&url.store)?);
         let version = registry.resolve(&url.category, &url.version).await?;
         let folder = registry.fetch(&url.category, &version, cache).await?;
-        eprintln!(
+        errln!(
             "model: {}, version `{version}` ({})",
             model,
             folder.display()
@@ -168,7 +175,7 @@ fn predict(args: &Args, model: &Path, items: &[Item]) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)?;
     let csv_path = args.out.join("scores.csv");
     std::fs::write(&csv_path, csv).with_context(|| format!("writing {}", csv_path.display()))?;
-    println!(
+    outln!(
         "scored {count} images in {seconds:.2} s ({:.1} images/s); maps, overlays and {} in {}",
         count as f64 / seconds.max(1e-9),
         csv_path.display(),

@@ -3,9 +3,14 @@
 //! curve itself is kept in the store by the pipeline.)
 
 use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use slsg::train::{LogLines, Progress, Stage, TrainEvent};
+
+use super::streams::errln;
+use super::worker::stop_signal;
 
 /// A bar on a terminal, log lines elsewhere.
 pub enum CommandProgress {
@@ -107,7 +112,7 @@ impl Progress for ConsoleProgress {
                 );
                 match &self.bar {
                     Some((_, bar)) => bar.println(line),
-                    None => eprintln!("{line}"),
+                    None => errln!("{line}"),
                 }
             }
             TrainEvent::Started {
@@ -117,7 +122,7 @@ impl Progress for ConsoleProgress {
             } => {
                 self.bar(*stage, *total_steps, *step);
             }
-            TrainEvent::Resumed { stage, step } => eprintln!(
+            TrainEvent::Resumed { stage, step } => errln!(
                 "resuming {} from its checkpoint at step {step}",
                 stage.name()
             ),
@@ -127,5 +132,37 @@ impl Progress for ConsoleProgress {
 
     fn on_step(&mut self, stage: Stage, step: u64, total_steps: u64) {
         self.bar(stage, total_steps, step).set_position(step);
+    }
+}
+
+/// Asks the training loop to stop once SIGINT (Ctrl-C) or SIGTERM has come: it writes a
+/// checkpoint of the step it is at and returns, so the next run resumes there. A second signal
+/// ends the process at once, for a step that takes too long to wait for.
+pub struct StopOnSignal(Arc<AtomicBool>);
+
+impl StopOnSignal {
+    /// Listens for the signals on `runtime` from now on.
+    pub fn listen(runtime: &tokio::runtime::Runtime) -> StopOnSignal {
+        let requested = Arc::new(AtomicBool::new(false));
+        let flag = requested.clone();
+        runtime.spawn(async move {
+            stop_signal().await;
+            flag.store(true, Ordering::Relaxed);
+            tracing::warn!(
+                "stopping after the current step, with a checkpoint (a second Ctrl-C stops at once)"
+            );
+            stop_signal().await;
+            tracing::warn!("stopped at once; a rerun resumes from the last checkpoint written");
+            std::process::exit(130);
+        });
+        StopOnSignal(requested)
+    }
+}
+
+impl Progress for StopOnSignal {
+    fn on_event(&mut self, _: &TrainEvent) {}
+
+    fn stop_requested(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
     }
 }

@@ -14,6 +14,7 @@ use slsg_coordinator::actor::now_ms;
 use slsg_coordinator::client::Operator;
 
 use super::args::{AccessArgs, CacheArgs, GpuArgs};
+use super::streams::{errln, out, outln};
 use super::train::run_plan;
 use super::worker::stop_signal;
 
@@ -47,10 +48,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .retrain(&cluster, &origin)
                 .await
         })?;
-        print!("{}", report_table(&checked.report));
+        out!("{}", report_table(&checked.report));
         match checked.run {
-            Some((run, jobs)) => println!("retraining run `{run}` submitted: {jobs} jobs"),
-            None => println!("no category needs retraining"),
+            Some((run, jobs)) => outln!("retraining run `{run}` submitted: {jobs} jobs"),
+            None => outln!("no category needs retraining"),
         }
         return Ok(());
     }
@@ -60,12 +61,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let schedule = schedule.with_context(|| {
         format!("{origin}: [retrain] has no `schedule` or `every`; use --now for one check")
     })?;
-    println!("retraining checks: {schedule}; Ctrl-C to stop");
+    outln!("retraining checks: {schedule}; Ctrl-C to stop");
     let runtime = tokio::runtime::Runtime::new()?;
     loop {
         let now = now_ms() / 1000;
         let next = schedule.next_after(now);
-        println!("next check at {} UTC", slsg::job::utc_stamp(next));
+        outln!("next check at {} UTC", slsg::job::utc_stamp(next));
         let stopped = runtime.block_on(async {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(next.saturating_sub(now))) => false,
@@ -76,7 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             return Ok(());
         }
         if let Err(e) = check_and_train(&cluster, &args.config, &args.cache, &args.gpu) {
-            eprintln!("error: the retraining check failed: {e:#}");
+            errln!("error: the retraining check failed: {e:#}");
         }
     }
 }
@@ -101,11 +102,11 @@ fn check_and_train(
         &Default::default(),
         now_ms() / 1000,
     )?;
-    print!("{}", report_table(&report));
+    out!("{}", report_table(&report));
     match report.plan {
         Some(plan) => run_plan(plan, cache, gpu),
         None => {
-            println!("no category needs retraining");
+            outln!("no category needs retraining");
             Ok(())
         }
     }

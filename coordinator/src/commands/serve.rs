@@ -23,6 +23,7 @@ use tokio::sync::watch;
 
 use super::args::{CacheArgs, token_from_env};
 use super::cluster_output::{finish, reuse_line};
+use super::streams::outln;
 use super::worker::stop_signal;
 
 #[derive(clap::Args)]
@@ -77,7 +78,7 @@ pub(super) async fn start_probes<P: Probes>(
         .await
         .with_context(|| format!("--http-listen {address}"))?;
     let local = listener.local_addr()?;
-    println!("health and metrics on http://{local}");
+    outln!("health and metrics on http://{local}");
     Ok(tokio::spawn(async move {
         if let Err(e) =
             serve_probes(listener, probes, Limits::default(), std::future::pending()).await
@@ -132,7 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let (finished_sender, mut finished) = watch::channel(None);
         let run = plan.run.clone();
         let heartbeat = Duration::from_secs(plan.resources.heartbeat_seconds);
-        println!("run `{run}`: {} jobs; serving workers on {}", plan.jobs.len(), args.listen);
+        outln!("run `{run}`: {} jobs; serving workers on {}", plan.jobs.len(), args.listen);
         let (actor, task) = Actor::spawn(
             None,
             CoordinatorActor,
@@ -154,12 +155,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         if let Ok(status) = status {
-            println!("{}", reuse_line(&status));
+            outln!("{}", reuse_line(&status));
         }
         let intake = Arc::new(Intake::new(actor.clone(), store, threads, args.cache.datasets()));
         let scheduler = match (mode, schedule) {
             (Mode::Service, Some(schedule)) => {
-                println!("retraining checks: {schedule}");
+                outln!("retraining checks: {schedule}");
                 Some(tokio::spawn(intake.clone().run_schedule(cluster, origin, schedule)))
             }
             _ => None,
@@ -201,7 +202,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "stopped before the run finished; start the coordinator again with the same config to continue"
         ),
         (Mode::Service, _) => {
-            println!("coordinator stopped; unfinished runs continue when it starts again");
+            outln!("coordinator stopped; unfinished runs continue when it starts again");
             Ok(())
         }
     }

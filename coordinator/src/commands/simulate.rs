@@ -11,6 +11,7 @@ use slsg::seed::rng_for;
 use slsg::simulate::{Branch, SampleInfo};
 
 use super::args::{CategoryArgs, ConfigArgs};
+use super::streams::outln;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -85,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let sheet = contact_sheet(&tiles);
     save(&args.out.join("contact_sheet.png"), |p| sheet.save(p))?;
     let count = |b: Branch| tiles.iter().filter(|t| t.3.branch == b).count();
-    println!(
+    outln!(
         "wrote {} samples to {} ({} texture, {} self-shuffle, {} logical)",
         args.count,
         args.out.display(),
@@ -93,7 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         count(Branch::SelfShuffle),
         count(Branch::Logical)
     );
-    println!(
+    outln!(
         "contact sheet: normal | simulated | mask per sample; border red = texture, orange = self-shuffle, blue = logical"
     );
     Ok(())

@@ -5,6 +5,7 @@ use slsg_coordinator::client::Operator;
 
 use super::args::AccessArgs;
 use super::cluster_output::{overview_table, status_table};
+use super::streams::{out, outln};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -28,21 +29,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if let Some(run) = &args.run {
             let status = operator.run_status(run).await?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
+                outln!("{}", serde_json::to_string_pretty(&status)?);
             } else {
-                print!("{}", status_table(&status));
+                out!("{}", status_table(&status));
             }
             return Ok(());
         }
         let overview = operator.overview().await?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&overview)?);
+            outln!("{}", serde_json::to_string_pretty(&overview)?);
             return Ok(());
         }
-        print!("{}", overview_table(&overview));
+        out!("{}", overview_table(&overview));
         for run in overview.runs.iter().filter(|r| !r.finished) {
-            println!();
-            print!("{}", status_table(&operator.run_status(&run.run).await?));
+            outln!();
+            out!("{}", status_table(&operator.run_status(&run.run).await?));
         }
         Ok(())
     })

@@ -7,6 +7,7 @@ use slsg::job::ClusterConfig;
 use slsg_coordinator::client::Operator;
 
 use super::args::AccessArgs;
+use super::streams::outln;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,14 +33,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .await
     })?;
     if reply.already_open {
-        println!(
+        outln!(
             "run `{}` is open already with this plan ({} jobs)",
-            reply.run, reply.jobs
+            reply.run,
+            reply.jobs
         );
     } else {
-        println!(
+        outln!(
             "run `{}` submitted: {} jobs, {} of them finished before (reused)",
-            reply.run, reply.jobs, reply.finished_before
+            reply.run,
+            reply.jobs,
+            reply.finished_before
         );
     }
     Ok(())

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use slsg::synth::{SynthOptions, write_dataset};
 
+use super::streams::outln;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Folder to write the dataset into (one sub-folder per category).
@@ -32,12 +34,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..SynthOptions::default()
     };
     let written = write_dataset(&args.out, &options)?;
-    println!(
+    outln!(
         "{:<10} {:<11} {:>6} {:>6}  defect types",
-        "category", "layout", "train", "test"
+        "category",
+        "layout",
+        "train",
+        "test"
     );
     for c in &written {
-        println!(
+        outln!(
             "{:<10} {:<11} {:>6} {:>6}  {}",
             c.name,
             format!("{:?}", c.layout),
@@ -46,6 +51,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             c.defect_types.join(", ")
         );
     }
-    println!("wrote {}", args.out.display());
+    outln!("wrote {}", args.out.display());
     Ok(())
 }

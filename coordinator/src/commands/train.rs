@@ -12,6 +12,7 @@ use slsg_worker::pipeline_runner;
 
 use super::args::{CacheArgs, GpuArgs};
 use super::cluster_output::{finish, progress_lines, reuse_line};
+use super::streams::{errln, outln};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -49,7 +50,7 @@ pub fn run_plan(plan: Plan, cache: &CacheArgs, gpu: &GpuArgs) -> anyhow::Result<
     gpu.prepare(&plan.resources.workers, cache)
         .map_err(|e| anyhow::anyhow!("resources.workers: {e}"))?;
     let cache = cache.datasets();
-    println!(
+    outln!(
         "run `{}`: {} jobs on {} worker slot(s), store {}",
         plan.run,
         plan.jobs.len(),
@@ -61,7 +62,7 @@ pub fn run_plan(plan: Plan, cache: &CacheArgs, gpu: &GpuArgs) -> anyhow::Result<
     let runtime = tokio::runtime::Runtime::new()?;
     let summary = runtime.block_on(async move {
         let embedded = Embedded::start(plan, store, pipeline_runner(false, cache)).await?;
-        println!("{}", reuse_line(&embedded.status().await?));
+        outln!("{}", reuse_line(&embedded.status().await?));
         let watcher = tokio::spawn(report_progress(
             embedded.coordinator.clone(),
             embedded.run.clone(),
@@ -87,7 +88,7 @@ async fn report_progress(coordinator: ractor::ActorRef<CoordinatorMessage>, run:
             return;
         };
         for line in progress_lines(&status) {
-            eprintln!("{line}");
+            errln!("{line}");
         }
     }
 }

@@ -76,7 +76,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             None => None,
         };
         let link = Arc::new(GrpcLink::new(&args.coordinator, &access)?);
-        wait_for_coordinator(&link, &name, Duration::from_secs(args.connect_seconds)).await?;
+        wait_for_coordinator(
+            &link,
+            &args.coordinator,
+            &name,
+            Duration::from_secs(args.connect_seconds),
+        )
+        .await?;
         let mut workers: Vec<(ActorRef<WorkerMessage>, tokio::task::JoinHandle<()>)> = Vec::new();
         for (i, device) in args.devices.iter().enumerate() {
             let worker_args = WorkerArgs {
@@ -112,21 +118,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })
 }
 
-/// Registers until the coordinator answers; a refused token fails at once.
+/// Registers until the coordinator at `url` answers, saying every 10 s that it is still
+/// trying; a refused token or connection fails at once.
 async fn wait_for_coordinator(
     link: &GrpcLink,
+    url: &str,
     name: &str,
     patience: Duration,
 ) -> anyhow::Result<()> {
+    const REPORT_EVERY: Duration = Duration::from_secs(10);
     let start = Instant::now();
+    let mut reported = start;
     loop {
         match link.register(name, "probe").await {
             Ok(_) => return Ok(()),
-            Err(e @ LinkError::Refused(_)) => anyhow::bail!("{e}"),
-            Err(e) if start.elapsed() >= patience => {
-                anyhow::bail!("could not reach the coordinator: {e}")
+            Err(e @ (LinkError::Refused(_) | LinkError::Token(_))) => anyhow::bail!("{url}: {e}"),
+            Err(e) if start.elapsed() >= patience => anyhow::bail!(
+                "could not reach the coordinator at {url} within {} s: {e}",
+                patience.as_secs()
+            ),
+            Err(e) => {
+                if reported.elapsed() >= REPORT_EVERY {
+                    tracing::warn!(
+                        "still waiting for the coordinator at {url} ({} s of {} s): {e}",
+                        start.elapsed().as_secs(),
+                        patience.as_secs()
+                    );
+                    reported = Instant::now();
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     }
 }

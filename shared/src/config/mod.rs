@@ -244,10 +244,14 @@ fn apply_value(
     for (depth, key) in parents.iter().enumerate() {
         let entry = reference.and_then(|r| r.get(*key));
         let open_map = entry.is_none() && depth > 0 && keys[depth - 1] == "categories";
-        if entry.is_some_and(|e| !e.is_table())
-            || (entry.is_none() && !open_map && reference.is_some())
-        {
-            return Err(format!("unknown field `{}`", keys[..=depth].join(".")));
+        if entry.is_some_and(|e| !e.is_table()) {
+            return Err(format!(
+                "`{}` is a field, not a section",
+                keys[..=depth].join(".")
+            ));
+        }
+        if entry.is_none() && !open_map && reference.is_some() {
+            return Err(unknown_field(&keys[..=depth], reference));
         }
         reference = entry.and_then(|e| e.as_table());
         table = table
@@ -261,15 +265,68 @@ fn apply_value(
         && parents.last().is_none_or(|p| *p != "categories")
         && !optional_field(path)
     {
-        return Err(format!("unknown field `{path}`"));
+        return Err(unknown_field(&keys, Some(reference)));
     }
     table.insert(last.to_string(), value);
     Ok(())
 }
 
+/// `unknown field `a.b``, with the known field of that section the name is closest to (a typo
+/// a letter or two away, as TOML errors suggest), or the section's fields when none is close.
+fn unknown_field(keys: &[&str], section: Option<&toml::Table>) -> String {
+    let path = keys.join(".");
+    let Some((name, parents)) = keys.split_last() else {
+        return format!("unknown field `{path}`");
+    };
+    let Some(section) = section else {
+        return format!("unknown field `{path}`");
+    };
+    let prefix = |field: &str| {
+        parents
+            .iter()
+            .copied()
+            .chain([field])
+            .collect::<Vec<_>>()
+            .join(".")
+    };
+    let optional = OPTIONAL_FIELDS.iter().filter_map(|field| {
+        let (section, name) = field.rsplit_once('.')?;
+        (section == parents.join(".")).then_some(name)
+    });
+    let mut fields: Vec<&str> = section.keys().map(String::as_str).chain(optional).collect();
+    fields.sort_unstable();
+    let closest = fields
+        .iter()
+        .map(|field| (edit_distance(name, field), *field))
+        .min()
+        .filter(|(distance, field)| *distance <= (field.len() / 3).max(1));
+    match closest {
+        Some((_, field)) => format!("unknown field `{path}` (did you mean `{}`?)", prefix(field)),
+        None => format!("unknown field `{path}` (known: {})", fields.join(", ")),
+    }
+}
+
+/// Levenshtein distance in characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substituted = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
 /// Fields whose default is absent (`None`), so the defaults' TOML does not list them.
+const OPTIONAL_FIELDS: [&str; 2] = ["pretrain.max_steps", "simulation.textures"];
+
 fn optional_field(path: &str) -> bool {
-    matches!(path, "pretrain.max_steps" | "simulation.textures") || path.contains(".categories.")
+    OPTIONAL_FIELDS.contains(&path) || path.contains(".categories.")
 }
 
 #[cfg(test)]
@@ -354,5 +411,29 @@ mod tests {
             let err = set(&[assignment]).unwrap_err().to_string();
             assert!(err.contains(needle), "{assignment}: {err}");
         }
+    }
+
+    #[test]
+    fn a_mistyped_field_names_the_one_meant() {
+        let error = |assignment: &str| {
+            Config::load_with(None, &[assignment.to_string()])
+                .unwrap_err()
+                .to_string()
+        };
+        for (typo, meant) in [
+            // An optional field, which the defaults do not list.
+            ("pretrain.max_step=3", "did you mean `pretrain.max_steps`?"),
+            ("segnet.stepz=3", "did you mean `segnet.steps`?"),
+            ("segment.steps=3", "did you mean `segnet`?"),
+            ("model.width.x=1", "`model.width` is a field, not a section"),
+        ] {
+            assert!(error(typo).contains(meant), "{typo}: {}", error(typo));
+        }
+        // Nothing close: the section's fields, not a guess.
+        let far = error("segnet.zzzzzzzz=1");
+        assert!(
+            !far.contains("did you mean") && far.contains("known: ") && far.contains("steps"),
+            "{far}"
+        );
     }
 }

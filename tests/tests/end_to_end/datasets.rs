@@ -150,6 +150,19 @@ fn wrong_dataset_urls_categories_and_copies_are_clear_errors() {
             },
         )
     };
+    // A category folder pushed as if it were the dataset is refused before any upload.
+    let category_url = format!("{url}-category");
+    fails_with(
+        slsg(
+            &["dataset", "push", path(&data.join("weave")), &category_url],
+            &[],
+        ),
+        &["a category folder, not a dataset folder", path(&data)],
+    );
+    fails_with(
+        slsg(&["dataset", "list", &category_url], &[]),
+        &["no category folders"],
+    );
     let missing = format!("{url}-nothing-here");
     let empty = config("empty", &missing, "weave");
     fails_with(

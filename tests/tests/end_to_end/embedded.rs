@@ -142,6 +142,24 @@ fn a_sweep_publishes_every_artifact_and_a_rerun_trains_nothing() {
         files_under(&store),
         "a re-run adds and removes nothing"
     );
+
+    // A registered model named by its path in a local store, the way a URL names it.
+    let maps = dir.path().join("maps");
+    let predicted = ok(slsg(
+        &[
+            "predict",
+            "--model",
+            path(&store.join("models/weave/current")),
+            "--input",
+            path(&data.join("weave/test/good/000.png")),
+            "--out",
+            path(&maps),
+            "--cache",
+            path(&dir.path().join("cache")),
+        ],
+        &[],
+    ));
+    assert!(maps.join("scores.csv").is_file(), "{predicted}");
 }
 
 #[test]

@@ -1,9 +1,12 @@
 //! `slsg fit`, `predict` and `eval` end to end on the synthetic texture category with a tiny
-//! model, progress in a log file, and the refusals of damaged model folders and invalid configs.
+//! model, progress in a log file, a stage interrupted and resumed, and the refusals of damaged
+//! model folders and invalid configs.
 
 use std::time::{Duration, Instant};
 
-use slsg_tests::{Process, fails_with, ok, read_json, slsg, wait_until};
+use slsg_tests::{
+    Process, RunConfig, fails_with, ok, path, read_json, slsg, wait_until, write_config,
+};
 
 /// Small enough for CI on two cores (about two minutes): 64 px, an eighth of the paper's
 /// width, 150 pre-training and 700 SegNet steps; the bound is on steps, not time. At this width
@@ -194,7 +197,23 @@ fn invalid_configs_name_the_field() {
     );
     fails_with(
         slsg(&["config", "--set", "segnet.step=5"], &[]),
-        &["segnet.step"],
+        &["segnet.step", "did you mean `segnet.steps`?"],
+    );
+    // A cluster config where a training config belongs is named as one, with its command.
+    let cluster = write_config(
+        dir.path(),
+        &RunConfig {
+            name: "cluster",
+            store: path(&dir.path().join("store")),
+            data: &dir.path().join("data"),
+            categories: &["weave"],
+            learning_rates: &[0.1],
+            segnet_steps: 20,
+        },
+    );
+    fails_with(
+        slsg(&["config", "--config", path(&cluster)], &[]),
+        &["a cluster config", "slsg train"],
     );
     let text = ok(slsg(&["config", "--print-default"], &[]));
     assert!(
@@ -219,9 +238,10 @@ fn invalid_configs_name_the_field() {
 }
 
 /// Standard error is a file, as in a pod: no bar is drawn, so progress must arrive as log lines
-/// (here JSON lines) while the stage runs, and the curve in the output folder keeps up.
+/// (here JSON lines) while the stage runs, and the curve in the output folder keeps up. Then a
+/// SIGTERM mid-stage, and the same command again.
 #[test]
-fn progress_reaches_a_log_file_while_a_stage_runs() {
+fn progress_reaches_a_log_file_and_an_interrupted_stage_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let out = dir.path().join("run");
@@ -229,26 +249,27 @@ fn progress_reaches_a_log_file_while_a_stage_runs() {
         &["synth", "--out", data.to_str().unwrap(), "--size", "64"],
         &[],
     ));
-    let fit = Process::start(
-        &[
-            "fit",
-            "--dataset",
-            data.to_str().unwrap(),
-            "--category",
-            "weave",
-            "--out",
-            out.to_str().unwrap(),
-            "--set",
-            "model.image_size=64",
-            "--set",
-            "model.width=0.125",
-            "--set",
-            "pretrain.epochs=1000",
-            "--set",
-            "pretrain.max_steps=1000000",
-            "--set",
-            "pretrain.log_every=1000000",
-        ],
+    let args = [
+        "fit",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--category",
+        "weave",
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        "model.image_size=64",
+        "--set",
+        "model.width=0.125",
+        "--set",
+        "pretrain.epochs=1000",
+        "--set",
+        "pretrain.max_steps=1000000",
+        "--set",
+        "pretrain.log_every=1000000",
+    ];
+    let mut fit = Process::start(
+        &args,
         &[("SLSG_LOG_FORMAT", "json")],
         dir.path().join("fit.log"),
     );
@@ -291,6 +312,45 @@ fn progress_reaches_a_log_file_while_a_stage_runs() {
     assert!(
         curve.contains("\"event\":\"started\""),
         "the curve is written as events happen: {curve}"
+    );
+
+    // SIGTERM (or Ctrl-C) between checkpoints: the stage writes one at the step it is at and
+    // says how to go on; the same command resumes from that step.
+    fit.terminate();
+    assert!(!fit.wait(Duration::from_secs(60)).success());
+    let output = fit.output();
+    let stopped = output
+        .lines()
+        .find(|line| line.contains("pretrain training stopped at step "))
+        .unwrap_or_else(|| panic!("no line says where it stopped:\n{output}"));
+    assert!(
+        stopped.contains("run the same command again to resume"),
+        "{stopped}"
+    );
+    let step: u64 = stopped
+        .split("stopped at step ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("{stopped}"));
+    assert!(
+        out.join(format!("pretrain/checkpoints/pretrain-{step:08}.ckpt"))
+            .is_file(),
+        "no checkpoint at step {step}"
+    );
+    let resumed = Process::start(
+        &args,
+        &[("SLSG_LOG_FORMAT", "json")],
+        dir.path().join("resumed.log"),
+    );
+    wait_until(
+        "the same command resumes where the first stopped",
+        Duration::from_secs(120),
+        || {
+            resumed.output().contains(&format!(
+                "pretrain resumes from its checkpoint at step {step}"
+            ))
+        },
     );
 
     let refused = slsg(

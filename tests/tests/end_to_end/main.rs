@@ -18,4 +18,5 @@ mod observability;
 mod pipeline;
 mod remote;
 mod service;
+mod streams;
 mod tls;

@@ -163,6 +163,31 @@ fn a_worker_with_the_wrong_token_is_refused() {
         slsg(&["status", &url], &[("SLSG_TOKEN", "not-the-token")]),
         &["token"],
     );
+    // An operator without a token is told which variable is missing, and not called a worker.
+    let unset = fails_with(slsg(&["status", &url], &[]), &["SLSG_TOKEN is not set"]);
+    assert!(!unset.contains("worker"), "{unset}");
+    // A worker sent to a port where nothing listens says where it is trying while it waits,
+    // and names the address when it gives up.
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    let waited = fails_with(
+        slsg(
+            &[
+                "worker",
+                "--coordinator",
+                &nowhere,
+                "--connect-seconds",
+                "12",
+            ],
+            &[("SLSG_TOKEN", TOKEN), ("SLSG_LOG", "warn")],
+        ),
+        &[&format!(
+            "could not reach the coordinator at {nowhere} within 12 s"
+        )],
+    );
+    assert!(
+        waited.contains(&format!("still waiting for the coordinator at {nowhere}")),
+        "{waited}"
+    );
     let status = ok(slsg(&["status", &url], &[("SLSG_TOKEN", TOKEN)]));
     assert!(
         status.contains("queued"),
