@@ -68,18 +68,17 @@ rm -rf "$OUT"/*.log "$OUT"/*.jsonl "$OUT/summary.json" "$OUT/memory.csv" "$CACHE
 if [ "$SIZE" = tiny ]; then
   SYNTH=(--size 32 --train 12 --test-per-defect 2)
   SETTINGS=(--config "$ROOT/scripts/gpu-tiny.toml")
-  WARM=()
   PREDICT_BATCHES=(2)
 else
   SYNTH=(--size 256 --train 48)
   SETTINGS=(--set pretrain.max_steps=200 --set segnet.steps=200 --set segnet.validate_every=100
             --set segnet.checkpoint_every=100 --set pretrain.checkpoint_every=100
             --set pretrain.log_every=5 --set segnet.log_every=5)
-  # The second fit only needs its first steps: it measures what the kept cache saves.
-  WARM=(--set pretrain.max_steps=3 --set segnet.steps=3 --set segnet.validate_every=3
-        --set pretrain.log_every=1 --set segnet.log_every=1)
   PREDICT_BATCHES=(16 1)
 fi
+# The second fit only needs its first steps: it measures what the kept cache saves.
+WARM=(--set pretrain.max_steps=3 --set segnet.steps=3 --set segnet.validate_every=3
+      --set pretrain.log_every=1 --set segnet.log_every=1)
 
 # Runs a named step within what is left of the time bound; its output goes to OUT/<name>.log.
 # A step that fails or runs out of time is recorded in failed.txt with its last line.

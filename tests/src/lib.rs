@@ -206,7 +206,7 @@ pub struct RunConfig<'a> {
     pub segnet_steps: u64,
 }
 
-/// A cluster config for a tiny model (64 px, an eighth of the paper's width, 20 pre-training
+/// A cluster config for a tiny model (32 px, an eighth of the paper's width, 20 pre-training
 /// steps), checkpoints every 10 steps, and short leases so lost workers are noticed in seconds.
 pub fn write_config(dir: &Path, run: &RunConfig) -> PathBuf {
     write_config_with(dir, run, "")
@@ -235,7 +235,7 @@ path = "{data}"
 categories = [{categories}]
 
 [training.model]
-image_size = 64
+image_size = 32
 width = 0.125
 
 [training.pretrain]

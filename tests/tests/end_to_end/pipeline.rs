@@ -14,9 +14,9 @@ use slsg_coordinator::embedded::Embedded;
 use slsg_tests::*;
 use slsg_worker::{JobRunner, JobSignals, run_job};
 
-/// The training config both ways of training use: a tiny model on 64 px images.
+/// The training config both ways of training use: a tiny model on 32 px images.
 const TRAINING: &str = "[model]
-image_size = 64
+image_size = 32
 width = 0.125
 
 [pretrain]
