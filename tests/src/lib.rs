@@ -438,94 +438,35 @@ pub fn parse_metrics(text: &str) -> Vec<Sample> {
     python_reader("metrics_to_json.py", text)
 }
 
-/// A test CA and a server certificate it signed for `127.0.0.1` and `localhost`, made with the
-/// `openssl` command line.
+/// A test CA and a server certificate it signed for `127.0.0.1` and `localhost`, made by the
+/// script the README gives users for theirs (`scripts/tls-certificates.sh`).
 pub struct TestCertificates {
     pub ca: PathBuf,
     pub certificate: PathBuf,
     pub key: PathBuf,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
+/// Runs `scripts/tls-certificates.sh` with `args`.
+pub fn tls_certificates_script(args: &[&str]) -> Output {
+    Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/tls-certificates.sh"))
         .args(args)
-        .current_dir(dir)
         .output()
-        .expect("running openssl");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .expect("running scripts/tls-certificates.sh")
 }
 
-/// Writes a CA (`<name>-ca.pem`) and, signed by it, a server certificate and key under `dir`.
+/// Writes a CA and, signed by it, a server certificate and key into `dir/<name>/`.
 pub fn test_certificates(dir: &Path, name: &str) -> TestCertificates {
-    let file = |suffix: &str| format!("{name}-{suffix}");
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
-    let (ca_key, ca_pem) = (file("ca.key"), file("ca.pem"));
-    ca.extend([
-        "-keyout",
-        &ca_key,
-        "-out",
-        &ca_pem,
-        "-days",
-        "2",
-        "-subj",
-        "/CN=slsg test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    openssl(dir, &ca);
-    let (key, csr, pem, ext) = (
-        file("server.key"),
-        file("server.csr"),
-        file("server.pem"),
-        file("server.ext"),
-    );
-    let mut request = vec!["req"];
-    request.extend(ec);
-    request.extend(["-keyout", &key, "-out", &csr, "-subj", "/CN=localhost"]);
-    openssl(dir, &request);
-    std::fs::write(
-        dir.join(&ext),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("writing the extensions");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &ca_pem,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-out",
-            &pem,
-            "-days",
-            "2",
-            "-extfile",
-            &ext,
-        ],
+    let out = dir.join(name);
+    let made =
+        tls_certificates_script(&["--out", path(&out), "--days", "2", "127.0.0.1", "localhost"]);
+    assert!(
+        made.status.success(),
+        "scripts/tls-certificates.sh: {}",
+        String::from_utf8_lossy(&made.stderr)
     );
     TestCertificates {
-        ca: dir.join(ca_pem),
-        certificate: dir.join(pem),
-        key: dir.join(key),
+        ca: out.join("ca.pem"),
+        certificate: out.join("server.pem"),
+        key: out.join("server.key"),
     }
 }

@@ -1,6 +1,7 @@
 //! TLS between workers, operators and the coordinator: a worker trusting the right CA trains
 //! over it, one trusting another CA is refused at once, the token is still required, and the
-//! token never goes in clear text to another machine.
+//! token never goes in clear text to another machine. The certificates come from the script the
+//! README gives users for theirs, whose wrong input is refused in one line.
 
 use std::time::Duration;
 
@@ -89,7 +90,7 @@ fn workers_train_over_tls_and_the_wrong_ca_or_token_is_refused() {
         ),
         &["https"],
     );
-    fails_with(status(&good.key, &token), &["--tls-ca", "good-server.key"]);
+    fails_with(status(&good.key, &token), &["--tls-ca", "good/server.key"]);
 
     // The right CA and token: the run trains and the coordinator ends with it.
     let worker = Process::start(
@@ -148,7 +149,7 @@ fn a_token_is_never_sent_or_taken_in_clear_text_off_this_machine() {
             ],
             &token,
         ),
-        &["--tls-cert", "c-server.key"],
+        &["--tls-cert", "c/server.key"],
     );
     fails_with(
         slsg(
@@ -161,5 +162,42 @@ fn a_token_is_never_sent_or_taken_in_clear_text_off_this_machine() {
             &token,
         ),
         &["--tls-key"],
+    );
+}
+
+#[test]
+fn the_certificate_script_refuses_what_it_cannot_make() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tls");
+    let refused = |args: &[&str], needle: &str| {
+        let made = tls_certificates_script(args);
+        let stderr = String::from_utf8_lossy(&made.stderr);
+        assert_eq!(made.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.lines().count() == 1 && stderr.contains(needle),
+            "{args:?} should be refused naming {needle}: {stderr}"
+        );
+    };
+    let dir_arg = path(&out);
+    refused(&["--out", dir_arg], "at least one host");
+    refused(&["--out", dir_arg, "two words"], "'two words'");
+    refused(&["--out", dir_arg, "x_y.example"], "'x_y.example'");
+    for days in ["0", "3651", "1e3", "99999999999999999999"] {
+        refused(&["--out", dir_arg, "--days", days, "localhost"], "--days");
+    }
+    assert!(!out.exists(), "nothing written for refused input");
+
+    ok(tls_certificates_script(&[
+        "--out",
+        dir_arg,
+        "coordinator.example",
+        "10.0.0.5",
+    ]));
+    let written = std::fs::read(out.join("ca.pem")).unwrap();
+    refused(&["--out", dir_arg, "localhost"], "ca.pem already exists");
+    assert_eq!(
+        std::fs::read(out.join("ca.pem")).unwrap(),
+        written,
+        "the authority is never overwritten"
     );
 }
