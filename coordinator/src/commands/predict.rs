@@ -11,7 +11,7 @@ use slsg::backend::Device;
 use slsg::config::MAX_BATCH;
 use slsg::data::{Category, Layout, is_image_file, read_rgb};
 use slsg::infer::load_detector;
-use slsg::metrics::{map_path, write_tiff};
+use slsg::metrics::{MapsInfo, map_path, write_tiff};
 use slsg::registry::{ModelUrl, Registry};
 use slsg::store::Store;
 use slsg::store::layout::MODEL_CARD_FILE;
@@ -30,7 +30,8 @@ pub struct Args {
     /// the maps are written in the official layout `<out>/<category>/test/<kind>/<id>.tiff`).
     #[arg(long)]
     input: PathBuf,
-    /// Where the TIFF maps, `_overlay.png` heat maps and `scores.csv` go.
+    /// Where the TIFF maps, `_overlay.png` heat maps, `scores.csv` and `maps.json` (the model's
+    /// image score, which `slsg eval` then uses) go.
     #[arg(long)]
     out: PathBuf,
     /// `cpu`, `wgpu`, `wgpu:N`, or `cuda:N` with a `--features cuda` build.
@@ -142,7 +143,8 @@ fn collect_inputs(input: &Path, out: &Path) -> anyhow::Result<Vec<Item>> {
         .collect())
 }
 
-/// Scores `items` with the model in `model` and writes their maps, overlays and `scores.csv`.
+/// Scores `items` with the model in `model` and writes their maps, overlays, `scores.csv` and
+/// `maps.json`.
 fn predict(args: &Args, model: &Path, items: &[Item]) -> anyhow::Result<()> {
     let detector = load_detector(model, args.device)?;
     let threshold = detector.card().decision_threshold;
@@ -175,6 +177,10 @@ fn predict(args: &Args, model: &Path, items: &[Item]) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)?;
     let csv_path = args.out.join("scores.csv");
     std::fs::write(&csv_path, csv).with_context(|| format!("writing {}", csv_path.display()))?;
+    MapsInfo {
+        image_score: detector.card().image_score,
+    }
+    .write(&args.out)?;
     outln!(
         "scored {count} images in {seconds:.2} s ({:.1} images/s); maps, overlays and {} in {}",
         count as f64 / seconds.max(1e-9),

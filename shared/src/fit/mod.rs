@@ -31,7 +31,7 @@ use crate::infer::{
     Detector, EvaluationSet, MODEL_FORMAT_VERSION, ModelCard, ModelError, SelectionScores,
     TestRunError, TrainingSummary, decode_model, encode_model, evaluate_test_split,
 };
-use crate::metrics::{AnomalyMap, EvalError, Evaluation, encode_tiff};
+use crate::metrics::{AnomalyMap, EvalError, Evaluation, MapsInfo, encode_tiff};
 use crate::model::Encoder;
 use crate::registry::GateReport;
 use crate::simulate::{SimulateError, Simulator};
@@ -365,6 +365,10 @@ fn segnet_stage_in<B: AutodiffBackend>(
             &mut keep_map,
         )?;
         out.store.put_json(&out.keys.eval(), &run.evaluation)?;
+        let info = MapsInfo {
+            image_score: detector.image_score(),
+        };
+        out.store.put(&out.keys.maps_info(), info.to_json())?;
         let speed = run.images as f64 / run.seconds.max(1e-9);
         (Some(run.evaluation), Some(speed))
     };

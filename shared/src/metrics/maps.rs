@@ -1,13 +1,76 @@
 //! Anomaly maps on disk: one-channel 32-bit float TIFF at the original image size, in the
-//! layout the official MVTec LOCO evaluation reads (`<maps>/<category>/test/<kind>/<id>.tiff`).
+//! layout the official MVTec LOCO evaluation reads (`<maps>/<category>/test/<kind>/<id>.tiff`),
+//! and `<maps>/maps.json`, how the model that wrote them scores an image.
 
 use std::fs::File;
-use std::io::{BufReader, Cursor};
+use std::io::{BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
 use tiff::ColorType;
 use tiff::decoder::{Decoder, DecodingResult};
 use tiff::encoder::{TiffEncoder, colortype::Gray32Float};
+
+use super::ImageScore;
+use crate::store::layout::MAPS_INFO_FILE;
+
+/// Far more than the few fields of a maps description; a larger file is not one.
+const MAPS_INFO_LIMIT: u64 = 64 * 1024;
+
+/// What a folder of maps was scored with (`<maps>/maps.json`): `slsg predict` and `slsg fit`
+/// write it, so that an evaluation of those maps takes each image's score as the model did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MapsInfo {
+    /// The image score of the model that wrote the maps (from its card).
+    pub image_score: ImageScore,
+}
+
+impl MapsInfo {
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("a maps description serialises");
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// `<maps>/maps.json`, or `None` where the maps come without one (another tool's).
+    pub fn read(maps: &Path) -> Result<Option<MapsInfo>, MapError> {
+        let path = maps.join(MAPS_INFO_FILE);
+        let io = |source| MapError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        let mut bytes = Vec::new();
+        file.take(MAPS_INFO_LIMIT + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 > MAPS_INFO_LIMIT {
+            return Err(MapError::Unsupported {
+                path,
+                message: format!("over {MAPS_INFO_LIMIT} bytes; not a maps description"),
+            });
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| MapError::Unsupported {
+                path,
+                message: format!("not a maps description: {e}"),
+            })
+    }
+
+    /// Writes `<maps>/maps.json`.
+    pub fn write(&self, maps: &Path) -> Result<(), MapError> {
+        let path = maps.join(MAPS_INFO_FILE);
+        std::fs::create_dir_all(maps)
+            .and_then(|()| std::fs::write(&path, self.to_json()))
+            .map_err(|source| MapError::Io { path, source })
+    }
+}
 
 /// A row-major score map.
 #[derive(Clone, Debug, PartialEq)]
@@ -158,6 +221,28 @@ mod tests {
         assert_eq!(read_tiff(&path).unwrap(), map);
         assert_eq!(find_map(dir.path(), "cat", "good", "000"), Some(path));
         assert_eq!(find_map(dir.path(), "cat", "good", "001"), None);
+    }
+
+    #[test]
+    fn a_maps_description_round_trips_and_a_wrong_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(MapsInfo::read(dir.path()).unwrap(), None);
+        let info = MapsInfo {
+            image_score: ImageScore::Top100,
+        };
+        info.write(dir.path()).unwrap();
+        assert_eq!(MapsInfo::read(dir.path()).unwrap(), Some(info));
+        let path = dir.path().join(MAPS_INFO_FILE);
+        for bad in [
+            &b"{\"image_score\": \"median\"}"[..],
+            b"{\"image_score\": \"max\", \"extra\": 1}",
+            b"\x00\x01",
+            &vec![b' '; 100_000],
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            let err = MapsInfo::read(dir.path()).unwrap_err().to_string();
+            assert!(err.contains("maps.json"), "{err}");
+        }
     }
 
     #[test]

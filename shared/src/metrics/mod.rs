@@ -20,7 +20,9 @@ pub use evaluate::{
 };
 pub use f1::f1_max;
 pub use image_score::ImageScore;
-pub use maps::{AnomalyMap, MapError, encode_tiff, find_map, map_path, read_tiff, write_tiff};
+pub use maps::{
+    AnomalyMap, MapError, MapsInfo, encode_tiff, find_map, map_path, read_tiff, write_tiff,
+};
 pub use pixel::PixelStats;
 pub use pro::pro_auc;
 pub use roc::{RocCurve, auroc, roc_curve};

@@ -13,8 +13,8 @@
 //! stage folders. A stage's output — a cluster job's folder, or `<out>/pretrain` and
 //! `<out>/segnet` of `slsg fit` — holds `spec.json` (jobs only), `curve.jsonl`, `result.json`,
 //! `checkpoints/<stage>-<step>.ckpt`, and `encoder.ckpt` (pre-training) or `model/`,
-//! `data.json` (the training images' manifest), `eval.json` and
-//! `maps/<category>/test/<kind>/<id>.tiff` (SegNet).
+//! `data.json` (the training images' manifest), `eval.json`,
+//! `maps/<category>/test/<kind>/<id>.tiff` and `maps/maps.json` (SegNet).
 //!
 //! A dataset URL holds the dataset folder's files under the same names (`<category>/…`) and,
 //! once `slsg dataset push` has written to it, `slsg-push.json`: each pushed file's size and
@@ -26,6 +26,10 @@ use super::{Key, NameError};
 pub const MODEL_CARD_FILE: &str = "model.json";
 /// The weights of a model folder.
 pub const MODEL_WEIGHTS_FILE: &str = "weights.ckpt";
+
+/// How the model that wrote a folder of maps scores an image, beside the maps (a SegNet stage's
+/// `maps/`, or the folder `slsg predict` writes).
+pub const MAPS_INFO_FILE: &str = "maps.json";
 
 /// The manifest of a model's training images, beside the model.
 const DATA_FILE: &str = "data.json";
@@ -169,6 +173,11 @@ impl StageKeys {
 
     pub fn maps(&self) -> Key {
         fixed(&self.root, "maps")
+    }
+
+    /// How the model that wrote the maps scores an image (`maps/maps.json`).
+    pub fn maps_info(&self) -> Key {
+        fixed(&self.maps(), MAPS_INFO_FILE)
     }
 
     /// A test image's anomaly map, in the layout of the official evaluation:

@@ -80,6 +80,10 @@ fn synth_simulate_and_eval_work_together() {
             &[],
         ));
         assert!(o.contains("image AUROC"));
+        assert!(
+            o.contains("image score `max`: the official evaluation's"),
+            "maps from elsewhere are scored as the official evaluation does: {o}"
+        );
         let metrics: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         assert_eq!(metrics["image_auroc"], 1.0, "{name}");
@@ -121,6 +125,11 @@ fn eval_refuses_missing_corrupt_and_misfit_maps() {
             &[],
         )
     };
+
+    let description = maps.join("maps.json");
+    std::fs::write(&description, r#"{"image_score": "median"}"#).unwrap();
+    fails_with(eval(&maps), &[description.to_str().unwrap(), "median"]);
+    std::fs::remove_file(&description).unwrap();
 
     let first = &category.test[0];
     let path = map_path(&maps, "washer", &first.kind, first.id());

@@ -2,6 +2,7 @@
 //! model, progress in a log file, a stage interrupted and resumed, and the refusals of damaged
 //! model folders and invalid configs.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use slsg_tests::{
@@ -90,7 +91,8 @@ fn fit_predict_eval_detects_texture_anomalies() {
         "about a tenth held out: {card}"
     );
 
-    // predict + eval reproduce the metrics fit reported.
+    // predict + eval reproduce the metrics fit reported: eval takes the model's image score from
+    // the maps.json predict writes beside the maps, as fit did from the card.
     let maps = dir.path().join("maps");
     ok(slsg(
         &[
@@ -107,9 +109,10 @@ fn fit_predict_eval_detects_texture_anomalies() {
     assert!(
         maps.join("scores.csv").is_file() && maps.join("weave/test/hole/000_overlay.png").is_file()
     );
-    let json = dir.path().join("eval.json");
-    ok(slsg(
-        &[
+    // `slsg eval` of `maps` with `extra` flags: what it printed, and its JSON.
+    let eval = |maps: &Path, extra: &[&str]| {
+        let json = dir.path().join("eval.json");
+        let mut args = vec![
             "eval",
             "--dataset",
             data.to_str().unwrap(),
@@ -119,12 +122,13 @@ fn fit_predict_eval_detects_texture_anomalies() {
             maps.to_str().unwrap(),
             "--json",
             json.to_str().unwrap(),
-            "--image-score",
-            "top100",
-        ],
-        &[],
-    ));
-    let again = read_json(&json);
+        ];
+        args.extend_from_slice(extra);
+        let printed = ok(slsg(&args, &[]));
+        (printed, read_json(&json))
+    };
+    let (_, again) = eval(&maps, &[]);
+    assert_eq!(again["image_score"], evaluation["image_score"], "{again}");
     for key in ["image_auroc", "pixel_auroc", "pro_auc_0.3"] {
         let (a, b) = (
             again[key].as_f64().unwrap(),
@@ -132,6 +136,15 @@ fn fit_predict_eval_detects_texture_anomalies() {
         );
         assert!((a - b).abs() < 1e-9, "{key}: {a} vs {b}");
     }
+    // fit's own maps carry the same description, and --image-score overrides it.
+    let fit_maps = run.join("segnet/maps");
+    assert!(fit_maps.join("maps.json").is_file());
+    let (printed, official) = eval(&fit_maps, &["--image-score", "max"]);
+    assert!(
+        printed.contains("image score `max`: --image-score"),
+        "{printed}"
+    );
+    assert_eq!(official["image_score"], "max");
 
     // Running fit again on the same folder finds both stages finished: nothing retrains.
     let again = ok(slsg(&fit, &[]));
