@@ -63,11 +63,13 @@ impl MapsInfo {
             })
     }
 
-    /// Writes `<maps>/maps.json`.
+    /// Writes `<maps>/maps.json`, through a temporary file and a rename as the maps are.
     pub fn write(&self, maps: &Path) -> Result<(), MapError> {
         let path = maps.join(MAPS_INFO_FILE);
+        let temporary = path.with_extension("json.partial");
         std::fs::create_dir_all(maps)
-            .and_then(|()| std::fs::write(&path, self.to_json()))
+            .and_then(|()| std::fs::write(&temporary, self.to_json()))
+            .and_then(|()| std::fs::rename(&temporary, &path))
             .map_err(|source| MapError::Io { path, source })
     }
 }
