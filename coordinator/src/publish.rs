@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use slsg::infer::ModelCard;
 use slsg::job::{JobResult, Plan, RunStatus};
+use slsg::metrics::ImageScore;
 use slsg::registry::{Registry, VersionCard, decide};
 use slsg::store::StoreError;
 use slsg::store::layout::RunKeys;
@@ -76,6 +77,7 @@ pub async fn publish_results(
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
             test_image_auroc: best.test_image_auroc,
+            image_score: best.image_score,
             test_pixel_auroc: best.test_pixel_auroc,
             test_pro_auc: best.test_pro_auc,
         };
@@ -171,6 +173,16 @@ fn metric(value: Option<f64>) -> String {
     value.map_or("—".into(), |v| format!("{v:.4}"))
 }
 
+/// A sweep point as ` (key=value key=value)` after a model's name; nothing for a run without a
+/// sweep.
+pub fn sweep_point(point: &BTreeMap<String, String>) -> String {
+    if point.is_empty() {
+        return String::new();
+    }
+    let pairs: Vec<String> = point.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(" ({})", pairs.join(" "))
+}
+
 /// A self-contained HTML page: the leaderboards, the registered models, every job.
 pub fn render_report(summary: &RunSummary) -> String {
     let mut html = format!(
@@ -188,7 +200,7 @@ pub fn render_report(summary: &RunSummary) -> String {
                 escape(&e.job),
                 escape(&point.join(" ")),
                 metric(e.validation_score),
-                metric(e.test_image_auroc),
+                ImageScore::show_auroc(e.test_image_auroc, e.image_score, 4),
                 metric(e.test_pixel_auroc),
                 metric(e.test_pro_auc)
             ));
@@ -212,10 +224,11 @@ pub fn render_report(summary: &RunSummary) -> String {
                 )
             });
         html.push_str(&format!(
-            "<li>{}: models/{}/versions/{}{decision}</li>",
+            "<li>{}: models/{}/versions/{}{}{decision}</li>",
             escape(&model.category),
             escape(&model.category),
-            escape(&model.version)
+            escape(&model.version),
+            escape(&sweep_point(&model.point))
         ));
     }
     html.push_str("</ul><h2>Jobs</h2><table><tr><th>job</th><th>kind</th><th>category</th><th>state</th><th>attempts</th></tr>");

@@ -604,6 +604,7 @@ impl JobTable {
                     point: e.spec.point.clone(),
                     validation_score: result.validation.as_ref().map(|v| v.score),
                     test_image_auroc: evaluation.and_then(|m| m.image_auroc),
+                    image_score: evaluation.map(|m| m.image_score),
                     test_pixel_auroc: evaluation.and_then(|m| m.pixel_auroc),
                     test_pro_auc: evaluation.and_then(|m| m.pro_auc),
                 });

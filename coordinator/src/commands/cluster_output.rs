@@ -2,7 +2,8 @@
 //! at the end.
 
 use slsg::job::{JobState, RunStatus, ServiceStatus};
-use slsg_coordinator::publish::RunSummary;
+use slsg::metrics::ImageScore;
+use slsg_coordinator::publish::{RunSummary, sweep_point};
 
 use super::streams::out;
 
@@ -102,6 +103,7 @@ pub fn status_table(status: &RunStatus) -> String {
         let detail = match &job.state {
             JobState::Failed { error } => error.clone(),
             JobState::Blocked { by } => format!("blocked by {by}"),
+            JobState::Done { .. } => "finished".into(),
             _ => job.progress.as_ref().map_or_else(
                 || {
                     job.last_error
@@ -131,17 +133,17 @@ fn leaderboards(status: &RunStatus) -> String {
             "\n{category} (ranked on validation; test metrics beside, not used to choose)\n"
         ));
         out.push_str(&format!(
-            "  {:<4} {:<18} {:>10} {:>10} {:>10} {:>10}  {}\n",
+            "  {:<4} {:<18} {:>10} {:>14} {:>10} {:>10}  {}\n",
             "rank", "job", "validation", "image AUC", "pixel AUC", "AU-PRO", "sweep point"
         ));
         for (rank, e) in entries.iter().enumerate() {
             let point: Vec<String> = e.point.iter().map(|(k, v)| format!("{k}={v}")).collect();
             out.push_str(&format!(
-                "  {:<4} {:<18} {:>10} {:>10} {:>10} {:>10}  {}\n",
+                "  {:<4} {:<18} {:>10} {:>14} {:>10} {:>10}  {}\n",
                 rank + 1,
                 e.job,
                 metric(e.validation_score),
-                metric(e.test_image_auroc),
+                ImageScore::show_auroc(e.test_image_auroc, e.image_score, 3),
                 metric(e.test_pixel_auroc),
                 metric(e.test_pro_auc),
                 point.join(" ")
@@ -154,19 +156,20 @@ fn leaderboards(status: &RunStatus) -> String {
 /// The final table: per category the registered model and its test metrics.
 pub fn summary_table(summary: &RunSummary, store: &str) -> String {
     let mut out = format!(
-        "{:<16} {:>10} {:>10} {:>10} {:>10}  {}\n",
-        "category", "validation", "image AUC", "pixel AUC", "AU-PRO", "model"
+        "{:<16} {:>10} {:>14} {:>10} {:>10}  {}\n",
+        "category", "validation", "image AUC", "pixel AUC", "AU-PRO", "model (winning sweep point)"
     );
     for model in summary.models.values() {
         out.push_str(&format!(
-            "{:<16} {:>10} {:>10} {:>10} {:>10}  models/{}/versions/{}\n",
+            "{:<16} {:>10} {:>14} {:>10} {:>10}  models/{}/versions/{}{}\n",
             model.category,
             metric(model.validation_score),
-            metric(model.test_image_auroc),
+            ImageScore::show_auroc(model.test_image_auroc, model.image_score, 3),
             metric(model.test_pixel_auroc),
             metric(model.test_pro_auc),
             model.category,
-            model.version
+            model.version,
+            sweep_point(&model.point)
         ));
         if let Some(p) = summary.promotions.get(&model.category) {
             out.push_str(&format!(

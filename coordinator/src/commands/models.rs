@@ -3,6 +3,7 @@
 //! `slsg::registry`; owns the printing.
 
 use anyhow::Context;
+use slsg::metrics::ImageScore;
 use slsg::registry::{Registry, RegistryError};
 use slsg::store::Store;
 
@@ -81,9 +82,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                             " "
                         };
                         outln!(
-                            "  {mark} {:<40} validation {:>7}  test image AUROC {:>7}  run {}",
+                            "  {mark} {:<40} validation {:>7}  test {} {:>7}  run {}",
                             card.version,
                             show(card.validation_score),
+                            ImageScore::auroc_label(card.image_score),
                             show(card.test_image_auroc),
                             card.run
                         );

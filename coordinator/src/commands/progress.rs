@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use slsg::metrics::ImageScore;
 use slsg::train::{LogLines, Progress, Stage, TrainEvent};
 
 use super::streams::errln;
@@ -104,8 +105,9 @@ impl Progress for ConsoleProgress {
             }
             TrainEvent::Validation(v) => {
                 let line = format!(
-                    "validation @ {}: image AUROC {}, pixel AUROC {}{}",
+                    "validation @ {}: {} {}, pixel AUROC {}{}",
                     v.step,
+                    ImageScore::auroc_label(v.image_score),
                     v.image_auroc.map_or("—".into(), |a| format!("{a:.4}")),
                     v.pixel_auroc.map_or("—".into(), |a| format!("{a:.4}")),
                     if v.best { " (best so far)" } else { "" }

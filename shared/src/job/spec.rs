@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::metrics::ImageScore;
 
 /// A content hash identifying a job (hex).
 pub type JobId = String;
@@ -135,6 +136,9 @@ pub struct LeaderboardEntry {
     /// The selection score on validation data (mean of image and pixel AUROC).
     pub validation_score: Option<f64>,
     pub test_image_auroc: Option<f64>,
+    /// The image score `test_image_auroc` was computed from.
+    #[serde(default)]
+    pub image_score: Option<ImageScore>,
     pub test_pixel_auroc: Option<f64>,
     pub test_pro_auc: Option<f64>,
 }

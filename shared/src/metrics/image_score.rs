@@ -35,6 +35,25 @@ impl ImageScore {
             ImageScore::Top100 => "top100",
         }
     }
+
+    /// The label an image AUROC computed from `score` is shown under, `image AUROC (top100)`,
+    /// so that two AUROCs from different scores are never taken for one; plain `image AUROC`
+    /// for records written before the score was kept with them.
+    pub fn auroc_label(score: Option<ImageScore>) -> String {
+        score.map_or("image AUROC".into(), |s| {
+            format!("image AUROC ({})", s.name())
+        })
+    }
+
+    /// An image AUROC to `decimals` places with the score it was computed from, `0.953
+    /// (top100)`; `—` where there is none.
+    pub fn show_auroc(auroc: Option<f64>, score: Option<ImageScore>, decimals: usize) -> String {
+        match (auroc, score) {
+            (None, _) => "—".into(),
+            (Some(a), None) => format!("{a:.decimals$}"),
+            (Some(a), Some(s)) => format!("{a:.decimals$} ({})", s.name()),
+        }
+    }
 }
 
 impl std::str::FromStr for ImageScore {
@@ -65,5 +84,20 @@ mod tests {
             (200..300).sum::<i32>() as f64 / 100.0
         );
         assert_eq!(ImageScore::Top100.score(&[1.0, 3.0]), 2.0);
+    }
+
+    #[test]
+    fn an_auroc_is_labelled_with_its_score() {
+        assert_eq!(
+            ImageScore::auroc_label(Some(ImageScore::Top100)),
+            "image AUROC (top100)"
+        );
+        assert_eq!(ImageScore::auroc_label(None), "image AUROC");
+        assert_eq!(
+            ImageScore::show_auroc(Some(0.95349), Some(ImageScore::Max), 3),
+            "0.953 (max)"
+        );
+        assert_eq!(ImageScore::show_auroc(Some(0.5), None, 2), "0.50");
+        assert_eq!(ImageScore::show_auroc(None, Some(ImageScore::Max), 3), "—");
     }
 }

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::data::{Manifest, hex};
 use crate::infer::EvaluationSet;
+use crate::metrics::ImageScore;
 use crate::store::layout::{
     CategoryModels, MODEL_CARD_FILE, MODEL_WEIGHTS_FILE, ModelKeys, StageKeys,
 };
@@ -114,6 +115,10 @@ pub struct VersionCard {
     pub registered_unix_ms: u64,
     /// Test-split metrics, shown beside, never used to decide.
     pub test_image_auroc: Option<f64>,
+    /// The image score `test_image_auroc` was computed from (absent from cards registered
+    /// before it was kept).
+    #[serde(default)]
+    pub image_score: Option<ImageScore>,
     pub test_pixel_auroc: Option<f64>,
     pub test_pro_auc: Option<f64>,
 }
@@ -550,6 +555,7 @@ mod tests {
             data_fingerprint: "f".into(),
             registered_unix_ms: 0,
             test_image_auroc: None,
+            image_score: None,
             test_pixel_auroc: None,
             test_pro_auc: None,
         }

@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::ImageScore;
+
 /// The two stages of a category (and the two kinds of cluster job).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -45,6 +47,10 @@ pub struct StepReport {
 pub struct ValidationReport {
     pub step: u64,
     pub image_auroc: Option<f64>,
+    /// The image score `image_auroc` was computed from (absent from reports written before it
+    /// was kept).
+    #[serde(default)]
+    pub image_score: Option<ImageScore>,
     pub pixel_auroc: Option<f64>,
     /// The selection score (mean of the two AUROCs).
     pub score: f64,
@@ -261,8 +267,9 @@ impl Progress for LogLines {
                 stage.name()
             ),
             TrainEvent::Validation(v) => tracing::info!(
-                "{label}: validation at step {}: image AUROC {}, pixel AUROC {}{}",
+                "{label}: validation at step {}: {} {}, pixel AUROC {}{}",
                 v.step,
+                ImageScore::auroc_label(v.image_score),
                 v.image_auroc.map_or("—".into(), |a| format!("{a:.4}")),
                 v.pixel_auroc.map_or("—".into(), |a| format!("{a:.4}")),
                 if v.best { " (best so far)" } else { "" }

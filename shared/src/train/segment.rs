@@ -240,6 +240,7 @@ pub fn train_segnet<B: AutodiffBackend>(
             let report = ValidationReport {
                 step,
                 image_auroc: scores.image_auroc,
+                image_score: Some(inputs.image_score),
                 pixel_auroc: scores.pixel_auroc,
                 score: scores.score(),
                 threshold: scores.threshold,

@@ -123,6 +123,30 @@ fn a_sweep_publishes_every_artifact_and_a_rerun_trains_nothing() {
         let card =
             read_json(&store.join(format!("models/{category}/versions/{version}/card.json")));
         assert_eq!(card["job"], board[0]["job"]);
+        // The final table names the winning sweep point and the image score of its AUROC.
+        let score = card["image_score"]
+            .as_str()
+            .expect("the card keeps its image score");
+        let point: Vec<String> = board[0]["point"]
+            .as_object()
+            .expect("a sweep point")
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().expect("a value")))
+            .collect();
+        let line = first
+            .lines()
+            .find(|l| l.starts_with(category) && l.contains(&format!("versions/{version}")))
+            .unwrap_or_else(|| panic!("no summary line for {category}:\n{first}"));
+        assert!(
+            line.contains(&format!("({score})"))
+                && line.ends_with(&format!("({})", point.join(" "))),
+            "{line}"
+        );
+        let listed = ok(slsg(&["models", "list", path(&store)], &[]));
+        assert!(
+            listed.contains(&format!("test image AUROC ({score})")),
+            "{listed}"
+        );
         let model = store.join(format!("models/{category}/versions/{version}"));
         assert!(model.join("model.json").exists() && model.join("weights.ckpt").exists());
     }

@@ -281,6 +281,13 @@ fn a_service_retrains_what_changed_and_the_gate_decides() {
         coordinator.is_running(),
         "a service keeps running after its run"
     );
+    // Finished jobs say so, not where their last progress report left them.
+    let shown = ok(slsg(&["status", &service.url, "--run", "svc"], &token()));
+    let done: Vec<&str> = shown.lines().filter(|l| l.contains(" done ")).collect();
+    assert!(
+        done.len() == 4 && done.iter().all(|l| l.ends_with("  finished")),
+        "{shown}"
+    );
     let (first_weave, washer) = (current(&store_url, "weave"), current(&store_url, "washer"));
 
     // (a) New normal images of another look arrive in one category; a check now retrains it alone.
