@@ -54,10 +54,24 @@ enum Command {
 }
 
 /// How log lines are written: `SLSG_LOG_FORMAT=text` (the default) or `json` (one object per
-/// line, for log collectors).
+/// line, for log collectors). Up to the `info` level ractor's spans stay off unless `SLSG_LOG`
+/// names ractor: every line logged inside an actor would otherwise start with its internal id
+/// (`Actor{id="0.0"}:`), which names nothing a user knows; `SLSG_LOG=debug` shows them.
 fn init_logging() -> Result<(), String> {
-    let filter =
+    use tracing_subscriber::filter::{Directive, LevelFilter};
+    let mut filter =
         tracing_subscriber::EnvFilter::try_from_env("SLSG_LOG").unwrap_or_else(|_| "info".into());
+    let names_ractor = std::env::var("SLSG_LOG").is_ok_and(|spec| spec.contains("ractor"));
+    if !names_ractor
+        && filter
+            .max_level_hint()
+            .is_none_or(|level| level <= LevelFilter::INFO)
+    {
+        let quiet_actors: Directive = "ractor=warn"
+            .parse()
+            .expect("a constant, valid filter directive");
+        filter = filter.add_directive(quiet_actors);
+    }
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

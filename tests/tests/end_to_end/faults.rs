@@ -284,6 +284,10 @@ fn a_terminated_worker_checkpoints_and_gives_its_lease_back() {
         coordinator,
     } = replace_worker_mid_segnet(&cluster, "terminated", stop);
     assert!(coordinator.contains("lease given back"), "{coordinator}");
+    assert!(
+        !coordinator.contains("Actor{"),
+        "no actor ids at the default level: {coordinator}"
+    );
 
     let events = curve(&cluster.store, "terminated", &job);
     let resumed = events

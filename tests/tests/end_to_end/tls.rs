@@ -101,6 +101,11 @@ fn workers_train_over_tls_and_the_wrong_ca_or_token_is_refused() {
     let ended = coordinator.wait(Duration::from_secs(600));
     assert!(ended.success(), "coordinator:\n{}", coordinator.output());
     assert!(worker.output().contains("leased"), "{}", worker.output());
+    assert!(
+        !worker.output().contains("Actor{"),
+        "no actor ids at the default level: {}",
+        worker.output()
+    );
 }
 
 #[test]
