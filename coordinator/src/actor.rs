@@ -403,11 +403,12 @@ impl Actor for CoordinatorActor {
                     let _ = reply.send(Ok(false));
                     return Ok(());
                 };
+                let job = open.table.leased_job(&lease_id, &worker).cloned();
                 let answer = match *outcome {
                     Ok(result) => {
                         let accepted = open.table.complete(&lease_id, &worker, Box::new(result));
-                        if accepted {
-                            tracing::info!(%run, lease = %lease_id, "job done");
+                        if let Some(job) = job.filter(|_| accepted) {
+                            tracing::info!(%run, job = %job.id, kind = job.kind.name(), category = %job.category, %worker, "job done");
                         }
                         Ok(accepted)
                     }
@@ -435,20 +436,25 @@ impl Actor for CoordinatorActor {
                 reply,
             } => {
                 state.seen(&worker);
-                let accepted = state
-                    .run_of_lease(&lease_id)
-                    .is_some_and(|run| run.table.fail(&lease_id, &worker, &error, kind));
-                if accepted {
+                let failed = state.run_of_lease(&lease_id).and_then(|run| {
+                    let job = run.table.leased_job(&lease_id, &worker).cloned()?;
+                    run.table
+                        .fail(&lease_id, &worker, &error, kind)
+                        .then(|| (run.plan.run.clone(), job))
+                });
+                let accepted = failed.is_some();
+                if let Some((run, job)) = failed {
                     state.counters.failed(kind);
+                    let (id, category, kind_name) = (&job.id, &job.category, job.kind.name());
                     match kind {
                         FailureKind::GiveBack => {
-                            tracing::info!(lease = %lease_id, "lease given back: {error}")
+                            tracing::info!(%run, job = %id, kind = kind_name, %category, %worker, "lease given back: {error}")
                         }
                         FailureKind::Upstream => {
-                            tracing::warn!(lease = %lease_id, "an upstream artifact is unusable, its job runs again: {error}")
+                            tracing::warn!(%run, job = %id, kind = kind_name, %category, %worker, "an upstream artifact is unusable, its job runs again: {error}")
                         }
                         FailureKind::Retryable | FailureKind::Permanent => {
-                            tracing::warn!(lease = %lease_id, "job failed: {error}")
+                            tracing::warn!(%run, job = %id, kind = kind_name, %category, %worker, "job failed: {error}")
                         }
                     }
                     state.runs_changed(&myself);

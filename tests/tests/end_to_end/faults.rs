@@ -284,6 +284,17 @@ fn a_terminated_worker_checkpoints_and_gives_its_lease_back() {
         coordinator,
     } = replace_worker_mid_segnet(&cluster, "terminated", stop);
     assert!(coordinator.contains("lease given back"), "{coordinator}");
+    // Lease events name the job and its category, not only the lease.
+    for event in ["lease given back", "job done"] {
+        let lines: Vec<&str> = coordinator.lines().filter(|l| l.contains(event)).collect();
+        assert!(
+            !lines.is_empty()
+                && lines
+                    .iter()
+                    .all(|l| l.contains("job=") && l.contains("category=weave")),
+            "{event}: {coordinator}"
+        );
+    }
     assert!(
         !coordinator.contains("Actor{"),
         "no actor ids at the default level: {coordinator}"
