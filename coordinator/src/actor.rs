@@ -403,12 +403,15 @@ impl Actor for CoordinatorActor {
                     let _ = reply.send(Ok(false));
                     return Ok(());
                 };
-                let job = open.table.leased_job(&lease_id, &worker).cloned();
+                let job = open
+                    .table
+                    .leased_job(&lease_id, &worker)
+                    .map(|s| (s.id.clone(), s.kind, s.category.clone()));
                 let answer = match *outcome {
                     Ok(result) => {
                         let accepted = open.table.complete(&lease_id, &worker, Box::new(result));
-                        if let Some(job) = job.filter(|_| accepted) {
-                            tracing::info!(%run, job = %job.id, kind = job.kind.name(), category = %job.category, %worker, "job done");
+                        if let Some((job, kind, category)) = job.filter(|_| accepted) {
+                            tracing::info!(%run, %job, kind = kind.name(), %category, %worker, "job done");
                         }
                         Ok(accepted)
                     }
@@ -437,15 +440,16 @@ impl Actor for CoordinatorActor {
             } => {
                 state.seen(&worker);
                 let failed = state.run_of_lease(&lease_id).and_then(|run| {
-                    let job = run.table.leased_job(&lease_id, &worker).cloned()?;
+                    let spec = run.table.leased_job(&lease_id, &worker)?;
+                    let job = (spec.id.clone(), spec.kind, spec.category.clone());
                     run.table
                         .fail(&lease_id, &worker, &error, kind)
                         .then(|| (run.plan.run.clone(), job))
                 });
                 let accepted = failed.is_some();
-                if let Some((run, job)) = failed {
+                if let Some((run, (id, job_kind, category))) = failed {
                     state.counters.failed(kind);
-                    let (id, category, kind_name) = (&job.id, &job.category, job.kind.name());
+                    let kind_name = job_kind.name();
                     match kind {
                         FailureKind::GiveBack => {
                             tracing::info!(%run, job = %id, kind = kind_name, %category, %worker, "lease given back: {error}")

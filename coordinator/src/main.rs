@@ -58,11 +58,21 @@ enum Command {
 /// names ractor: every line logged inside an actor would otherwise start with its internal id
 /// (`Actor{id="0.0"}:`), which names nothing a user knows; `SLSG_LOG=debug` shows them.
 fn init_logging() -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
     use tracing_subscriber::filter::{Directive, LevelFilter};
-    let mut filter =
-        tracing_subscriber::EnvFilter::try_from_env("SLSG_LOG").unwrap_or_else(|_| "info".into());
-    let names_ractor = std::env::var("SLSG_LOG").is_ok_and(|spec| spec.contains("ractor"));
-    if !names_ractor
+    let spec = match std::env::var("SLSG_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => spec,
+        Ok(_) | Err(std::env::VarError::NotPresent) => "info".into(),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            return Err("SLSG_LOG: not UTF-8 (use a level such as `info` or `debug`)".into());
+        }
+    };
+    let mut filter = EnvFilter::try_new(&spec).map_err(|e| {
+        format!(
+            "SLSG_LOG: `{spec}` is not a log filter ({e}); use a level such as `info` or `debug`"
+        )
+    })?;
+    if !spec.contains("ractor")
         && filter
             .max_level_hint()
             .is_none_or(|level| level <= LevelFilter::INFO)

@@ -173,14 +173,19 @@ fn metric(value: Option<f64>) -> String {
     value.map_or("—".into(), |v| format!("{v:.4}"))
 }
 
-/// A sweep point as ` (key=value key=value)` after a model's name; nothing for a run without a
-/// sweep.
+/// A sweep point as `key=value key=value` (empty for a run without a sweep).
 pub fn sweep_point(point: &BTreeMap<String, String>) -> String {
-    if point.is_empty() {
-        return String::new();
-    }
     let pairs: Vec<String> = point.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!(" ({})", pairs.join(" "))
+    pairs.join(" ")
+}
+
+/// A sweep point in parentheses after a model's name; nothing for a run without a sweep.
+pub fn after_model(point: &BTreeMap<String, String>) -> String {
+    if point.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", sweep_point(point))
+    }
 }
 
 /// A self-contained HTML page: the leaderboards, the registered models, every job.
@@ -193,12 +198,11 @@ pub fn render_report(summary: &RunSummary) -> String {
     for (category, entries) in &summary.status.leaderboard {
         html.push_str(&format!("<h3>{}</h3><table><tr><th>rank</th><th>job</th><th>sweep point</th><th>validation score</th><th>test image AUROC</th><th>test pixel AUROC</th><th>test AU-PRO</th></tr>", escape(category)));
         for (rank, e) in entries.iter().enumerate() {
-            let point: Vec<String> = e.point.iter().map(|(k, v)| format!("{k}={v}")).collect();
             html.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 rank + 1,
                 escape(&e.job),
-                escape(&point.join(" ")),
+                escape(&sweep_point(&e.point)),
                 metric(e.validation_score),
                 ImageScore::show_auroc(e.test_image_auroc, e.image_score, 4),
                 metric(e.test_pixel_auroc),
@@ -228,7 +232,7 @@ pub fn render_report(summary: &RunSummary) -> String {
             escape(&model.category),
             escape(&model.category),
             escape(&model.version),
-            escape(&sweep_point(&model.point))
+            escape(&after_model(&model.point))
         ));
     }
     html.push_str("</ul><h2>Jobs</h2><table><tr><th>job</th><th>kind</th><th>category</th><th>state</th><th>attempts</th></tr>");

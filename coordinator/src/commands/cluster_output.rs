@@ -3,7 +3,7 @@
 
 use slsg::job::{JobState, RunStatus, ServiceStatus};
 use slsg::metrics::ImageScore;
-use slsg_coordinator::publish::{RunSummary, sweep_point};
+use slsg_coordinator::publish::{RunSummary, after_model, sweep_point};
 
 use super::streams::out;
 
@@ -137,7 +137,6 @@ fn leaderboards(status: &RunStatus) -> String {
             "rank", "job", "validation", "image AUC", "pixel AUC", "AU-PRO", "sweep point"
         ));
         for (rank, e) in entries.iter().enumerate() {
-            let point: Vec<String> = e.point.iter().map(|(k, v)| format!("{k}={v}")).collect();
             out.push_str(&format!(
                 "  {:<4} {:<18} {:>10} {:>14} {:>10} {:>10}  {}\n",
                 rank + 1,
@@ -146,7 +145,7 @@ fn leaderboards(status: &RunStatus) -> String {
                 ImageScore::show_auroc(e.test_image_auroc, e.image_score, 3),
                 metric(e.test_pixel_auroc),
                 metric(e.test_pro_auc),
-                point.join(" ")
+                sweep_point(&e.point)
             ));
         }
     }
@@ -169,7 +168,7 @@ pub fn summary_table(summary: &RunSummary, store: &str) -> String {
             metric(model.test_pro_auc),
             model.category,
             model.version,
-            sweep_point(&model.point)
+            after_model(&model.point)
         ));
         if let Some(p) = summary.promotions.get(&model.category) {
             out.push_str(&format!(

@@ -142,6 +142,11 @@ fn a_sweep_publishes_every_artifact_and_a_rerun_trains_nothing() {
                 && line.ends_with(&format!("({})", point.join(" "))),
             "{line}"
         );
+        let report = std::fs::read_to_string(store.join("runs/sweep/report.html")).unwrap();
+        assert!(
+            report.contains(&format!("({score})</td>")),
+            "the report's leaderboard names the image score"
+        );
         let listed = ok(slsg(&["models", "list", path(&store)], &[]));
         assert!(
             listed.contains(&format!("test image AUROC ({score})")),

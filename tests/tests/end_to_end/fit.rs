@@ -371,4 +371,6 @@ fn progress_reaches_a_log_file_and_an_interrupted_stage_resumes() {
         &[("SLSG_LOG_FORMAT", "xml")],
     );
     fails_with(refused, &["SLSG_LOG_FORMAT", "xml"]);
+    let refused = slsg(&["config", "--print-default"], &[("SLSG_LOG", "slsg=loud")]);
+    fails_with(refused, &["SLSG_LOG", "slsg=loud"]);
 }
