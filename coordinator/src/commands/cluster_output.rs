@@ -133,12 +133,12 @@ fn leaderboards(status: &RunStatus) -> String {
             "\n{category} (ranked on validation; test metrics beside, not used to choose)\n"
         ));
         out.push_str(&format!(
-            "  {:<4} {:<18} {:>10} {:>14} {:>10} {:>10}  {}\n",
+            "  {:<4} {:<18} {:>10} {:>15} {:>10} {:>10}  {}\n",
             "rank", "job", "validation", "image AUC", "pixel AUC", "AU-PRO", "sweep point"
         ));
         for (rank, e) in entries.iter().enumerate() {
             out.push_str(&format!(
-                "  {:<4} {:<18} {:>10} {:>14} {:>10} {:>10}  {}\n",
+                "  {:<4} {:<18} {:>10} {:>15} {:>10} {:>10}  {}\n",
                 rank + 1,
                 e.job,
                 metric(e.validation_score),
@@ -155,12 +155,12 @@ fn leaderboards(status: &RunStatus) -> String {
 /// The final table: per category the registered model and its test metrics.
 pub fn summary_table(summary: &RunSummary, store: &str) -> String {
     let mut out = format!(
-        "{:<16} {:>10} {:>14} {:>10} {:>10}  {}\n",
+        "{:<16} {:>10} {:>15} {:>10} {:>10}  {}\n",
         "category", "validation", "image AUC", "pixel AUC", "AU-PRO", "model (winning sweep point)"
     );
     for model in summary.models.values() {
         out.push_str(&format!(
-            "{:<16} {:>10} {:>14} {:>10} {:>10}  models/{}/versions/{}{}\n",
+            "{:<16} {:>10} {:>15} {:>10} {:>10}  models/{}/versions/{}{}\n",
             model.category,
             metric(model.validation_score),
             ImageScore::show_auroc(model.test_image_auroc, model.image_score, 3),
