@@ -9,7 +9,10 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 
 use super::norm::{BatchNorm2d, BatchNorm2dConfig, per_sample};
 use burn::prelude::*;
+use burn::tensor::Slice;
 use burn::tensor::activation::relu;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
 
 const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
@@ -211,9 +214,77 @@ impl<B: Backend> BasicBlock<B> {
         let out = relu(self.norm1.forward(self.conv1.forward(x.clone())));
         let out = self.norm2.forward(self.conv2.forward(out));
         let identity = match &self.shortcut {
-            Some(s) => s.norm.forward(s.conv.forward(x)),
+            Some(shortcut) => shortcut.forward(x),
             None => x,
         };
         relu(out + identity)
+    }
+}
+
+impl<B: Backend> Shortcut<B> {
+    /// The strided 1×1 projection as a subsampling followed by an unstrided 1×1 convolution:
+    /// the same values and gradients, but the input gradient no longer goes through a
+    /// transposed convolution whose stride exceeds its kernel. In Burn 0.21 one of the two
+    /// kernels CubeCL's autotuner picks from for that (`conv_transpose2d_direct`) gives zeros
+    /// there, so a GPU trained with wrong gradients whenever the tuning chose it.
+    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [stride_y, stride_x] = self.conv.stride.map(|s| s as isize);
+        let subsampled = x.slice([
+            Slice::full(),
+            Slice::full(),
+            Slice::new(0, None, stride_y),
+            Slice::new(0, None, stride_x),
+        ]);
+        let projected = conv2d(
+            subsampled,
+            self.conv.weight.val(),
+            self.conv.bias.as_ref().map(|bias| bias.val()),
+            ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+        );
+        self.norm.forward(projected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::CpuTrain;
+    use burn::tensor::{Distribution, Tolerance};
+
+    /// The subsampled projection gives the strided convolution's values and input gradient, on
+    /// even and odd sizes.
+    #[test]
+    fn shortcut_matches_the_strided_convolution() {
+        let device = Default::default();
+        let shortcut = Shortcut::<CpuTrain> {
+            conv: conv([3, 5], 1, 2).init(&device),
+            norm: BatchNorm2dConfig::new(5).init(&device),
+        };
+        for [h, w] in [[8usize, 8], [7, 5], [1, 3]] {
+            let x = Tensor::<CpuTrain, 4>::random(
+                [2, 3, h, w],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            let projection = Tensor::<CpuTrain, 4>::random(
+                [2, 5, h.div_ceil(2), w.div_ceil(2)],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            // Each result with the gradient of its own copy of the input.
+            let run = |forward: &dyn Fn(Tensor<CpuTrain, 4>) -> Tensor<CpuTrain, 4>| {
+                let x = x.clone().detach().require_grad();
+                let y = forward(x.clone());
+                let grads = (y.clone() * projection.clone()).sum().backward();
+                (
+                    y.into_data(),
+                    x.grad(&grads).expect("a gradient").into_data(),
+                )
+            };
+            let (ours, ours_grad) = run(&|x| shortcut.forward(x));
+            let (strided, strided_grad) = run(&|x| shortcut.norm.forward(shortcut.conv.forward(x)));
+            ours.assert_approx_eq::<f32>(&strided, Tolerance::absolute(1e-5));
+            ours_grad.assert_approx_eq::<f32>(&strided_grad, Tolerance::absolute(1e-5));
+        }
     }
 }
