@@ -22,6 +22,10 @@ fn gone<E: std::fmt::Display>(e: E) -> LinkError {
 }
 
 impl CoordinatorLink for LocalLink {
+    fn shares_the_log(&self) -> bool {
+        true
+    }
+
     async fn register(&self, worker: &str, device: &str) -> Result<Registration, LinkError> {
         let (worker, device) = (worker.to_string(), device.to_string());
         call!(self.coordinator, |reply| CoordinatorMessage::Register {

@@ -145,7 +145,11 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
                 }
                 match state.args.link.lease(&state.args.name, LEASE_WAIT).await {
                     Ok(LeaseOutcome::Job(job)) => {
-                        tracing::info!(worker = %state.args.name, job = %job.spec.id, kind = job.spec.kind.name(), category = %job.spec.category, attempt = job.attempt, "leased");
+                        if state.args.link.shares_the_log() {
+                            tracing::debug!(worker = %state.args.name, job = %job.spec.id, "leased");
+                        } else {
+                            tracing::info!(worker = %state.args.name, job = %job.spec.id, kind = job.spec.kind.name(), category = %job.spec.category, attempt = job.attempt, "leased");
+                        }
                         let signals = JobSignals::default();
                         state
                             .args
@@ -235,7 +239,11 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
                     if let Err(failure) = result.as_ref()
                         && failure.kind != FailureKind::GiveBack
                     {
-                        tracing::error!(worker = %state.args.name, %lease, "job failed: {}", failure.message);
+                        if state.args.link.shares_the_log() {
+                            tracing::debug!(worker = %state.args.name, %lease, "job failed: {}", failure.message);
+                        } else {
+                            tracing::error!(worker = %state.args.name, %lease, "job failed: {}", failure.message);
+                        }
                     }
                     report_end(
                         state.args.link.as_ref(),

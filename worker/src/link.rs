@@ -81,4 +81,10 @@ pub trait CoordinatorLink: Send + Sync + 'static {
         error: &str,
         kind: FailureKind,
     ) -> impl Future<Output = Result<bool, LinkError>> + Send;
+    /// Whether the coordinator writes to this process's log (it runs in this process): it
+    /// already logs each lease and failed job, so the worker keeps its own lines for those at
+    /// the debug level rather than repeat them.
+    fn shares_the_log(&self) -> bool {
+        false
+    }
 }

@@ -29,8 +29,28 @@ fn a_sweep_publishes_every_artifact_and_a_rerun_trains_nothing() {
         },
     );
 
-    let first = ok(slsg(&["train", path(&config)], &[]));
+    let run = slsg(
+        &["train", path(&config)],
+        &[("SLSG_LOG", "info"), ("SLSG_LOG_FORMAT", "json")],
+    );
+    let log = String::from_utf8_lossy(&run.stderr).into_owned();
+    let first = ok(run);
     assert!(first.contains("0 of 6 jobs already finished"), "{first}");
+    // One log line per lease: the workers in this process leave it to the coordinator's.
+    let leases: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["message"] == "leased")
+        .collect();
+    assert_eq!(leases.len(), 6, "{log}");
+    assert!(
+        leases
+            .iter()
+            .all(|event| ["run", "job", "kind", "category", "worker"]
+                .iter()
+                .all(|field| event[field].is_string())),
+        "{log}"
+    );
 
     let summary = read_json(&store.join("runs/sweep/summary.json"));
     let jobs = summary_jobs(&summary);
