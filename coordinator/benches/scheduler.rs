@@ -185,6 +185,7 @@ async fn measure(jobs: usize, workers: usize, hold: Duration) -> String {
             store: store.clone(),
             mode: Mode::Once,
             plans: vec![plan.clone()],
+            retry_failed: false,
             finished: finished_sender,
         },
     )

@@ -185,6 +185,9 @@ pub struct CoordinatorArgs {
     pub mode: Mode,
     /// Runs opened at start (the config's run).
     pub plans: Vec<Plan>,
+    /// The runs opened at start give the jobs that failed for good fresh attempts (`slsg train
+    /// --retry-failed`).
+    pub retry_failed: bool,
     /// In `Once` mode, receives the first plan's summary once every run has finished.
     pub finished: watch::Sender<Option<RunSummary>>,
 }
@@ -257,6 +260,7 @@ impl Actor for CoordinatorActor {
             store,
             mode,
             plans,
+            retry_failed,
             finished,
         } = args;
         let mut state = CoordinatorState {
@@ -296,7 +300,7 @@ impl Actor for CoordinatorActor {
                 tracing::info!(run = %plan.run, "the config's run is known to this store; not opened again");
                 continue;
             }
-            let run = Run::open(&state.store, plan, now_ms()).await?;
+            let run = Run::open(&state.store, plan, retry_failed, now_ms()).await?;
             state.adopt(run);
         }
         myself.send_interval(TICK, || CoordinatorMessage::Tick);
@@ -482,7 +486,7 @@ impl Actor for CoordinatorActor {
                 let store = state.store.clone();
                 tokio::spawn(async move {
                     let run = plan.run.clone();
-                    let opened = Run::open(&store, *plan, now_ms()).await;
+                    let opened = Run::open(&store, *plan, false, now_ms()).await;
                     let _ = myself.send_message(CoordinatorMessage::Opened {
                         run,
                         opened: Box::new(opened),
@@ -621,7 +625,7 @@ impl CoordinatorState {
                 Some(plan) => {
                     tracing::info!(run = %entry.run, "recovering an unfinished run");
                     self.runs
-                        .push(Run::open(&self.store, plan, now_ms()).await?);
+                        .push(Run::open(&self.store, plan, false, now_ms()).await?);
                 }
                 None => {
                     tracing::warn!(run = %entry.run, "its plan is missing from the store; not recovered")

@@ -27,11 +27,13 @@ pub struct Embedded {
 
 impl Embedded {
     /// Starts the coordinator for `plan` and the plan's worker slots, which run their jobs
-    /// with `runner`.
+    /// with `runner`; with `retry_failed`, jobs an earlier attempt at the run failed for good
+    /// get fresh attempts.
     pub async fn start(
         plan: Plan,
         store: Store,
         runner: JobRunner,
+        retry_failed: bool,
     ) -> Result<Embedded, CoordinatorError> {
         let (finished_sender, finished) = watch::channel(None);
         let devices = plan.resources.workers.clone();
@@ -44,6 +46,7 @@ impl Embedded {
                 store,
                 mode: Mode::Once,
                 plans: vec![plan],
+                retry_failed,
                 finished: finished_sender,
             },
         )

@@ -33,8 +33,15 @@ pub struct Run {
 
 impl Run {
     /// Opens `plan`'s run: stores the plan, then restores the table from the journal and the
-    /// results already in the store (finished jobs are never run again).
-    pub async fn open(store: &Store, plan: Plan, now_ms: u64) -> Result<Run, CoordinatorError> {
+    /// results already in the store (finished jobs are never run again). With `retry_failed`,
+    /// jobs the journal says failed for good get fresh attempts, and the jobs they blocked run
+    /// after them.
+    pub async fn open(
+        store: &Store,
+        plan: Plan,
+        retry_failed: bool,
+        now_ms: u64,
+    ) -> Result<Run, CoordinatorError> {
         let keys = RunKeys::new(&plan.run)?;
         store.put_json(&keys.plan(), &plan).await?;
         let results = load_results(store, &keys, &plan).await?;
@@ -46,6 +53,15 @@ impl Run {
             }
             None => JobTable::new(&plan),
         };
+        if retry_failed {
+            let retried = table.retry_failed();
+            for job in &retried.failed {
+                tracing::info!(run = %plan.run, %job, "a failed job gets fresh attempts");
+            }
+            if !retried.blocked.is_empty() {
+                tracing::info!(run = %plan.run, jobs = retried.blocked.len(), "jobs the failures blocked are queued again");
+            }
+        }
         for id in table.queued() {
             if let Some(result) = results.get(&id) {
                 table.mark_done(&id, result.clone());

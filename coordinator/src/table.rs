@@ -1,6 +1,7 @@
 //! The job table: every job's state, leases with deadlines renewed by heartbeats, retries up to
-//! the attempt limit, dependents blocked when a job fails for good, and the journal a restarted
-//! coordinator recovers from. Pure logic: the actor owns it and passes the time in.
+//! the attempt limit, dependents blocked when a job fails for good, failed jobs given fresh
+//! attempts on request, and the journal a restarted coordinator recovers from. Pure logic: the
+//! actor owns it and passes the time in.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
@@ -15,6 +16,8 @@ pub struct Entry {
     pub spec: JobSpec,
     pub state: JobState,
     pub attempts: u32,
+    /// How often the job was given fresh attempts after failing for good.
+    pub retries: u32,
     pub lease: Option<String>,
     #[serde(skip)]
     pub progress: Option<JobProgress>,
@@ -51,6 +54,14 @@ pub struct JournalEntry {
     pub state: JournalState,
     pub attempts: u32,
     pub lease: Option<String>,
+    /// How often the job was given fresh attempts after failing for good (absent in journals
+    /// written before retries existed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -95,6 +106,21 @@ pub struct HeartbeatOutcome {
     pub deadline_ms: u64,
 }
 
+/// The jobs [`JobTable::retry_failed`] queued again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Retried {
+    /// Jobs that had failed for good, with fresh attempts now.
+    pub failed: Vec<JobId>,
+    /// Jobs their failure had blocked, waiting on them again.
+    pub blocked: Vec<JobId>,
+}
+
+impl Retried {
+    pub fn is_empty(&self) -> bool {
+        self.failed.is_empty() && self.blocked.is_empty()
+    }
+}
+
 pub struct JobTable {
     run: String,
     entries: Vec<Entry>,
@@ -121,6 +147,7 @@ impl JobTable {
                 spec: spec.clone(),
                 state: JobState::Queued,
                 attempts: 0,
+                retries: 0,
                 lease: None,
                 progress: None,
                 last_error: None,
@@ -193,6 +220,7 @@ impl JobTable {
             }
             let target = &mut table.entries[i];
             target.attempts = if restarted { 0 } else { entry.attempts };
+            target.retries = entry.retries;
             target.state = state;
             target.lease = lease;
         }
@@ -249,6 +277,7 @@ impl JobTable {
                 state,
                 attempts: e.attempts,
                 lease: e.lease.clone(),
+                retries: e.retries,
             },
         )
     }
@@ -294,6 +323,34 @@ impl JobTable {
                 },
             );
         }
+    }
+
+    /// Gives every job that failed for good a fresh set of attempts (its `retries` counts the
+    /// request) and queues the jobs it blocked again, behind it: for a run whose failures had a
+    /// cause outside the plan (a device, a file, the store) that is fixed now. Returns the jobs
+    /// queued again, failed ones first.
+    pub fn retry_failed(&mut self) -> Retried {
+        let mut retried = Retried::default();
+        for i in 0..self.entries.len() {
+            let entry = &mut self.entries[i];
+            match &entry.state {
+                JobState::Failed { error } => {
+                    entry.last_error = Some(error.clone());
+                    entry.attempts = 0;
+                    entry.retries += 1;
+                    retried.failed.push(entry.spec.id.clone());
+                }
+                JobState::Blocked { .. } => retried.blocked.push(entry.spec.id.clone()),
+                _ => continue,
+            }
+            entry.state = JobState::Queued;
+            self.terminal -= 1;
+            self.changed.insert(i);
+        }
+        if !retried.is_empty() {
+            self.rebuild_queues();
+        }
+        retried
     }
 
     /// The jobs that have not started.
@@ -780,6 +837,88 @@ mod tests {
                 .iter()
                 .all(|j| matches!(&j.state, JobState::Blocked { by } if by == "p"))
         );
+    }
+
+    #[test]
+    fn a_retry_gives_failed_jobs_fresh_attempts_and_queues_what_they_blocked() {
+        let mut table = JobTable::new(&plan());
+        for _ in 0..2 {
+            let lease = table.lease("w1", 0, next_id).unwrap();
+            assert!(table.fail(&lease.lease_id, "w1", "no GPU", FailureKind::Retryable));
+        }
+        assert!(table.is_finished(), "both attempts used");
+        table.take_changes();
+
+        let retried = table.retry_failed();
+        assert_eq!(retried.failed, ["p"]);
+        assert_eq!(retried.blocked, ["s1", "s2"]);
+        assert!(!table.is_finished());
+        assert_eq!(
+            table.take_changes().jobs.len(),
+            3,
+            "all three are journaled"
+        );
+        let status = table.status();
+        assert!(status.jobs.iter().all(|j| j.state == JobState::Queued));
+        assert!(
+            status.jobs[0]
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("no GPU")),
+            "the old failure stays visible until the job runs"
+        );
+
+        let again = table.lease("w1", 0, next_id).unwrap();
+        assert_eq!((again.spec.id.as_str(), again.attempt), ("p", 1));
+        assert!(
+            table.lease("w2", 0, next_id).is_none(),
+            "the blocked jobs wait for it again"
+        );
+        assert!(table.complete(&again.lease_id, "w1", Box::new(result())));
+        let ids = [
+            table.lease("w1", 0, next_id).unwrap(),
+            table.lease("w2", 0, next_id).unwrap(),
+        ]
+        .map(|g| g.spec.id);
+        assert_eq!(ids, ["s1", "s2"]);
+
+        let journal = table.journal();
+        assert_eq!(journal.jobs["p"].retries, 1);
+        assert_eq!(
+            journal.jobs["s1"].retries, 0,
+            "only a failed job counts a retry"
+        );
+        let restored = JobTable::restore(&plan(), journal, &HashMap::new(), 0);
+        assert_eq!(
+            restored.journal().jobs["p"].retries,
+            1,
+            "the count survives a restart"
+        );
+    }
+
+    #[test]
+    fn a_retry_leaves_finished_and_running_jobs_alone() {
+        let mut table = JobTable::new(&plan());
+        let lease = table.lease("w1", 0, next_id).unwrap();
+        assert!(table.complete(&lease.lease_id, "w1", Box::new(result())));
+        let running = table.lease("w1", 0, next_id).unwrap();
+        table.take_changes();
+        assert!(table.retry_failed().is_empty());
+        assert!(!table.has_changes());
+        assert!(table.heartbeat(&running.lease_id, "w1", None, 1).accepted);
+        assert_eq!(table.lease("w2", 0, next_id).unwrap().spec.id, "s2");
+        assert!(table.lease("w3", 0, next_id).is_none());
+    }
+
+    #[test]
+    fn journals_without_a_retry_count_still_load() {
+        let journal: Journal = serde_json::from_str(
+            r#"{"run":"r","jobs":{"p":{"state":{"state":"failed","error":"x"},"attempts":2,"lease":null}}}"#,
+        )
+        .unwrap();
+        assert_eq!(journal.jobs["p"].retries, 0);
+        let written = serde_json::to_string(&journal).unwrap();
+        assert!(!written.contains("retries"), "{written}");
     }
 
     #[test]

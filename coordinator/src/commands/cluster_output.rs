@@ -220,8 +220,9 @@ pub fn reuse_line(status: &RunStatus) -> String {
     )
 }
 
-/// Prints the final table, then fails the command (a non-zero exit status) if any job failed.
-pub fn finish(summary: &RunSummary, store: &str) -> anyhow::Result<()> {
+/// Prints the final table, then fails the command (a non-zero exit status) if any job failed,
+/// naming `retry`, the command that gives failed jobs fresh attempts, where there is one.
+pub fn finish(summary: &RunSummary, store: &str, retry: Option<&str>) -> anyhow::Result<()> {
     out!("{}", summary_table(summary, store));
     let count = |blocked: bool| {
         summary
@@ -236,10 +237,13 @@ pub fn finish(summary: &RunSummary, store: &str) -> anyhow::Result<()> {
             })
             .count()
     };
+    let retry = retry
+        .map(|command| format!("; once the cause is fixed, `{command}` runs them again"))
+        .unwrap_or_default();
     match (count(false), count(true)) {
         (0, 0) => Ok(()),
         (failed, blocked) => anyhow::bail!(
-            "{failed} job(s) failed and {blocked} were blocked by them; the other jobs' results are published"
+            "{failed} job(s) failed and {blocked} were blocked by them; the other jobs' results are published{retry}"
         ),
     }
 }

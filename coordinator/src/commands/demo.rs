@@ -9,7 +9,7 @@ use slsg::synth::{SynthOptions, write_dataset};
 
 use super::args::{CacheArgs, GpuArgs};
 use super::streams::outln;
-use super::train::run_embedded;
+use super::train::{Retry, run_embedded};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -77,5 +77,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         config_path.display()
     );
     let cluster = ClusterConfig::load(&config_path)?;
-    run_embedded(&cluster, &config_path, &args.cache, &args.gpu)
+    let retry = Retry {
+        failed: false,
+        hint: Some(format!(
+            "slsg train --retry-failed {}",
+            config_path.display()
+        )),
+    };
+    run_embedded(&cluster, &config_path, &args.cache, &args.gpu, &retry)
 }

@@ -15,7 +15,7 @@ use slsg_coordinator::client::Operator;
 
 use super::args::{AccessArgs, CacheArgs, GpuArgs};
 use super::streams::{errln, out, outln};
-use super::train::run_plan;
+use super::train::{Retry, run_plan};
 use super::worker::stop_signal;
 
 #[derive(clap::Args)]
@@ -104,7 +104,15 @@ fn check_and_train(
     )?;
     out!("{}", report_table(&report));
     match report.plan {
-        Some(plan) => run_plan(plan, cache, gpu),
+        Some(plan) => run_plan(
+            plan,
+            cache,
+            gpu,
+            &Retry {
+                failed: false,
+                hint: None,
+            },
+        ),
         None => {
             outln!("no category needs retraining");
             Ok(())

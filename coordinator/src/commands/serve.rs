@@ -141,6 +141,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 store: store.clone(),
                 mode,
                 plans: vec![plan],
+                retry_failed: false,
                 finished: finished_sender,
             },
         )
@@ -197,7 +198,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Ok::<_, anyhow::Error>(summary)
     })?;
     match (mode, summary) {
-        (Mode::Once, Some(summary)) => finish(&summary, &store_url),
+        (Mode::Once, Some(summary)) => finish(&summary, &store_url, None),
         (Mode::Once, None) => anyhow::bail!(
             "stopped before the run finished; start the coordinator again with the same config to continue"
         ),

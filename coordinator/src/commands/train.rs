@@ -22,11 +22,30 @@ pub struct Args {
     cache: CacheArgs,
     #[command(flatten)]
     gpu: GpuArgs,
+    /// Give the jobs that failed for good in an earlier attempt at this run fresh attempts, and
+    /// run the jobs they blocked (once the cause, such as a device or a file, is fixed).
+    #[arg(long)]
+    retry_failed: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cluster = ClusterConfig::load(&args.config)?;
-    run_embedded(&cluster, &args.config, &args.cache, &args.gpu)
+    let retry = Retry {
+        failed: args.retry_failed,
+        hint: Some(format!(
+            "slsg train --retry-failed {}",
+            args.config.display()
+        )),
+    };
+    run_embedded(&cluster, &args.config, &args.cache, &args.gpu, &retry)
+}
+
+/// What a run does with the jobs an earlier attempt at it failed for good.
+pub struct Retry {
+    /// Give them fresh attempts.
+    pub failed: bool,
+    /// The command that would, named when jobs fail.
+    pub hint: Option<String>,
 }
 
 /// Expands the plan and trains it with the coordinator and its workers in this process.
@@ -35,18 +54,20 @@ pub fn run_embedded(
     origin: &Path,
     cache: &CacheArgs,
     gpu: &GpuArgs,
+    retry: &Retry,
 ) -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     run_plan(
         Plan::expand(cluster, &origin.display().to_string(), threads)?,
         cache,
         gpu,
+        retry,
     )
 }
 
 /// Trains `plan` with the coordinator and its workers in this process; a worker slot whose
 /// device this build or machine cannot run is refused before any job starts.
-pub fn run_plan(plan: Plan, cache: &CacheArgs, gpu: &GpuArgs) -> anyhow::Result<()> {
+pub fn run_plan(plan: Plan, cache: &CacheArgs, gpu: &GpuArgs, retry: &Retry) -> anyhow::Result<()> {
     gpu.prepare(&plan.resources.workers, cache)
         .map_err(|e| anyhow::anyhow!("resources.workers: {e}"))?;
     let cache = cache.datasets();
@@ -61,7 +82,8 @@ pub fn run_plan(plan: Plan, cache: &CacheArgs, gpu: &GpuArgs) -> anyhow::Result<
     let store_url = plan.store.clone();
     let runtime = tokio::runtime::Runtime::new()?;
     let summary = runtime.block_on(async move {
-        let embedded = Embedded::start(plan, store, pipeline_runner(false, cache)).await?;
+        let embedded =
+            Embedded::start(plan, store, pipeline_runner(false, cache), retry.failed).await?;
         outln!("{}", reuse_line(&embedded.status().await?));
         let watcher = tokio::spawn(report_progress(
             embedded.coordinator.clone(),
@@ -71,7 +93,7 @@ pub fn run_plan(plan: Plan, cache: &CacheArgs, gpu: &GpuArgs) -> anyhow::Result<
         watcher.abort();
         Ok::<_, anyhow::Error>(summary?)
     })?;
-    finish(&summary, &store_url)
+    finish(&summary, &store_url, retry.hint.as_deref())
 }
 
 async fn report_progress(coordinator: ractor::ActorRef<CoordinatorMessage>, run: String) {

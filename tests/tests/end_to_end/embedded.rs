@@ -1,6 +1,7 @@
 //! Embedded runs (`slsg train`: coordinator and two workers in one process, local store): a
 //! two-category, two-point sweep publishes every artifact and a re-run trains nothing; bad
-//! input fails only the jobs it touches, with the file or field named.
+//! input fails only the jobs it touches, with the file or field named; failed jobs run again
+//! with `--retry-failed` once their cause is fixed.
 
 use std::time::SystemTime;
 
@@ -343,4 +344,84 @@ fn a_damaged_encoder_is_pretrained_again_before_its_segnet_runs() {
         "pre-training wrote a sound encoder"
     );
     assert!(job_dir("segnet").join("result.json").exists());
+}
+
+#[test]
+fn failed_jobs_run_again_with_retry_failed_once_the_cause_is_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synthetic_data(dir.path());
+    // The simulation's textures are read by the jobs, outside the dataset whose content the
+    // job ids hash: fixing one leaves the plan, and its failed jobs, as they were.
+    let textures = dir.path().join("textures");
+    std::fs::create_dir(&textures).unwrap();
+    let good = data.join("weave/train/good/000.png");
+    std::fs::copy(&good, textures.join("a.png")).unwrap();
+    let broken = textures.join("b.png");
+    std::fs::write(&broken, b"\x89PNG\r\n\x1a\n not a texture").unwrap();
+    let store = dir.path().join("store");
+    let config = write_config_with(
+        dir.path(),
+        &RunConfig {
+            name: "textures",
+            store: path(&store),
+            data: &data,
+            categories: &["weave"],
+            learning_rates: &[0.1],
+            segnet_steps: 20,
+        },
+        &format!(
+            "[training.simulation]\ntextures = \"{}\"\n",
+            path(&textures)
+        ),
+    );
+    let retry_command = format!("slsg train --retry-failed {}", path(&config));
+
+    let first = fails_with(
+        slsg(&["train", path(&config)], &[]),
+        &["FAILED", "b.png", &retry_command],
+    );
+    let unfinished = |summary: &serde_json::Value| {
+        summary_jobs(summary)
+            .into_iter()
+            .filter(|job| job.3 != "done")
+            .map(|job| (job.0, job.3))
+            .collect::<Vec<_>>()
+    };
+    let summary = store.join("runs/textures/summary.json");
+    let before = unfinished(&read_json(&summary));
+    assert!(
+        before.iter().any(|(_, state)| state == "failed"),
+        "{before:?}\n{first}"
+    );
+
+    let again = fails_with(slsg(&["train", path(&config)], &[]), &["FAILED", "b.png"]);
+    assert_eq!(
+        unfinished(&read_json(&summary)),
+        before,
+        "without the flag a failure stands: {again}"
+    );
+
+    std::fs::copy(&good, &broken).unwrap();
+    ok(slsg(&["train", "--retry-failed", path(&config)], &[]));
+    for (id, kind, _, state, attempts) in summary_jobs(&read_json(&summary)) {
+        assert_eq!(state, "done", "{kind} {id}");
+        if before.iter().any(|(job, _)| *job == id) {
+            assert_eq!(
+                attempts, 1,
+                "{kind} {id} ran once more, with fresh attempts"
+            );
+        }
+    }
+    let journal = read_json(&store.join("runs/textures/state.json"));
+    for (id, entry) in journal["jobs"].as_object().unwrap() {
+        let failed = before
+            .iter()
+            .any(|(job, state)| job == id && state == "failed");
+        assert_eq!(
+            entry["retries"].as_u64().unwrap_or(0),
+            u64::from(failed),
+            "the journal counts the retry of job {id}: {journal}"
+        );
+    }
+    assert!(store.join("models/weave/current").exists(), "registered");
 }

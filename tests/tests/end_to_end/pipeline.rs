@@ -173,7 +173,10 @@ fn a_panicking_job_is_failed_with_its_message_retried_and_the_run_ends() {
     let summary = runtime
         .block_on(async {
             let store = Store::open(path(&store))?;
-            Embedded::start(plan, store, runner).await?.wait().await
+            Embedded::start(plan, store, runner, false)
+                .await?
+                .wait()
+                .await
         })
         .expect("the run ends");
 
