@@ -1,6 +1,7 @@
 //! slsg: SLSG industrial anomaly detection (Yang, Liu, Yang, Wu) as a library: datasets,
-//! anomaly simulation, the networks, training, inference, metrics, the artifact store, the model
-//! registry, the category pipeline, and the contracts the worker and coordinator share.
+//! anomaly simulation, the networks, training, inference, metrics, pictures of predictions, the
+//! artifact store, the model registry, the category pipeline, and the contracts the worker and
+//! coordinator share.
 //!
 //! Modules in layers; each uses only the layers below it (the README's layout table lists them
 //! top-down, and `tests/library/layers.rs` checks every `use crate::…`):
@@ -14,7 +15,7 @@
 //! | registry | `registry` (versions, aliases, history, promotion gate) |
 //! | learning | `train` (loops, validation), `infer` (detector, model files) |
 //! | setup | `config` (the run config), `checkpoint` (the container, kept in the store) |
-//! | method | `model` (networks, losses, maps), `metrics`, `simulate`, `synth` |
+//! | method | `model` (networks, losses, maps), `picture` (a prediction drawn), `metrics`, `simulate`, `synth` |
 //! | data | `data` (datasets, fingerprints), `store` (object store, key layout) |
 //! | ground | `raster`, `parallel`, `walk`, `seed`, `ranges`, `backend` |
 
@@ -28,6 +29,7 @@ pub mod job;
 pub mod metrics;
 pub mod model;
 pub mod parallel;
+pub mod picture;
 pub mod proto;
 pub mod ranges;
 pub mod raster;

@@ -6,12 +6,12 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use image::{Rgb, RgbImage};
 use slsg::backend::Device;
 use slsg::config::MAX_BATCH;
 use slsg::data::{Category, Layout, is_image_file, read_rgb};
 use slsg::infer::load_detector;
 use slsg::metrics::{MapsInfo, map_path, write_tiff};
+use slsg::picture::{Prediction, panel, raw_map};
 use slsg::registry::{ModelUrl, Registry};
 use slsg::store::Store;
 use slsg::store::layout::MODEL_CARD_FILE;
@@ -41,8 +41,21 @@ pub struct Args {
     gpu: GpuArgs,
     #[arg(long, allow_negative_numbers = true, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH as u64))]
     batch_size: u64,
+    /// What each `<image>_overlay.png` shows: `panel` (the image, the map over it on a colour
+    /// scale centred on the model's threshold with a colour bar, the outline of the region at or
+    /// above the threshold, the score and the decision), `raw` (the map alone, at the image's
+    /// size, on the same scale), or `none` (no overlays).
+    #[arg(long, value_enum, default_value_t = Overlay::Panel)]
+    overlay: Overlay,
     #[command(flatten)]
     cache: CacheArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Overlay {
+    Panel,
+    Raw,
+    None,
 }
 
 /// An input image and where its map goes (without extension).
@@ -160,10 +173,28 @@ fn predict(args: &Args, model: &Path, items: &[Item]) -> anyhow::Result<()> {
         seconds += elapsed.as_secs_f64();
         for ((item, image), prediction) in chunk.iter().zip(&images).zip(predictions) {
             write_tiff(&item.output.with_extension("tiff"), &prediction.map)?;
-            let overlay_path = PathBuf::from(format!("{}_overlay.png", item.output.display()));
-            overlay(image, &prediction.map.values)
-                .save(&overlay_path)
-                .with_context(|| format!("writing {}", overlay_path.display()))?;
+            let picture = match args.overlay {
+                Overlay::Panel => Some(panel(&Prediction {
+                    image,
+                    map: &prediction.map.values,
+                    score: prediction.score,
+                    image_score: detector.card().image_score,
+                    threshold,
+                })),
+                Overlay::Raw => Some(raw_map(
+                    &prediction.map.values,
+                    image.width(),
+                    image.height(),
+                    threshold,
+                )),
+                Overlay::None => None,
+            };
+            if let Some(picture) = picture {
+                let path = PathBuf::from(format!("{}_overlay.png", item.output.display()));
+                picture
+                    .save(&path)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
             let verdict = threshold.map_or(String::new(), |t| (prediction.score >= t).to_string());
             writeln!(
                 csv,
@@ -188,20 +219,4 @@ fn predict(args: &Args, model: &Path, items: &[Item]) -> anyhow::Result<()> {
         args.out.display()
     );
     Ok(())
-}
-
-/// The image with the anomaly probability laid over it in a blue → red colour map.
-fn overlay(image: &RgbImage, map: &[f32]) -> RgbImage {
-    RgbImage::from_fn(image.width(), image.height(), |x, y| {
-        let p = map[(y * image.width() + x) as usize].clamp(0.0, 1.0);
-        let heat = [
-            (1.5 - (4.0 * p - 3.0).abs()).clamp(0.0, 1.0),
-            (1.5 - (4.0 * p - 2.0).abs()).clamp(0.0, 1.0),
-            (1.5 - (4.0 * p - 1.0).abs()).clamp(0.0, 1.0),
-        ];
-        let base = image.get_pixel(x, y).0;
-        Rgb(std::array::from_fn(|c| {
-            (0.5 * base[c] as f32 + 0.5 * heat[c] * 255.0) as u8
-        }))
-    })
 }

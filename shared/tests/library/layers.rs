@@ -15,6 +15,7 @@ const LAYERS: &[&str] = &[
     "config",
     "checkpoint",
     "model",
+    "picture",
     "metrics",
     "simulate",
     "synth",

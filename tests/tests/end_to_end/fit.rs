@@ -106,8 +106,65 @@ fn fit_predict_eval_detects_texture_anomalies() {
         ],
         &[],
     ));
-    assert!(
-        maps.join("scores.csv").is_file() && maps.join("weave/test/hole/000_overlay.png").is_file()
+    assert!(maps.join("scores.csv").is_file());
+    // Each overlay is a panel: the image, its map and the outline of the region above the
+    // threshold side by side, with the decision written in the colour of `scores.csv`'s verdict.
+    let scores = std::fs::read_to_string(maps.join("scores.csv")).unwrap();
+    for kind in ["good", "hole"] {
+        let image = data.join(format!("weave/test/{kind}/000.png"));
+        let verdict = scores
+            .lines()
+            .find(|line| line.starts_with(&format!("{},", image.display())))
+            .and_then(|line| line.rsplit(',').next())
+            .unwrap_or_else(|| panic!("{} in scores.csv:\n{scores}", image.display()));
+        let overlay = maps.join(format!("weave/test/{kind}/000_overlay.png"));
+        let panel = image::open(&overlay).unwrap().to_rgb8();
+        assert!(
+            panel.width() >= 3 * 64 && panel.height() > 64,
+            "{}",
+            overlay.display()
+        );
+        let written_red = panel.pixels().any(|p| p.0 == [255, 80, 64]);
+        let written_green = panel.pixels().any(|p| p.0 == [96, 220, 96]);
+        assert_eq!(
+            (written_red, written_green),
+            (verdict == "true", verdict == "false"),
+            "{}: the decision on the picture is scores.csv's `{verdict}`",
+            overlay.display()
+        );
+    }
+    let one_image = |overlay: &str| {
+        let out = dir.path().join(format!("overlay-{overlay}"));
+        let printed = slsg(
+            &[
+                "predict",
+                "--model",
+                run.join("segnet/model").to_str().unwrap(),
+                "--input",
+                data.join("weave/test/hole/000.png").to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--overlay",
+                overlay,
+            ],
+            &[],
+        );
+        (printed, out.join("000_overlay.png"))
+    };
+    let (printed, raw) = one_image("raw");
+    ok(printed);
+    let raw = image::open(&raw).unwrap().to_rgb8();
+    assert_eq!(
+        raw.dimensions(),
+        (64, 64),
+        "the raw map has the image's size"
+    );
+    let (printed, none) = one_image("none");
+    ok(printed);
+    assert!(!none.exists(), "--overlay none writes no picture");
+    fails_with(
+        one_image("heatmap").0,
+        &["--overlay", "panel", "raw", "none"],
     );
     // `slsg eval` of `maps` with `extra` flags: what it printed, and its JSON.
     let eval = |maps: &Path, extra: &[&str]| {
