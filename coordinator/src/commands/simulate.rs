@@ -95,6 +95,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         count(Branch::Logical)
     );
     outln!(
+        "anomalies land on the foreground: {}",
+        simulator.foreground_rule()
+    );
+    outln!(
         "contact sheet: normal | simulated | mask per sample; border red = texture, orange = self-shuffle, blue = logical"
     );
     Ok(())

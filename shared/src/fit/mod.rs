@@ -34,7 +34,7 @@ use crate::infer::{
 use crate::metrics::{AnomalyMap, EvalError, Evaluation, MapsInfo, encode_tiff};
 use crate::model::Encoder;
 use crate::registry::GateReport;
-use crate::simulate::{SimulateError, Simulator};
+use crate::simulate::{SimulateError, Simulator, resolve_foreground};
 use crate::store::layout::{CategoryModels, StageKeys, fit_config};
 use crate::store::{BlockingStore, Key, NameError, StoreError};
 use crate::train::{
@@ -224,7 +224,11 @@ fn segnet_stage_in<B: AutodiffBackend>(
         }
     };
     let (threads, size) = (config.threads(), config.model.image_size);
-    let simulation = config.simulation.for_category(&category.name);
+    let mut simulation = config.simulation.for_category(&category.name);
+    // Decided once from the training images, so validation anomalies land by the same rule.
+    simulation.foreground = resolve_foreground(&simulation.foreground, &prepared.normals);
+    let foreground = simulation.foreground.clone();
+    tracing::info!(category = %category.name, %foreground, "anomalies are simulated on the foreground");
     let textures = texture_bank(
         &simulation,
         &SimulatorInputs {
@@ -302,6 +306,7 @@ fn segnet_stage_in<B: AutodiffBackend>(
                 training_images: prepared.train_paths.len(),
                 validation_images: prepared.validation_paths.len(),
                 data_fingerprint: prepared.manifest.fingerprint(),
+                foreground: Some(foreground),
             },
             validation: outcome.validation.as_ref().zip(evaluation_set.clone()).map(
                 |(report, set)| SelectionScores {

@@ -12,6 +12,7 @@ use super::Detector;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointMeta};
 use crate::metrics::ImageScore;
 use crate::model::{ModelConfig, SegNet};
+use crate::simulate::ForegroundConfig;
 use crate::store::layout::{MODEL_CARD_FILE, MODEL_WEIGHTS_FILE};
 
 /// Bumped whenever a model written before cannot be read the same way.
@@ -29,6 +30,10 @@ pub struct TrainingSummary {
     pub validation_images: usize,
     /// The fingerprint of the training and validation images (paths, sizes, contents).
     pub data_fingerprint: String,
+    /// Where simulated anomalies were allowed to land, `auto` decided (absent in cards written
+    /// before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foreground: Option<ForegroundConfig>,
 }
 
 /// What model selection scored on: the validation images plus anomalies simulated on them from

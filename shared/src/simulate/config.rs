@@ -36,6 +36,7 @@ pub struct SimulationConfig {
     pub min_mask_fraction: f64,
     /// Redraws before the foreground restriction is dropped for that sample.
     pub max_mask_attempts: u32,
+    /// Where anomalies may land; `auto` decides per category from its training images.
     pub foreground: ForegroundConfig,
     /// Transparency δ of Eq. 1 per source.
     pub transparency: TransparencyConfig,
@@ -78,7 +79,7 @@ impl Default for SimulationConfig {
             },
             min_mask_fraction: 49.0 / 65536.0,
             max_mask_attempts: 16,
-            foreground: ForegroundConfig::None,
+            foreground: ForegroundConfig::Auto,
             transparency: TransparencyConfig::default(),
             jitter: JitterConfig::default(),
             shuffle_grid: [2, 8],
@@ -114,18 +115,56 @@ pub struct PerlinConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ForegroundConfig {
+    /// Decided per category from its training images: `otsu` where Otsu's threshold finds an
+    /// object that the image border does not show (an object on a background), `none` where
+    /// the border looks like the rest of the image (a texture).
+    Auto,
     /// Textures: the whole image is foreground.
     None,
     /// Grey level above `level` (0–255) is foreground; below it when `invert`.
-    Threshold { level: u8, invert: bool },
+    Threshold {
+        #[serde(default = "middle_grey")]
+        level: u8,
+        #[serde(default)]
+        invert: bool,
+    },
     /// Otsu's threshold; `polarity` says which side is the object.
-    Otsu { polarity: Polarity },
+    Otsu {
+        #[serde(default)]
+        polarity: Polarity,
+    },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+fn middle_grey() -> u8 {
+    128
+}
+
+impl std::fmt::Display for ForegroundConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ForegroundConfig::Auto => f.write_str("auto (decided from the training images)"),
+            ForegroundConfig::None => f.write_str("none: the whole image (a texture)"),
+            ForegroundConfig::Threshold { level, invert } => {
+                let side = if *invert { "below" } else { "above" };
+                write!(f, "threshold: grey level {side} {level}")
+            }
+            ForegroundConfig::Otsu { polarity } => {
+                let polarity = match polarity {
+                    Polarity::Auto => "the side the border shows less of",
+                    Polarity::Bright => "the bright side",
+                    Polarity::Dark => "the dark side",
+                };
+                write!(f, "otsu: the object at Otsu's threshold, {polarity}")
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Polarity {
     /// The side that covers less of the image border is the object.
+    #[default]
     Auto,
     Bright,
     Dark,

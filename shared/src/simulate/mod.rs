@@ -16,7 +16,7 @@ pub use config::{
     CategoryOverride, ForegroundConfig, JitterConfig, PerlinConfig, Polarity, SimulationConfig,
     TransparencyConfig,
 };
-pub use foreground::{foreground_mask, otsu_threshold};
+pub use foreground::{foreground_mask, otsu_threshold, resolve_foreground};
 pub use perlin::{perlin_field, perlin_mask};
 pub use producer::{Batch, EpochOrder, ProducerConfig, batch_producer, produce_batch};
 pub use simulator::{Branch, SampleInfo, Simulator};

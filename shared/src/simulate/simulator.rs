@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::SimulateError;
 use super::augment::{Augmentation, apply, rotated_crop};
-use super::config::{PerlinConfig, SimulationConfig};
-use super::foreground::foreground_mask;
+use super::config::{ForegroundConfig, PerlinConfig, SimulationConfig};
+use super::foreground::{foreground_mask, resolve_foreground};
 use super::perlin::{largest_blob, perlin_field, perlin_mask};
 use super::texture::TextureBank;
 use crate::raster::{BoundingBox, Mask, write_chw};
@@ -52,7 +52,8 @@ pub struct Simulator {
 }
 
 impl Simulator {
-    /// `normals` must all have the working size; `config` is the category's resolved config.
+    /// `normals` must all have the working size; `config` is the category's config, whose
+    /// `auto` foreground is decided here from `normals` (see [`Simulator::foreground_rule`]).
     pub fn new(
         config: SimulationConfig,
         normals: Vec<RgbImage>,
@@ -77,6 +78,8 @@ impl Simulator {
                 },
             });
         }
+        let mut config = config;
+        config.foreground = resolve_foreground(&config.foreground, &normals);
         let foregrounds = normals
             .iter()
             .map(|n| foreground_mask(n, &config.foreground))
@@ -92,6 +95,11 @@ impl Simulator {
             height,
             min_area,
         })
+    }
+
+    /// Where anomalies may land, `auto` decided.
+    pub fn foreground_rule(&self) -> &ForegroundConfig {
+        &self.config.foreground
     }
 
     pub fn width(&self) -> u32 {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use slsg::data::{Category, GroundTruth};
 use slsg::metrics::{AnomalyMap, map_path, write_tiff};
-use slsg_tests::{fails_with, ok, slsg, synthetic_data};
+use slsg_tests::{fails_with, ok, path, slsg, synthetic_data};
 
 /// Maps that mark the ground truth (plus a little structure) so every metric is well defined.
 fn write_oracle_maps(category: &Category, maps: &Path) {
@@ -59,6 +59,71 @@ fn synth_simulate_and_eval_work_together() {
     }
     let csv = std::fs::read_to_string(out.join("samples.csv")).unwrap();
     assert_eq!(csv.lines().count(), 9);
+
+    // By default anomalies land on an object, not on its background, and samples.csv says
+    // where each one landed truly; a texture is used whole.
+    for (category, rule) in [
+        ("washer", "otsu: the object"),
+        ("weave", "none: the whole image"),
+    ] {
+        let out = dir.path().join(format!("sim-{category}"));
+        let printed = ok(slsg(
+            &[
+                "simulate",
+                "--dataset",
+                path(&data),
+                "--category",
+                category,
+                "--out",
+                path(&out),
+                "--count",
+                "8",
+                "--size",
+                "64",
+            ],
+            &[],
+        ));
+        assert!(printed.contains(rule), "{category}: {printed}");
+        let csv = std::fs::read_to_string(out.join("samples.csv")).unwrap();
+        let mut inside = 0;
+        for (i, line) in csv.lines().skip(1).enumerate() {
+            let fields: Vec<&str> = line.split(',').collect();
+            if fields[6] != "true" {
+                continue;
+            }
+            inside += 1;
+            let base = image::open(data.join(format!("{category}/train/good/{}", fields[2])))
+                .unwrap()
+                .to_rgb8();
+            let foreground = slsg::simulate::foreground_mask(
+                &base,
+                &slsg::simulate::ForegroundConfig::Otsu {
+                    polarity: slsg::simulate::Polarity::Auto,
+                },
+            );
+            let mask = image::open(out.join(format!("{i:03}_mask.png")))
+                .unwrap()
+                .to_luma8();
+            let (mut on, mut off) = (0, 0);
+            for (x, y, p) in mask.enumerate_pixels() {
+                if p.0[0] > 127 {
+                    if foreground.get(x, y) {
+                        on += 1
+                    } else {
+                        off += 1
+                    }
+                }
+            }
+            if category == "washer" {
+                assert!(
+                    off * 20 <= on + off,
+                    "{category} sample {i}: {off} of {} mask pixels off the object",
+                    on + off
+                );
+            }
+        }
+        assert!(inside >= 6, "{category}: {csv}");
+    }
 
     for name in ["weave", "tray"] {
         let category = Category::open(&data, name).unwrap();

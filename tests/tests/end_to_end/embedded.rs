@@ -144,6 +144,14 @@ fn a_sweep_publishes_every_artifact_and_a_rerun_trains_nothing() {
         let card =
             read_json(&store.join(format!("models/{category}/versions/{version}/card.json")));
         assert_eq!(card["job"], board[0]["job"]);
+        // The model card keeps where simulated anomalies landed, as `auto` decided it.
+        let model_card =
+            read_json(&store.join(format!("models/{category}/versions/{version}/model.json")));
+        let foreground = if category == "washer" { "otsu" } else { "none" };
+        assert_eq!(
+            model_card["training"]["foreground"]["method"], foreground,
+            "{category}: {model_card}"
+        );
         // The final table names the winning sweep point and the image score of its AUROC.
         let score = card["image_score"]
             .as_str()

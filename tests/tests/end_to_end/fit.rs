@@ -269,6 +269,26 @@ fn invalid_configs_name_the_field() {
         slsg(&["config", "--set", "segnet.step=5"], &[]),
         &["segnet.step", "did you mean `segnet.steps`?"],
     );
+    // Each foreground method is set on its own, its other fields taking their defaults.
+    for (method, default) in [
+        ("otsu", "polarity = \"auto\""),
+        ("threshold", "level = 128"),
+        ("none", ""),
+        ("auto", ""),
+    ] {
+        let printed = ok(slsg(
+            &[
+                "config",
+                "--set",
+                &format!("simulation.foreground.method={method}"),
+            ],
+            &[],
+        ));
+        assert!(
+            printed.contains(&format!("method = \"{method}\"")) && printed.contains(default),
+            "{printed}"
+        );
+    }
     // A cluster config where a training config belongs is named as one, with its command.
     let cluster = write_config(
         dir.path(),

@@ -51,6 +51,7 @@ pub fn card(model: ModelConfig) -> ModelCard {
             training_images: 4,
             validation_images: 0,
             data_fingerprint: "test".into(),
+            foreground: None,
         },
         validation: None,
     }
