@@ -12,7 +12,8 @@ use font::{LINE_HEIGHT, draw_text, text_width};
 /// One scored image, as `slsg predict` has it.
 pub struct Prediction<'a> {
     pub image: &'a RgbImage,
-    /// The anomaly map at the image's size, row by row, probabilities in `[0, 1]`.
+    /// The anomaly map at the image's size (one value per pixel, row by row), probabilities in
+    /// `[0, 1]`.
     pub map: &'a [f32],
     /// The image score, and how it was taken from the map.
     pub score: f64,
@@ -47,7 +48,8 @@ pub fn colour(position: f32) -> Rgb<u8> {
     Rgb([channel(3.0), channel(2.0), channel(1.0)])
 }
 
-/// The map alone at its size, each value in its colour on the scale of [`scale_position`].
+/// The map alone at its size (`map` holds `width × height` values, row by row), each value in its
+/// colour on the scale of [`scale_position`].
 pub fn raw_map(map: &[f32], width: u32, height: u32, threshold: Option<f64>) -> RgbImage {
     RgbImage::from_fn(width, height, |x, y| {
         colour(scale_position(map[(y * width + x) as usize], threshold))
