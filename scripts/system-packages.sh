@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Debian packages the tests need at run time, installed only when missing (as root, or
 # through sudo): Mesa's Vulkan drivers, whose lavapipe runs Burn's wgpu backend (the GPU code
-# path) on the CPU. Prints nothing when everything is there; `.ci/run` calls it first.
+# path) on the CPU, and Chromium, which loads the run report headless. Prints nothing when
+# everything is there; `.ci/run` calls it first.
 set -euo pipefail
 missing=()
 # lavapipe's driver manifest, and the Vulkan loader that finds it.
@@ -10,6 +11,10 @@ if ! compgen -G '/usr/share/vulkan/icd.d/lvp_icd*.json' > /dev/null; then
 fi
 if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then
   missing+=(libvulkan1)
+fi
+# A browser for the tests of the pages the project writes (the run report).
+if ! command -v chromium > /dev/null && ! command -v chromium-browser > /dev/null; then
+  missing+=(chromium)
 fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -13,6 +13,7 @@ pub mod local_link;
 pub mod metrics;
 pub mod probes;
 pub mod publish;
+pub mod report;
 mod run;
 pub mod scheduler;
 pub mod service;

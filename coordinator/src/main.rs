@@ -47,6 +47,8 @@ enum Command {
     Dataset(commands::dataset::Args),
     /// Lease and run jobs from a coordinator, one worker per device.
     Worker(commands::worker::Args),
+    /// Draw a finished run's report (`report.html`) again from its store.
+    Report(commands::report::Args),
     /// Show a coordinator's jobs, progress and leaderboards.
     Status(commands::status::Args),
     /// The whole job on the embedded default: synthetic data, local store, two in-process workers.
@@ -139,6 +141,7 @@ fn main() -> std::process::ExitCode {
         Command::Submit(args) => commands::submit::run(args),
         Command::Retrain(args) => commands::retrain::run(args),
         Command::Models(args) => commands::models::run(args),
+        Command::Report(args) => commands::report::run(args),
         Command::Dataset(args) => commands::dataset::run(args),
         Command::Worker(args) => commands::worker::run(args),
         Command::Status(args) => commands::status::run(args),

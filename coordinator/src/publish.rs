@@ -1,8 +1,8 @@
 //! The end of a run: per category the sweep point with the best validation score is registered
 //! in the model registry; a training run promotes it, a retraining run promotes it only if the
 //! promotion gate passes (the job measured candidate and current model). The run's
-//! `summary.json` and `report.html` show every job, the leaderboards (test metrics beside, never
-//! used to choose) and each category's decision.
+//! `summary.json` and `report.html` (drawn by `report`) show every job, the leaderboards (test
+//! metrics beside, never used to choose) and each category's decision.
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,7 +10,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use slsg::infer::ModelCard;
 use slsg::job::{JobResult, Plan, RunStatus};
-use slsg::metrics::ImageScore;
 use slsg::registry::{Registry, VersionCard, decide};
 use slsg::store::StoreError;
 use slsg::store::layout::RunKeys;
@@ -156,21 +155,9 @@ pub async fn publish_results(
         promotions,
     };
     store.put_json(&run.summary(), &summary).await?;
-    store
-        .put(&run.report(), render_report(&summary).into_bytes())
-        .await?;
+    let report = crate::report::build_report(store, run, plan, &summary).await?;
+    store.put(&run.report(), report.into_bytes()).await?;
     Ok(summary)
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn metric(value: Option<f64>) -> String {
-    value.map_or("—".into(), |v| format!("{v:.4}"))
 }
 
 /// A sweep point as `key=value key=value` (empty for a run without a sweep).
@@ -186,66 +173,4 @@ pub fn after_model(point: &BTreeMap<String, String>) -> String {
     } else {
         format!(" ({})", sweep_point(point))
     }
-}
-
-/// A self-contained HTML page: the leaderboards, the registered models, every job.
-pub fn render_report(summary: &RunSummary) -> String {
-    let mut html = format!(
-        "<!doctype html><meta charset=utf-8><title>slsg run {0}</title><style>body{{font-family:sans-serif}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px}}</style><h1>Run {0}</h1>",
-        escape(&summary.status.run)
-    );
-    html.push_str("<h2>Leaderboards (ranked on validation data; test metrics shown beside)</h2>");
-    for (category, entries) in &summary.status.leaderboard {
-        html.push_str(&format!("<h3>{}</h3><table><tr><th>rank</th><th>job</th><th>sweep point</th><th>validation score</th><th>test image AUROC</th><th>test pixel AUROC</th><th>test AU-PRO</th></tr>", escape(category)));
-        for (rank, e) in entries.iter().enumerate() {
-            html.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                rank + 1,
-                escape(&e.job),
-                escape(&sweep_point(&e.point)),
-                metric(e.validation_score),
-                ImageScore::show_auroc(e.test_image_auroc, e.image_score, 4),
-                metric(e.test_pixel_auroc),
-                metric(e.test_pro_auc)
-            ));
-        }
-        html.push_str("</table>");
-    }
-    html.push_str("<h2>Registered models</h2><ul>");
-    for model in summary.models.values() {
-        let decision = summary
-            .promotions
-            .get(&model.category)
-            .map_or(String::new(), |p| {
-                format!(
-                    " — {}: {}",
-                    if p.promoted {
-                        "promoted"
-                    } else {
-                        "kept the current model"
-                    },
-                    escape(&p.reason)
-                )
-            });
-        html.push_str(&format!(
-            "<li>{}: models/{}/versions/{}{}{decision}</li>",
-            escape(&model.category),
-            escape(&model.category),
-            escape(&model.version),
-            escape(&after_model(&model.point))
-        ));
-    }
-    html.push_str("</ul><h2>Jobs</h2><table><tr><th>job</th><th>kind</th><th>category</th><th>state</th><th>attempts</th></tr>");
-    for job in &summary.status.jobs {
-        html.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&job.id),
-            job.kind.name(),
-            escape(&job.category),
-            job.state.name(),
-            job.attempts
-        ));
-    }
-    html.push_str("</table>");
-    html
 }

@@ -352,6 +352,8 @@ pub fn expected_artifacts(run: &str, jobs: &[(String, String, String)]) -> Vec<S
         } else {
             keys.extend([
                 format!("{job}/eval.json"),
+                format!("{job}/figures.json"),
+                format!("{job}/simulated.jpg"),
                 format!("{job}/model/model.json"),
                 format!("{job}/model/weights.ckpt"),
             ]);
@@ -469,4 +471,77 @@ pub fn test_certificates(dir: &Path, name: &str) -> TestCertificates {
         certificate: out.join("server.pem"),
         key: out.join("server.key"),
     }
+}
+
+/// A page as Debian's Chromium showed it, headless: the DOM after loading, the console messages
+/// it logged, and where its screenshot went.
+pub struct BrowserPage {
+    pub dom: String,
+    pub console: Vec<String>,
+}
+
+/// Loads `url` in headless Chromium (`.ci/run` installs it: `scripts/system-packages.sh`),
+/// returns its DOM and console messages, and writes a `width`×`height` screenshot to
+/// `screenshot`.
+pub fn browse(url: &str, screenshot: &Path, width: u32, height: u32) -> BrowserPage {
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|name| {
+            Command::new(name)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .expect("chromium is missing: run scripts/system-packages.sh (.ci/run does)");
+    let run = |extra: &[String]| -> Output {
+        let output = Command::new("timeout")
+            .args([
+                "120",
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+            ])
+            .args(["--enable-logging=stderr", "--v=0"])
+            .args(extra)
+            .arg(url)
+            .output()
+            .expect("running chromium");
+        assert!(
+            output.status.success(),
+            "chromium failed on {url}\n{}",
+            describe(&output)
+        );
+        output
+    };
+    let loaded = run(&["--dump-dom".to_string()]);
+    if let Some(folder) = screenshot.parent() {
+        std::fs::create_dir_all(folder).expect("creating the screenshot's folder");
+    }
+    run(&[
+        format!("--screenshot={}", screenshot.display()),
+        format!("--window-size={width},{height}"),
+    ]);
+    assert!(
+        screenshot.is_file(),
+        "no screenshot at {}",
+        screenshot.display()
+    );
+    BrowserPage {
+        dom: String::from_utf8_lossy(&loaded.stdout).into_owned(),
+        console: String::from_utf8_lossy(&loaded.stderr)
+            .lines()
+            .filter(|line| line.contains(":CONSOLE"))
+            .map(String::from)
+            .collect(),
+    }
+}
+
+/// Where tests keep their screenshots: `target/screenshots/<name>`.
+pub fn screenshot_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/screenshots")
+        .join(name)
 }

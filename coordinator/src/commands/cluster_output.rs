@@ -200,9 +200,10 @@ pub fn summary_table(summary: &RunSummary, store: &str) -> String {
             _ => {}
         }
     }
+    let run = &summary.status.run;
     out.push_str(&format!(
-        "store: {store} (runs/{}/summary.json, report.html)\n",
-        summary.status.run
+        "store: {store} (runs/{run}/summary.json)\nthe run's report, with curves and pictures of what each model does: {}/runs/{run}/report.html\n",
+        store.trim_end_matches('/')
     ));
     out
 }

@@ -12,6 +12,7 @@ pub mod models;
 pub mod plan;
 pub mod predict;
 mod progress;
+pub mod report;
 pub mod retrain;
 pub mod serve;
 pub mod simulate;

@@ -180,6 +180,7 @@ fn predict(args: &Args, model: &Path, items: &[Item]) -> anyhow::Result<()> {
                     score: prediction.score,
                     image_score: detector.card().image_score,
                     threshold,
+                    truth: None,
                 })),
                 Overlay::Raw => Some(raw_map(
                     &prediction.map.values,

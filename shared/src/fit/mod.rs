@@ -7,6 +7,7 @@ mod curve;
 mod gate;
 mod on_device;
 mod prepare;
+pub mod report;
 
 pub use curve::Curve;
 pub use gate::false_alarm_rate;
@@ -269,6 +270,10 @@ fn segnet_stage_in<B: AutodiffBackend>(
             category: category.name.clone(),
         });
     }
+    out.store.put(
+        &out.keys.simulated(),
+        report::render_simulated(&simulator, config.seed),
+    )?;
     let inputs = SegmentInputs {
         model: config.model.clone(),
         config: config.segnet.clone(),
@@ -374,6 +379,25 @@ fn segnet_stage_in<B: AutodiffBackend>(
             image_score: detector.image_score(),
         };
         out.store.put(&out.keys.maps_info(), info.to_json())?;
+        let gallery = report::pick_gallery(&run.scored);
+        for (pick, picture) in gallery
+            .iter()
+            .zip(report::render_gallery(&detector, category, &gallery)?)
+        {
+            out.store
+                .put(&out.keys.gallery(&pick.kind, &pick.id)?, picture)?;
+        }
+        out.store.put_json(
+            &out.keys.figures(),
+            &report::StageFigures {
+                category: category.name.clone(),
+                image_score: detector.image_score(),
+                threshold: detector.card().decision_threshold,
+                curves: run.figures,
+                images: run.scored,
+                gallery,
+            },
+        )?;
         let speed = run.images as f64 / run.seconds.max(1e-9);
         (Some(run.evaluation), Some(speed))
     };

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use image::RgbImage;
+use serde::{Deserialize, Serialize};
 
 use crate::backend::{BackendJob, Device, DeviceError, run_on};
 
@@ -152,9 +153,23 @@ pub fn load_detector(dir: &Path, device: Device) -> Result<Box<dyn Predictor>, D
     Ok(run_on(device, Load(dir))??)
 }
 
+/// A test image and the model's score of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScoredTest {
+    pub kind: String,
+    pub id: String,
+    pub anomalous: bool,
+    pub score: f64,
+}
+
 /// The test split of a category scored by a detector.
 pub struct TestRun {
     pub evaluation: crate::metrics::Evaluation,
+    /// The curves behind the metrics.
+    pub figures: crate::metrics::Figures,
+    /// Each test image with the model's own score (the one its decision threshold applies to),
+    /// in the split's order.
+    pub scored: Vec<ScoredTest>,
     /// Seconds spent predicting (reading images and writing maps excluded).
     pub seconds: f64,
     pub images: usize,
@@ -180,6 +195,7 @@ pub fn evaluate_test_split<B: Backend, E: std::error::Error + 'static>(
     sink: &mut dyn FnMut(&crate::data::TestImage, &AnomalyMap) -> Result<(), E>,
 ) -> Result<TestRun, TestRunError<E>> {
     let mut samples = Vec::with_capacity(category.test.len());
+    let mut scored = Vec::with_capacity(category.test.len());
     let mut seconds = 0.0;
     for chunk in category.test.chunks(batch_size.max(1)) {
         let images = chunk
@@ -190,6 +206,12 @@ pub fn evaluate_test_split<B: Backend, E: std::error::Error + 'static>(
         seconds += elapsed.as_secs_f64();
         for (test, prediction) in chunk.iter().zip(predictions) {
             sink(test, &prediction.map).map_err(TestRunError::Sink)?;
+            scored.push(ScoredTest {
+                kind: test.kind.clone(),
+                id: test.id().to_string(),
+                anomalous: test.anomalous,
+                score: prediction.score,
+            });
             let ground_truth = crate::data::GroundTruth::read(test, category.defects.as_ref())?;
             samples.push(crate::metrics::EvalSample {
                 name: test.path.display().to_string(),
@@ -204,9 +226,12 @@ pub fn evaluate_test_split<B: Backend, E: std::error::Error + 'static>(
         image_score: detector.image_score(),
         ..Default::default()
     };
-    let evaluation = crate::metrics::evaluate(&category.name, &samples, &options)?;
+    let (evaluation, figures) =
+        crate::metrics::evaluate_with_figures(&category.name, &samples, &options)?;
     Ok(TestRun {
         evaluation,
+        figures,
+        scored,
         seconds,
         images: samples.len(),
     })

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::f1::f1_max;
+use super::figures::{self, Figures};
 use super::image_score::ImageScore;
 use super::maps::{MapError, find_map, map_path, read_tiff};
 use super::pixel::PixelStats;
 use super::pro::pro_auc;
-use super::roc::auroc;
+use super::roc::{auroc, roc_curve};
 use super::spro::{SPRO_LIMITS, limit_key, spro_auc};
 use super::thresholds::ThresholdGrid;
 use crate::data::{Category, DataError, GroundTruth};
@@ -136,6 +137,15 @@ pub fn evaluate(
     samples: &[EvalSample],
     options: &EvalOptions,
 ) -> Result<Evaluation, EvalError> {
+    evaluate_with_figures(category, samples, options).map(|(evaluation, _)| evaluation)
+}
+
+/// `evaluate`, with the curves behind the metrics.
+pub fn evaluate_with_figures(
+    category: &str,
+    samples: &[EvalSample],
+    options: &EvalOptions,
+) -> Result<(Evaluation, Figures), EvalError> {
     for sample in samples {
         if let Some(i) = sample.map.iter().position(|v| !v.is_finite()) {
             let width = sample.ground_truth.width.max(1) as usize;
@@ -197,6 +207,7 @@ pub fn evaluate(
         .iter()
         .any(|s| s.ground_truth.regions.iter().any(|r| r.defect.is_some()));
     let mut spro = None;
+    let mut spro_curves = BTreeMap::new();
     let mut image_auroc_by_type = BTreeMap::new();
     if has_loco_regions {
         let anomalous_kinds: Vec<&String> =
@@ -208,6 +219,9 @@ pub fn evaluate(
                 stats.merge(&per_kind_stats[*good]);
             }
             stats.merge(&per_kind_stats[*kind]);
+            if let Some(curve) = figures::spro(&stats, SPRO_LIMITS[SPRO_LIMITS.len() - 1]) {
+                spro_curves.insert(type_name(kind).to_string(), curve);
+            }
             for limit in SPRO_LIMITS {
                 by_limit
                     .entry(limit_key(limit))
@@ -249,7 +263,13 @@ pub fn evaluate(
         },
         warnings: Vec::new(),
     };
-    Ok(with_warnings(evaluation, samples))
+    let figures = Figures {
+        image_roc: roc_curve(&scores, &labels).map(|curve| figures::image_roc(&curve)),
+        pixel_roc: figures::pixel_roc(&total),
+        pro: figures::pro(&total, PRO_LIMIT),
+        spro: spro_curves,
+    };
+    Ok((with_warnings(evaluation, samples), figures))
 }
 
 /// Adds the reasons metrics are missing, and masks that mark nothing, to `evaluation`.

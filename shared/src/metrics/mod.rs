@@ -1,10 +1,11 @@
 //! Evaluation exactly as the benchmarks define it: image and pixel AUROC (ties as
-//! scikit-learn), AU-PRO to FPR 0.3, MVTec LOCO's AU-sPRO, F1-max; anomaly maps as float TIFF in
+//! scikit-learn), AU-PRO to FPR 0.3, MVTec LOCO's AU-sPRO, F1-max, and the curves behind them; anomaly maps as float TIFF in
 //! the official layout. Reads ground truth through `data`; must not know about models.
 
 mod curve;
 mod evaluate;
 mod f1;
+mod figures;
 mod image_score;
 mod maps;
 mod pixel;
@@ -16,9 +17,10 @@ mod thresholds;
 pub use curve::trapezoid;
 pub use evaluate::{
     EvalError, EvalOptions, EvalSample, Evaluation, F1Max, KindMetrics, PRO_LIMIT, ThresholdInfo,
-    evaluate, evaluate_folder, load_samples, type_name,
+    evaluate, evaluate_folder, evaluate_with_figures, load_samples, type_name,
 };
 pub use f1::f1_max;
+pub use figures::{CurvePoints, Figures, MAX_CURVE_POINTS};
 pub use image_score::ImageScore;
 pub use maps::{
     AnomalyMap, MapError, MapsInfo, encode_tiff, find_map, map_path, read_tiff, write_tiff,

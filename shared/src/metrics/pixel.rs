@@ -76,19 +76,22 @@ impl PixelStats {
         })
     }
 
+    /// TPR at every point, `None` without defect pixels.
+    pub fn true_positive_rates(&self) -> Option<Vec<f64>> {
+        (self.positive_total > 0).then(|| {
+            let p = self.positive_total as f64;
+            self.positives
+                .cumulative()
+                .into_iter()
+                .map(|c| c / p)
+                .collect()
+        })
+    }
+
     /// Pixel AUROC over all pixels (scikit-learn's `roc_auc_score` on the flattened maps).
     pub fn auroc(&self) -> Option<f64> {
         let fpr = self.false_positive_rates()?;
-        if self.positive_total == 0 {
-            return None;
-        }
-        let p = self.positive_total as f64;
-        let tpr: Vec<f64> = self
-            .positives
-            .cumulative()
-            .into_iter()
-            .map(|c| c / p)
-            .collect();
+        let tpr = self.true_positive_rates()?;
         Some(super::curve::trapezoid(
             &with_origin(&fpr),
             &with_origin(&tpr),

@@ -33,15 +33,16 @@ pub fn area_to_limit(fpr: &[f64], overlap: &[f64], limit: f64) -> f64 {
 /// The AU-PRO of accumulated statistics, `None` without regions or defect-free pixels.
 pub fn pro_auc(stats: &super::PixelStats, limit: f64) -> Option<f64> {
     let fpr = stats.false_positive_rates()?;
-    if stats.pro_regions == 0 {
-        return None;
-    }
-    let regions = stats.pro_regions as f64;
-    let overlap: Vec<f64> = stats
-        .pro
-        .cumulative()
-        .into_iter()
-        .map(|v| v / regions)
-        .collect();
+    let overlap = mean_overlaps(&stats.pro, stats.pro_regions)?;
     Some(area_to_limit(&fpr, &overlap, limit))
+}
+
+/// The mean overlap over `regions` at every point, `None` without regions.
+pub(crate) fn mean_overlaps(sums: &PointSums, regions: usize) -> Option<Vec<f64>> {
+    (regions > 0).then(|| {
+        sums.cumulative()
+            .into_iter()
+            .map(|v| v / regions as f64)
+            .collect()
+    })
 }

@@ -46,16 +46,7 @@ pub(crate) fn add_spro_regions(
 /// pixels.
 pub fn spro_auc(stats: &super::PixelStats, limit: f64) -> Option<f64> {
     let fpr = stats.false_positive_rates()?;
-    if stats.spro_regions == 0 {
-        return None;
-    }
-    let regions = stats.spro_regions as f64;
-    let overlap: Vec<f64> = stats
-        .spro
-        .cumulative()
-        .into_iter()
-        .map(|v| v / regions)
-        .collect();
+    let overlap = super::pro::mean_overlaps(&stats.spro, stats.spro_regions)?;
     Some(super::pro::area_to_limit(&fpr, &overlap, limit))
 }
 

@@ -1,8 +1,10 @@
 //! Pictures of a prediction: the image, its anomaly map on a colour scale centred on the model's
 //! decision threshold (with a colour bar), the outline of the region at or above the threshold,
-//! and the score and decision written above them; or the map alone, on the same scale.
+//! the true defect's outline where it is known, and the score and decision written above them;
+//! or the map alone, on the same scale.
 
 pub mod font;
+pub mod simulated;
 
 use image::{Rgb, RgbImage, imageops};
 
@@ -20,6 +22,8 @@ pub struct Prediction<'a> {
     pub image_score: ImageScore,
     /// The model's decision threshold on that score (a map value, like the score), if it has one.
     pub threshold: Option<f64>,
+    /// The true defect pixels (one per pixel, row by row), where they are known: a test image.
+    pub truth: Option<&'a [bool]>,
 }
 
 const BACKGROUND: Rgb<u8> = Rgb([24, 24, 24]);
@@ -27,6 +31,8 @@ const TEXT: Rgb<u8> = Rgb([235, 235, 235]);
 const ANOMALOUS: Rgb<u8> = Rgb([255, 80, 64]);
 const NORMAL: Rgb<u8> = Rgb([96, 220, 96]);
 const OUTLINE: Rgb<u8> = Rgb([255, 32, 32]);
+/// The true defect's outline: a colour the heat scale's red and the image rarely have.
+pub const TRUTH_OUTLINE: Rgb<u8> = Rgb([0, 255, 255]);
 
 /// Where `value` sits on the colour scale, in `[0, 1]`: with a threshold, values below it fill
 /// the lower half and values above it the upper half, so the threshold is always the middle
@@ -56,9 +62,10 @@ pub fn raw_map(map: &[f32], width: u32, height: u32, threshold: Option<f64>) -> 
     })
 }
 
-/// The prediction side by side: the image, the map laid over it, and the outline of the region
-/// at or above the threshold on it; above them the score and the decision, below them the
-/// colour bar. Text and lines grow with the image, so they stay legible on large images.
+/// The prediction side by side: the image, the map laid over it, the outline of the region at or
+/// above the threshold on it and, with a known truth, the true defect's outline on a fourth tile;
+/// above them the score and the decision, below them the colour bar. Text and lines grow with
+/// the image, so they stay legible on large images.
 pub fn panel(prediction: &Prediction) -> RgbImage {
     let image = prediction.image;
     let (width, height) = image.dimensions();
@@ -67,7 +74,8 @@ pub fn panel(prediction: &Prediction) -> RgbImage {
     let line = LINE_HEIGHT * scale;
     let (headline, verdict) = headline(prediction);
     let text_wide = text_width(&headline, scale).max(text_width(&verdict.0, scale));
-    let tiles = 3 * width + 2 * pad;
+    let tile_count = if prediction.truth.is_some() { 4 } else { 3 };
+    let tiles = tile_count * width + (tile_count - 1) * pad;
     let panel_width = tiles.max(text_wide) + 2 * pad;
     let bar_height = 6 * scale;
     let top = 2 * line + 2 * pad;
@@ -90,9 +98,17 @@ pub fn panel(prediction: &Prediction) -> RgbImage {
     });
     let mut outlined = image.clone();
     if let Some(t) = threshold {
-        draw_outline(&mut outlined, prediction.map, t as f32, scale);
+        let t = t as f32;
+        draw_outline(&mut outlined, |i| prediction.map[i] >= t, OUTLINE, scale);
     }
-    for (i, tile) in [image, &heat, &outlined].into_iter().enumerate() {
+    let truth = prediction.truth.map(|truth| {
+        let mut outlined = image.clone();
+        draw_outline(&mut outlined, |i| truth[i], TRUTH_OUTLINE, scale);
+        outlined
+    });
+    let mut shown = vec![image, &heat, &outlined];
+    shown.extend(truth.as_ref());
+    for (i, tile) in shown.into_iter().enumerate() {
         let x = left + i as u32 * (width + pad);
         imageops::replace(&mut out, tile, i64::from(x), i64::from(top));
     }
@@ -126,16 +142,21 @@ fn headline(prediction: &Prediction) -> (String, (String, Rgb<u8>)) {
     )
 }
 
-/// Marks the pixels of the region `map >= threshold` that touch a pixel outside it (or the
-/// image's edge), thickened to `thickness`.
-fn draw_outline(image: &mut RgbImage, map: &[f32], threshold: f32, thickness: u32) {
+/// Marks in `colour` the pixels of a region (`member` of a row-major pixel index) that touch a
+/// pixel outside it (or the image's edge), thickened to `thickness`.
+fn draw_outline(
+    image: &mut RgbImage,
+    member: impl Fn(usize) -> bool,
+    colour: Rgb<u8>,
+    thickness: u32,
+) {
     let (width, height) = image.dimensions();
     let inside = |x: i64, y: i64| {
         x >= 0
             && y >= 0
             && x < i64::from(width)
             && y < i64::from(height)
-            && map[(y * i64::from(width) + x) as usize] >= threshold
+            && member((y * i64::from(width) + x) as usize)
     };
     let reach = i64::from(thickness);
     for y in 0..i64::from(height) {
@@ -147,7 +168,7 @@ fn draw_outline(image: &mut RgbImage, map: &[f32], threshold: f32, thickness: u3
                 .flat_map(|dy| (-reach..=reach).map(move |dx| (dx, dy)))
                 .any(|(dx, dy)| !inside(x + dx, y + dy));
             if edge {
-                image.put_pixel(x as u32, y as u32, OUTLINE);
+                image.put_pixel(x as u32, y as u32, colour);
             }
         }
     }
@@ -231,7 +252,7 @@ mod tests {
     fn the_outline_follows_the_region_above_the_threshold() {
         let (image, map) = square(32, 10, 20);
         let mut outlined = image.clone();
-        draw_outline(&mut outlined, &map, 0.5, 1);
+        draw_outline(&mut outlined, |i| map[i] >= 0.5, OUTLINE, 1);
         let red: Vec<(u32, u32)> = outlined
             .enumerate_pixels()
             .filter(|(_, _, p)| **p == OUTLINE)
@@ -253,6 +274,7 @@ mod tests {
             score,
             image_score: ImageScore::Top100,
             threshold,
+            truth: None,
         };
         let anomalous = panel(&prediction(0.8, Some(0.5)));
         assert!(anomalous.width() >= 3 * 64 && anomalous.height() > 64 + 20);
@@ -282,11 +304,33 @@ mod tests {
             score: 0.0,
             image_score: ImageScore::Max,
             threshold: Some(0.5),
+            truth: None,
         });
         assert!(
             big.height() > 800 + 4 * 2 * LINE_HEIGHT,
             "text grows with the image"
         );
+    }
+
+    #[test]
+    fn a_known_truth_adds_a_tile_with_its_outline() {
+        let (image, map) = square(64, 20, 40);
+        let truth: Vec<bool> = (0..64 * 64).map(|i| (i % 64) < 8 && i / 64 < 8).collect();
+        let prediction = |truth| Prediction {
+            image: &image,
+            map: &map,
+            score: 0.8,
+            image_score: ImageScore::Top100,
+            threshold: Some(0.5),
+            truth,
+        };
+        let without = panel(&prediction(None));
+        let with = panel(&prediction(Some(&truth)));
+        assert_eq!(with.height(), without.height());
+        assert!(with.width() >= 4 * 64 && with.width() > without.width());
+        let cyan = |image: &RgbImage| image.pixels().filter(|p| **p == TRUTH_OUTLINE).count();
+        assert_eq!(cyan(&without), 0);
+        assert!(cyan(&with) >= 8, "the true region's border is drawn");
     }
 
     #[test]

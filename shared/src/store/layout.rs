@@ -14,7 +14,8 @@
 //! `<out>/segnet` of `slsg fit` — holds `spec.json` (jobs only), `curve.jsonl`, `result.json`,
 //! `checkpoints/<stage>-<step>.ckpt`, and `encoder.ckpt` (pre-training) or `model/`,
 //! `data.json` (the training images' manifest), `eval.json`,
-//! `maps/<category>/test/<kind>/<id>.tiff` and `maps/maps.json` (SegNet).
+//! `maps/<category>/test/<kind>/<id>.tiff`, `maps/maps.json`, and for the run report
+//! `figures.json`, `gallery/<kind>/<id>.jpg` and `simulated.jpg` (SegNet).
 //!
 //! A dataset URL holds the dataset folder's files under the same names (`<category>/…`) and,
 //! once `slsg dataset push` has written to it, `slsg-push.json`: each pushed file's size and
@@ -153,6 +154,21 @@ impl StageKeys {
 
     pub fn checkpoints(&self) -> Key {
         fixed(&self.root, "checkpoints")
+    }
+
+    /// What the run report draws of the test split: curves, scores, the gallery's choice.
+    pub fn figures(&self) -> Key {
+        fixed(&self.root, "figures.json")
+    }
+
+    /// A gallery picture of a test image: `gallery/<kind>/<id>.jpg`.
+    pub fn gallery(&self, kind: &str, id: &str) -> Result<Key, NameError> {
+        fixed(&self.root, "gallery").join_all([kind, &format!("{id}.jpg")])
+    }
+
+    /// A contact sheet of the stage's simulated training anomalies.
+    pub fn simulated(&self) -> Key {
+        fixed(&self.root, "simulated.jpg")
     }
 
     /// `checkpoints/<stage>-<step>.ckpt`.

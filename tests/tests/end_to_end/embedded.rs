@@ -3,8 +3,12 @@
 //! input fails only the jobs it touches, with the file or field named; failed jobs run again
 //! with `--retry-failed` once their cause is fixed.
 
+use std::path::Path;
+use std::process::Command;
 use std::time::SystemTime;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use slsg_tests::*;
 
 fn modified(file: &std::path::Path) -> SystemTime {
@@ -185,6 +189,17 @@ fn a_sweep_publishes_every_artifact_and_a_rerun_trains_nothing() {
         assert!(model.join("model.json").exists() && model.join("weights.ckpt").exists());
     }
 
+    let printed = first
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(
+                "the run's report, with curves and pictures of what each model does: ",
+            )
+        })
+        .unwrap_or_else(|| panic!("no report line:\n{first}"));
+    assert_eq!(Path::new(printed), store.join("runs/sweep/report.html"));
+    check_report_in_a_browser(&store, "sweep", &["washer", "weave"], dir.path());
+
     let results: Vec<_> = jobs
         .iter()
         .map(|j| store.join(format!("runs/sweep/jobs/{}/result.json", j.0)))
@@ -218,6 +233,108 @@ fn a_sweep_publishes_every_artifact_and_a_rerun_trains_nothing() {
         &[],
     ));
     assert!(maps.join("scores.csv").is_file(), "{predicted}");
+}
+
+/// The run's report as Chromium shows it: no console message, nothing loaded from elsewhere,
+/// per category a ROC, the SegNet losses and the score histogram, gallery pictures that decode,
+/// the sweep's parallel coordinates; and `slsg report` draws the same page again from the store.
+fn check_report_in_a_browser(store: &Path, run: &str, categories: &[&str], dir: &Path) {
+    let report = store.join(format!("runs/{run}/report.html"));
+    let page = browse(
+        &format!("file://{}", report.display()),
+        &screenshot_path("report.png"),
+        1400,
+        2000,
+    );
+    assert!(page.console.is_empty(), "console: {:?}", page.console);
+    for attribute in ["src=\"", "href=\""] {
+        for (at, _) in page.dom.match_indices(attribute) {
+            let value = &page.dom[at + attribute.len()..];
+            assert!(
+                value.starts_with("data:") || value.starts_with('#'),
+                "the report loads {}",
+                &value[..value.len().min(80)]
+            );
+        }
+    }
+    for category in categories {
+        for chart in [
+            "image ROC",
+            "pixel ROC",
+            "SegNet losses",
+            "test image scores",
+        ] {
+            assert!(
+                page.dom
+                    .contains(&format!("aria-label=\"{category}: {chart}\"")),
+                "{category}: no {chart} chart"
+            );
+        }
+    }
+    assert!(
+        page.dom.contains("class=\"chart parallel\""),
+        "the sweep's points"
+    );
+    let pictures: Vec<&str> = page
+        .dom
+        .split("<figure class=\"gallery-picture\"><img src=\"data:image/jpeg;base64,")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert!(
+        pictures.len() >= 2 * categories.len(),
+        "{} pictures",
+        pictures.len()
+    );
+    for picture in pictures {
+        let bytes = STANDARD.decode(picture).expect("base64");
+        let decoded = image::load_from_memory(&bytes).expect("a JPEG picture");
+        assert!(
+            decoded.width() > decoded.height(),
+            "a panel of tiles side by side"
+        );
+    }
+    let again = dir.join("again.html");
+    let run_url = format!("{}/runs/{run}", path(store));
+    ok(slsg(&["report", &run_url, "--out", path(&again)], &[]));
+    assert_eq!(
+        std::fs::read(&report).unwrap(),
+        std::fs::read(&again).unwrap(),
+        "slsg report draws the same page from the store"
+    );
+
+    // A run from before the report's files (or with one deleted) still gets a page that says
+    // what is missing.
+    let old = dir.join("old-store");
+    let copied = Command::new("cp")
+        .args(["-r", path(store), path(&old)])
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let mut removed = 0;
+    for job in std::fs::read_dir(old.join(format!("runs/{run}/jobs"))).unwrap() {
+        let job = job.unwrap().path();
+        for file in ["figures.json", "simulated.jpg"] {
+            if std::fs::remove_file(job.join(file)).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    assert!(removed > 0);
+    let partial = dir.join("partial.html");
+    let old_url = format!("{}/runs/{run}", path(&old));
+    ok(slsg(&["report", &old_url, "--out", path(&partial)], &[]));
+    let partial = std::fs::read_to_string(partial).unwrap();
+    assert!(
+        partial.contains("no test-split figures (figures.json) in the store")
+            && partial.contains("no simulated anomalies (simulated.jpg) in the store")
+            && partial.contains(&format!("aria-label=\"{}: SegNet losses\"", categories[0])),
+        "what remains is drawn and what is missing is named"
+    );
+    fails_with(
+        slsg(&["report", &format!("{}/runs/nope", path(store))], &[]),
+        &["no run summary", "nope"],
+    );
 }
 
 #[test]
@@ -268,6 +385,26 @@ fn an_unreadable_image_fails_only_its_own_job() {
         "the healthy category is registered"
     );
     assert!(!store.join("models/washer").exists());
+    // The report is written all the same, and says which job failed and why.
+    let report = std::fs::read_to_string(store.join("runs/broken/report.html")).unwrap();
+    let problems = report
+        .split("id=\"problems\"")
+        .nth(1)
+        .expect("a section of failed jobs");
+    let failed = problems
+        .lines()
+        .find(|line| line.contains("<td>washer</td><td>pretrain</td>"))
+        .expect("the failed job's row");
+    assert!(
+        failed.contains(">failed<") && failed.contains("003.png"),
+        "{failed}"
+    );
+    let washer = report
+        .split("id=\"category-washer\"")
+        .nth(1)
+        .expect("a section for the category without a model");
+    assert!(washer.contains("no model"), "{washer}");
+    assert!(report.contains("aria-label=\"weave: image ROC\""));
 }
 
 #[test]
