@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use slsg::data::{DefectSpec, GroundTruth, GroundTruthRegion};
-use slsg::metrics::{EvalOptions, EvalSample, evaluate};
+use slsg::metrics::{
+    CurvePoints, EvalOptions, EvalSample, PRO_LIMIT, evaluate, evaluate_with_figures, trapezoid,
+};
 
 fn spec(name: &str, threshold: f64, relative: bool) -> DefectSpec {
     DefectSpec {
@@ -109,6 +111,54 @@ fn several_regions_of_different_types_in_one_image() {
         spro.keys().collect::<Vec<_>>(),
         ["0.01", "0.05", "0.1", "0.3", "1.0"]
     );
+}
+
+/// The curves kept for drawing are the ones the metrics integrate: each area is its metric.
+#[test]
+fn the_drawn_curves_integrate_to_the_metrics() {
+    let area = |curve: &Option<CurvePoints>, limit: Option<f64>| {
+        let curve = curve.as_ref().expect("a curve");
+        trapezoid(&curve.x, &curve.y, limit) / limit.unwrap_or(1.0)
+    };
+    for samples in [
+        saturation_case(spec("full", 1.0, true)),
+        saturation_case(spec("half", 0.5, true)),
+    ] {
+        let (e, figures) =
+            evaluate_with_figures("hand", &samples, &EvalOptions::default()).unwrap();
+        assert_close(
+            Some(area(&figures.image_roc, None)),
+            e.image_auroc.unwrap(),
+            "image ROC",
+        );
+        assert_close(
+            Some(area(&figures.pixel_roc, None)),
+            e.pixel_auroc.unwrap(),
+            "pixel ROC",
+        );
+        assert_close(
+            Some(area(&figures.pro, Some(PRO_LIMIT))),
+            e.pro_auc.unwrap(),
+            "PRO",
+        );
+        let logical = figures.spro.get("logical").cloned();
+        let spro = e.spro_auc.as_ref().unwrap();
+        assert_close(
+            Some(area(&logical, None)),
+            spro["1.0"]["logical"].unwrap(),
+            "sPRO",
+        );
+        assert_eq!(figures.spro.len(), 1, "one curve per anomaly type");
+        assert!(
+            figures
+                .pro
+                .as_ref()
+                .unwrap()
+                .x
+                .iter()
+                .all(|&x| x <= PRO_LIMIT)
+        );
+    }
 }
 
 #[test]
