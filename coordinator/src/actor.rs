@@ -15,7 +15,7 @@ use slsg::store::layout::{RunKeys, service_runs};
 use tokio::sync::watch;
 
 use crate::error::CoordinatorError;
-use crate::metrics::{CoordinatorCounters, MetricsSnapshot, RunningJob};
+use crate::metrics::{CoordinatorCounters, MetricsSnapshot, RunningJob, WorkerPresence};
 use crate::publish::{RunSummary, publish_results};
 use crate::run::{Run, Unverified, verify_completion};
 use crate::table::{Granted, HeartbeatOutcome};
@@ -224,8 +224,17 @@ pub struct CoordinatorState {
     first_run: Option<String>,
     first_summary: Option<RunSummary>,
     counters: CoordinatorCounters,
-    /// When each worker was last heard from (ms since the epoch).
-    workers_seen: HashMap<String, u64>,
+    /// Each worker's device (once it registered) and when it was last heard from.
+    workers_seen: HashMap<String, WorkerSeen>,
+}
+
+struct WorkerSeen {
+    device: Option<String>,
+    /// Milliseconds since the epoch.
+    last: u64,
+    /// It asked for work or reported on it: a registration alone (a worker process checking
+    /// that the coordinator answers) is not a working slot.
+    active: bool,
 }
 
 pub struct CoordinatorActor;
@@ -321,6 +330,12 @@ impl Actor for CoordinatorActor {
                 reply,
             } => {
                 tracing::info!(%worker, %device, "worker joined");
+                let seen = state.workers_seen.entry(worker).or_insert(WorkerSeen {
+                    device: None,
+                    last: now_ms(),
+                    active: false,
+                });
+                seen.device = Some(device);
                 let _ = reply.send(());
             }
             CoordinatorMessage::Lease {
@@ -552,7 +567,7 @@ impl Actor for CoordinatorActor {
                 let mut changed = false;
                 state
                     .workers_seen
-                    .retain(|_, seen| now.saturating_sub(*seen) < WORKER_SEEN_MS);
+                    .retain(|_, seen| now.saturating_sub(seen.last) < WORKER_SEEN_MS);
                 for run in &mut state.runs {
                     for job in run.table.expire(now) {
                         tracing::warn!(run = %run.plan.run, %job, "lease expired; the job returns to the queue");
@@ -798,9 +813,19 @@ impl CoordinatorState {
     fn seen(&mut self, worker: &str) {
         let now = now_ms();
         match self.workers_seen.get_mut(worker) {
-            Some(seen) => *seen = now,
+            Some(seen) => {
+                seen.last = now;
+                seen.active = true;
+            }
             None => {
-                self.workers_seen.insert(worker.to_string(), now);
+                self.workers_seen.insert(
+                    worker.to_string(),
+                    WorkerSeen {
+                        device: None,
+                        last: now,
+                        active: true,
+                    },
+                );
             }
         }
     }
@@ -823,11 +848,22 @@ impl CoordinatorState {
         MetricsSnapshot {
             overview: self.overview(),
             running,
-            workers_connected: self
-                .workers_seen
-                .values()
-                .filter(|seen| now.saturating_sub(**seen) < WORKER_SEEN_MS)
-                .count(),
+            workers: {
+                let mut workers: Vec<WorkerPresence> = self
+                    .workers_seen
+                    .iter()
+                    .filter(|(_, seen)| {
+                        seen.active && now.saturating_sub(seen.last) < WORKER_SEEN_MS
+                    })
+                    .map(|(name, seen)| WorkerPresence {
+                        name: name.clone(),
+                        device: seen.device.clone(),
+                        seen_ms_ago: now.saturating_sub(seen.last),
+                    })
+                    .collect();
+                workers.sort_by(|a, b| a.name.cmp(&b.name));
+                workers
+            },
             counters: self.counters.clone(),
         }
     }

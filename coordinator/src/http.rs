@@ -1,6 +1,7 @@
 //! The health and metrics endpoints a process (coordinator or worker) serves on a port of their
 //! own, for probes and scrapers: `/healthz` (alive), `/readyz` (able to work) and `/metrics`
-//! (Prometheus text). Connections are bounded like the gRPC port's.
+//! (Prometheus text); the coordinator adds its dashboard beside them. Connections are bounded
+//! like the gRPC port's.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,10 +37,29 @@ pub trait Probes: Send + Sync + 'static {
 /// Connections the health port holds at once: probes and a scraper need few.
 const HTTP_CONNECTIONS: usize = 64;
 
+/// The probe and metrics endpoints, to serve alone or beside other routes.
+pub fn probe_routes<P: Probes>(probes: Arc<P>) -> Router {
+    Router::new()
+        .route("/healthz", get(alive::<P>))
+        .route("/readyz", get(ready::<P>))
+        .route("/metrics", get(metrics::<P>))
+        .with_state(probes)
+}
+
 /// Serves the endpoints on `listener` until `shutdown` completes.
 pub async fn serve_probes<P: Probes>(
     listener: TcpListener,
     probes: Arc<P>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_http(listener, probe_routes(probes), limits, shutdown).await
+}
+
+/// Serves `app` on `listener`, its connections bounded, until `shutdown` completes.
+pub async fn serve_http(
+    listener: TcpListener,
+    app: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -48,11 +68,6 @@ pub async fn serve_probes<P: Probes>(
         max_connections: limits.max_connections.min(HTTP_CONNECTIONS),
         ..limits
     };
-    let app = Router::new()
-        .route("/healthz", get(alive::<P>))
-        .route("/readyz", get(ready::<P>))
-        .route("/metrics", get(metrics::<P>))
-        .with_state(probes);
     let listener = GuardedListener {
         connections: Box::pin(incoming(listener, limits)),
         local,

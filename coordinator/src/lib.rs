@@ -5,6 +5,7 @@
 
 pub mod actor;
 pub mod client;
+pub mod dashboard;
 pub mod embedded;
 pub mod error;
 pub mod guard;

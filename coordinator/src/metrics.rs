@@ -71,13 +71,22 @@ pub struct RunningJob {
     pub status: JobStatus,
 }
 
+/// A worker the coordinator heard from recently.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct WorkerPresence {
+    pub name: String,
+    /// The device it registered with (`cpu`, `cuda:0`, …).
+    pub device: Option<String>,
+    pub seen_ms_ago: u64,
+}
+
 /// What one scrape reports, taken from the actor in one message.
 #[derive(Clone, Debug)]
 pub struct MetricsSnapshot {
     pub overview: ServiceStatus,
     pub running: Vec<RunningJob>,
-    /// Workers heard from within [`crate::actor::WORKER_SEEN_MS`].
-    pub workers_connected: usize,
+    /// Workers heard from within [`crate::actor::WORKER_SEEN_MS`], by name.
+    pub workers: Vec<WorkerPresence>,
     pub counters: CoordinatorCounters,
 }
 
@@ -150,7 +159,7 @@ pub fn encode(snapshot: &MetricsSnapshot, store_errors: u64) -> Result<String, s
     );
     registry.register("runs", "Runs the coordinator shows, by state", runs);
     let workers = Gauge::<i64>::default();
-    workers.set(snapshot.workers_connected as i64);
+    workers.set(snapshot.workers.len() as i64);
     registry.register(
         "workers_connected",
         "Workers heard from recently (a request or a heartbeat within the lease time)",

@@ -37,7 +37,8 @@ impl CoordinatorProbes {
         let _ = self.actor.set(actor);
     }
 
-    fn actor(&self) -> Result<&ActorRef<CoordinatorMessage>, Unavailable> {
+    /// The actor, once it has started.
+    pub(crate) fn actor(&self) -> Result<&ActorRef<CoordinatorMessage>, Unavailable> {
         self.actor
             .get()
             .ok_or_else(|| Unavailable("loading the runs of the store".into()))

@@ -382,13 +382,27 @@ pub fn check_tool(name: &str) -> PathBuf {
 
 /// `GET path` over HTTP/1.1 on loopback: the status code and the body.
 pub fn http_get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
+    http_request(address, "GET", path, &[], "")
+}
+
+/// A request over HTTP/1.1 on loopback with extra header lines (`Name: value`) and a body: the
+/// status code and the body.
+pub fn http_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    for header in headers {
+        head.push_str(header);
+        head.push_str("\r\n");
+    }
+    write!(stream, "{head}Content-Length: {}\r\n\r\n{body}", body.len())?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let (head, body) = response
@@ -473,18 +487,9 @@ pub fn test_certificates(dir: &Path, name: &str) -> TestCertificates {
     }
 }
 
-/// A page as Debian's Chromium showed it, headless: the DOM after loading, the console messages
-/// it logged, and where its screenshot went.
-pub struct BrowserPage {
-    pub dom: String,
-    pub console: Vec<String>,
-}
-
-/// Loads `url` in headless Chromium (`.ci/run` installs it: `scripts/system-packages.sh`),
-/// returns its DOM and console messages, and writes a `width`×`height` screenshot to
-/// `screenshot`.
-pub fn browse(url: &str, screenshot: &Path, width: u32, height: u32) -> BrowserPage {
-    let chromium = ["chromium", "chromium-browser"]
+/// Debian's Chromium (`.ci/run` installs it: `scripts/system-packages.sh`).
+pub fn chromium() -> &'static str {
+    ["chromium", "chromium-browser"]
         .into_iter()
         .find(|name| {
             Command::new(name)
@@ -494,7 +499,20 @@ pub fn browse(url: &str, screenshot: &Path, width: u32, height: u32) -> BrowserP
                 .status()
                 .is_ok_and(|s| s.success())
         })
-        .expect("chromium is missing: run scripts/system-packages.sh (.ci/run does)");
+        .expect("chromium is missing: run scripts/system-packages.sh (.ci/run does)")
+}
+
+/// A page as Debian's Chromium showed it, headless: the DOM after loading, the console messages
+/// it logged, and where its screenshot went.
+pub struct BrowserPage {
+    pub dom: String,
+    pub console: Vec<String>,
+}
+
+/// Loads `url` in headless Chromium, returns its DOM and console messages, and writes a `width`×`height` screenshot to
+/// `screenshot`.
+pub fn browse(url: &str, screenshot: &Path, width: u32, height: u32) -> BrowserPage {
+    let chromium = chromium();
     let run = |extra: &[String]| -> Output {
         let output = Command::new("timeout")
             .args([

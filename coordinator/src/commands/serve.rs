@@ -9,12 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::Router;
 use ractor::Actor;
 use slsg::job::{ClusterConfig, Plan};
+use slsg::registry::Registry;
 use slsg::store::Store;
 use slsg_coordinator::actor::{CoordinatorActor, CoordinatorArgs, CoordinatorMessage, Mode};
+use slsg_coordinator::dashboard::{self, Access};
 use slsg_coordinator::guard::Limits;
-use slsg_coordinator::http::{Probes, serve_probes};
+use slsg_coordinator::http::{probe_routes, serve_http};
 use slsg_coordinator::probes::CoordinatorProbes;
 use slsg_coordinator::scheduler::Intake;
 use slsg_coordinator::service::{ClusterService, serve};
@@ -69,23 +72,35 @@ pub struct Args {
     cache: CacheArgs,
 }
 
-/// Serves the health port in a task of its own; it ends when the task is aborted.
-pub(super) async fn start_probes<P: Probes>(
+/// Serves `app` on the health port in a task of its own; it ends when the task is aborted.
+pub(super) async fn start_http(
     address: SocketAddr,
-    probes: Arc<P>,
+    app: Router,
+    what: &str,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("--http-listen {address}"))?;
     let local = listener.local_addr()?;
-    outln!("health and metrics on http://{local}");
+    outln!("{what} on http://{local}");
     Ok(tokio::spawn(async move {
-        if let Err(e) =
-            serve_probes(listener, probes, Limits::default(), std::future::pending()).await
-        {
+        if let Err(e) = serve_http(listener, app, Limits::default(), std::future::pending()).await {
             tracing::error!("the health port {local} stopped: {e}");
         }
     }))
+}
+
+/// Who may see the dashboard on the health port `address`: it takes the token over plain HTTP,
+/// so only on loopback (reach it through a port-forward or a TLS proxy) unless the operator
+/// allowed plain text.
+fn dashboard_access(token: Option<&str>, address: SocketAddr, allow_plaintext: bool) -> Access {
+    match token {
+        None => Access::Open,
+        Some(_) if !address.ip().is_loopback() && !allow_plaintext => Access::Refused(format!(
+            "the dashboard would take the token in clear text on --http-listen {address}: serve it on a loopback address and reach it through a port-forward or a TLS proxy, or pass --allow-plaintext on an encrypted network"
+        )),
+        Some(token) => Access::Token(token.to_string()),
+    }
 }
 
 fn seconds(text: &str) -> Result<Duration, String> {
@@ -127,7 +142,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let summary = runtime.block_on(async move {
         let probes = Arc::new(CoordinatorProbes::new(store.clone()));
         let health = match args.http_listen {
-            Some(address) => Some(start_probes(address, probes.clone()).await?),
+            Some(address) => {
+                let access =
+                    dashboard_access(security.token.as_deref(), address, args.allow_plaintext);
+                let app = probe_routes(probes.clone()).merge(dashboard::routes(
+                    probes.clone(),
+                    Registry::new(store.clone()),
+                    access,
+                ));
+                Some(start_http(address, app, "health, metrics and the dashboard").await?)
+            }
             None => None,
         };
         let (finished_sender, mut finished) = watch::channel(None);
@@ -206,5 +230,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             outln!("coordinator stopped; unfinished runs continue when it starts again");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dashboard_takes_a_token_in_clear_text_only_on_loopback_or_when_allowed() {
+        let loopback: SocketAddr = "127.0.0.1:9090".parse().unwrap();
+        let everywhere: SocketAddr = "0.0.0.0:9090".parse().unwrap();
+        assert!(matches!(
+            dashboard_access(None, everywhere, false),
+            Access::Open
+        ));
+        assert!(
+            matches!(dashboard_access(Some("t"), loopback, false), Access::Token(t) if t == "t")
+        );
+        assert!(
+            matches!(dashboard_access(Some("t"), everywhere, false), Access::Refused(reason) if reason.contains("--allow-plaintext"))
+        );
+        assert!(matches!(
+            dashboard_access(Some("t"), everywhere, true),
+            Access::Token(_)
+        ));
     }
 }

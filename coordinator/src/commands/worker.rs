@@ -13,7 +13,8 @@ use slsg_worker::{
 };
 
 use super::args::{AccessArgs, CacheArgs, GpuArgs};
-use super::serve::start_probes;
+use super::serve::start_http;
+use slsg_coordinator::http::probe_routes;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -65,11 +66,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let metrics = WorkerMetrics::default();
         let health = match args.http_listen {
             Some(address) => Some(
-                start_probes(
+                start_http(
                     address,
-                    Arc::new(WorkerProbes {
+                    probe_routes(Arc::new(WorkerProbes {
                         metrics: metrics.clone(),
-                    }),
+                    })),
+                    "health and metrics",
                 )
                 .await?,
             ),

@@ -22,12 +22,12 @@ use crate::simulate::Simulator;
 pub const GALLERY_EXTREMES: usize = 4;
 /// Examples shown per defect type.
 pub const GALLERY_PER_TYPE: usize = 2;
-/// Simulated anomalies on the contact sheet (two rows).
-pub const SIMULATED_SAMPLES: usize = 8;
+/// Simulated anomalies on the contact sheet (one row).
+pub const SIMULATED_SAMPLES: usize = 4;
 /// The longest side of a picture in the report: large enough to see where a map fires, small
-/// enough that a 15-category report stays a few megabytes.
-pub const THUMBNAIL_SIDE: u32 = 160;
-const JPEG_QUALITY: u8 = 80;
+/// enough that the report of a 15-category run stays under 10 MB (`docs/benchmarks.md`).
+pub const THUMBNAIL_SIDE: u32 = 144;
+const JPEG_QUALITY: u8 = 75;
 
 /// Why a test image is in the gallery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

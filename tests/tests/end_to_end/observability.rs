@@ -203,6 +203,20 @@ fn metrics_parse_and_count_the_jobs_that_status_shows() {
         grpc_health(&url, "slsg.cluster.v1.Cluster"),
         ServingStatus::Serving
     );
+    // The dashboard links the finished run's report, and serves it to the token's holder.
+    let bearer = format!("Authorization: Bearer {TOKEN}");
+    let (code, body) = http_request(&http, "GET", "/api/dashboard", &[&bearer], "").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let snapshot: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let run = snapshot["runs"]
+        .as_array()
+        .and_then(|runs| runs.iter().find(|r| r["run"] == "observed"))
+        .unwrap_or_else(|| panic!("{snapshot}"));
+    assert_eq!(run["report"], "runs/observed/report", "{snapshot}");
+    let (code, page) = http_request(&http, "GET", "/runs/observed/report", &[&bearer], "").unwrap();
+    assert_eq!(code, 200);
+    assert!(page.contains("<h1>Run observed</h1>"), "{page}");
+    assert_eq!(http_get(&http, "/runs/observed/report").unwrap().0, 401);
     drop(worker);
     drop(coordinator);
 }
