@@ -21,6 +21,7 @@ pub(crate) mod streams;
 pub mod submit;
 pub mod synth;
 pub mod train;
+mod watch;
 pub mod worker;
 
 /// A command's error, with what to do about it where the error alone does not say: a token

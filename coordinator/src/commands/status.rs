@@ -1,11 +1,13 @@
 //! `slsg status`: a coordinator's runs, then the jobs, progress and leaderboards of each
-//! unfinished run (or of the run named). Owns only the printing.
+//! unfinished run (or of the run named), once or followed until they end (`--watch`). Owns only
+//! the printing.
 
 use slsg_coordinator::client::Operator;
 
 use super::args::AccessArgs;
 use super::cluster_output::{overview_table, status_table};
 use super::streams::{out, outln};
+use super::watch::watch;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -15,8 +17,13 @@ pub struct Args {
     #[arg(long)]
     run: Option<String>,
     /// Print JSON: the overview (`ServiceStatus`), or the named run (`RunStatus`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "watch")]
     json: bool,
+    /// Follow the named run (or every unfinished run) until it ends: on a terminal a bar per
+    /// running job, elsewhere progress lines every 10 s; then the final table. Fails if a job
+    /// failed.
+    #[arg(long)]
+    watch: bool,
     #[command(flatten)]
     access: AccessArgs,
 }
@@ -26,6 +33,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let operator = Operator::connect(&args.coordinator, &access)?;
+        if args.watch {
+            let runs: Vec<String> = match &args.run {
+                Some(run) => vec![run.clone()],
+                None => operator
+                    .overview()
+                    .await?
+                    .runs
+                    .into_iter()
+                    .filter(|r| !r.finished)
+                    .map(|r| r.run)
+                    .collect(),
+            };
+            if runs.is_empty() {
+                outln!("no run in progress");
+                return Ok(());
+            }
+            return watch(&operator, &runs).await;
+        }
         if let Some(run) = &args.run {
             let status = operator.run_status(run).await?;
             if args.json {

@@ -116,6 +116,12 @@ fn metrics_parse_and_count_the_jobs_that_status_shows() {
     });
     assert_eq!(http_get(&http, "/healthz").unwrap().0, 200);
     assert_eq!(http_get(&http, "/nowhere").unwrap().0, 404);
+    // An operator follows the run from its start; off a terminal the watch prints lines.
+    let mut watcher = Process::start(
+        &["status", &url, "--run", "observed", "--watch"],
+        &token,
+        dir.path().join("watch.log"),
+    );
     let worker = Process::start(
         &[
             "worker",
@@ -203,6 +209,16 @@ fn metrics_parse_and_count_the_jobs_that_status_shows() {
         grpc_health(&url, "slsg.cluster.v1.Cluster"),
         ServingStatus::Serving
     );
+    // The watch ended with the run, its progress lines and the final table printed.
+    let ended = watcher.wait(Duration::from_secs(60));
+    let watched = watcher.output();
+    assert!(ended.success(), "{watched}");
+    assert!(
+        watched.contains("jobs done") && watched.contains(" step "),
+        "{watched}"
+    );
+    assert!(watched.contains("run `observed`: finished"), "{watched}");
+
     // The dashboard links the finished run's report, and serves it to the token's holder.
     let bearer = format!("Authorization: Bearer {TOKEN}");
     let (code, body) = http_request(&http, "GET", "/api/dashboard", &[&bearer], "").unwrap();
