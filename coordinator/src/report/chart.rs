@@ -66,6 +66,8 @@ pub struct LineChart {
     pub markers: Vec<Marker>,
     /// The y axis on a log scale (losses spanning decades); non-positive values are left out.
     pub log_y: bool,
+    /// A figure shown under the title, on the right (the area under the curve).
+    pub note: Option<String>,
 }
 
 /// Linear map from a data range onto a pixel range.
@@ -240,6 +242,14 @@ impl LineChart {
         let mut svg = String::new();
         open_svg(&mut svg, &self.title, "line");
         axes(&mut svg, x, y, &self.x_label, &self.y_label);
+        if let Some(note) = &self.note {
+            let _ = write!(
+                svg,
+                r#"<text class="note" x="{}" y="{LEGEND_LINE}" text-anchor="end" font-size="11">{}</text>"#,
+                WIDTH - RIGHT,
+                escape(note)
+            );
+        }
         if self.diagonal {
             let _ = write!(
                 svg,
@@ -522,9 +532,11 @@ mod tests {
             diagonal: true,
             markers: Vec::new(),
             log_y: false,
+            note: Some("AUROC 0.85".into()),
         };
         let svg = chart.to_svg();
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        assert!(svg.contains(">AUROC 0.85</text>"));
         assert!(svg.contains("image ROC &lt;a&amp;b&gt;") && !svg.contains("<a&b>"));
         assert_eq!(count(&svg, "class=\"series\""), 1);
         assert!(
@@ -584,6 +596,7 @@ mod tests {
                 label: "chosen".into(),
             }],
             log_y: true,
+            note: None,
         };
         let svg = chart.to_svg();
         assert!(!svg.contains("NaN") && !svg.contains("inf"));

@@ -125,6 +125,7 @@ impl TrainingCurve {
                 diagonal: false,
                 markers: markers(),
                 log_y,
+                note: None,
             }
             .to_svg()
         };

@@ -14,7 +14,7 @@ use minijinja::{AutoEscape, Environment};
 use serde::Serialize;
 use slsg::fit::report::{GalleryReason, StageFigures};
 use slsg::job::{JobResult, JobState, JobStatus, Plan};
-use slsg::metrics::{CurvePoints, ImageScore};
+use slsg::metrics::{CurvePoints, Evaluation, ImageScore};
 use slsg::store::layout::{RunKeys, StageKeys};
 use slsg::store::{Key, Store, StoreError};
 
@@ -376,12 +376,24 @@ async fn category_section(
         Some(bytes) => decode(&bytes, store, &figures_key, &mut notes),
         None => None,
     };
+    let eval_key = keys.eval();
+    let evaluation: Option<Evaluation> = match artifact(
+        store,
+        &eval_key,
+        "test-split metrics (eval.json)",
+        &mut notes,
+    )
+    .await?
+    {
+        Some(bytes) => decode(&bytes, store, &eval_key, &mut notes),
+        None => None,
+    };
     let mut gallery = Vec::new();
     if let Some(figures) = &figures {
         if let Some(threshold) = figures.threshold {
             metrics.push(("decision threshold".to_string(), format!("{threshold:.4}")));
         }
-        charts.extend(curve_charts(category, figures));
+        charts.extend(curve_charts(category, figures, evaluation.as_ref()));
         gallery = gallery_groups(store, &keys, figures, &mut notes).await?;
     }
 
@@ -470,75 +482,93 @@ fn points(curve: &CurvePoints) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// ROC curves, the PRO curve, sPRO curves per type, and the score histogram.
-fn curve_charts(category: &str, figures: &StageFigures) -> Vec<String> {
+/// ROC curves, the PRO curve, sPRO curves per type (each with its area, from the test split's
+/// evaluation where it was read), and the score histogram.
+fn curve_charts(
+    category: &str,
+    figures: &StageFigures,
+    evaluation: Option<&Evaluation>,
+) -> Vec<String> {
     let rate = Some((0.0, 1.0));
-    let roc = |title: &str, curve: &CurvePoints| {
+    let area = |name: &str, value: Option<f64>| value.map(|v| format!("{name} {v:.4}"));
+    let chart = |title: &str, y_label: &str, series: Vec<Series>, x_range, note: Option<String>| {
         LineChart {
             title: format!("{category}: {title}"),
             x_label: "false-positive rate".into(),
-            y_label: "true-positive rate".into(),
-            series: vec![Series {
-                name: title.into(),
-                points: points(curve),
-            }],
-            x_range: rate,
+            y_label: y_label.into(),
+            diagonal: title.ends_with("ROC"),
+            series,
+            x_range,
             y_range: rate,
-            diagonal: true,
             markers: Vec::new(),
             log_y: false,
+            note,
         }
         .to_svg()
+    };
+    let one = |name: &str, curve: &CurvePoints| {
+        vec![Series {
+            name: name.into(),
+            points: points(curve),
+        }]
     };
     let curves = &figures.curves;
     let mut charts = Vec::new();
     if let Some(curve) = &curves.image_roc {
-        charts.push(roc("image ROC", curve));
+        let note = area("AUROC", evaluation.and_then(|e| e.image_auroc));
+        charts.push(chart(
+            "image ROC",
+            "true-positive rate",
+            one("image ROC", curve),
+            rate,
+            note,
+        ));
     }
     if let Some(curve) = &curves.pixel_roc {
-        charts.push(roc("pixel ROC", curve));
+        let note = area("AUROC", evaluation.and_then(|e| e.pixel_auroc));
+        charts.push(chart(
+            "pixel ROC",
+            "true-positive rate",
+            one("pixel ROC", curve),
+            rate,
+            note,
+        ));
     }
     if let Some(curve) = &curves.pro {
-        charts.push(
-            LineChart {
-                title: format!("{category}: PRO curve"),
-                x_label: "false-positive rate".into(),
-                y_label: "mean per-region overlap".into(),
-                series: vec![Series {
-                    name: "PRO".into(),
-                    points: points(curve),
-                }],
-                x_range: Some((0.0, slsg::metrics::PRO_LIMIT)),
-                y_range: rate,
-                diagonal: false,
-                markers: Vec::new(),
-                log_y: false,
-            }
-            .to_svg(),
-        );
+        let note = area("AU-PRO", evaluation.and_then(|e| e.pro_auc));
+        let limit = Some((0.0, slsg::metrics::PRO_LIMIT));
+        charts.push(chart(
+            "PRO curve",
+            "mean per-region overlap",
+            one("PRO", curve),
+            limit,
+            note,
+        ));
     }
     if !curves.spro.is_empty() {
-        charts.push(
-            LineChart {
-                title: format!("{category}: sPRO curves"),
-                x_label: "false-positive rate".into(),
-                y_label: "mean saturated overlap".into(),
-                series: curves
-                    .spro
-                    .iter()
-                    .map(|(kind, curve)| Series {
-                        name: kind.clone(),
-                        points: points(curve),
-                    })
-                    .collect(),
-                x_range: rate,
-                y_range: rate,
-                diagonal: false,
-                markers: Vec::new(),
-                log_y: false,
-            }
-            .to_svg(),
-        );
+        // The sPRO areas at the official evaluation's headline limit.
+        let headline = slsg::metrics::limit_key(0.05);
+        let spro = evaluation
+            .and_then(|e| e.spro_auc.as_ref())
+            .and_then(|s| s.get(&headline));
+        let series = curves
+            .spro
+            .iter()
+            .map(|(kind, curve)| Series {
+                name: match spro.and_then(|s| s.get(kind)).copied().flatten() {
+                    Some(v) => format!("{kind} (AU-sPRO@{headline} {v:.4})"),
+                    None => kind.clone(),
+                },
+                points: points(curve),
+            })
+            .collect();
+        charts.push(chart(
+            "sPRO curves",
+            "mean saturated overlap",
+            series,
+            rate,
+            None,
+        ));
     }
     let scores = |anomalous: bool| -> Vec<f64> {
         figures
