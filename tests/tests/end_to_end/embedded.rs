@@ -275,6 +275,10 @@ fn check_report_in_a_browser(store: &Path, run: &str, categories: &[&str], dir: 
         page.dom.contains("class=\"chart parallel\""),
         "the sweep's points"
     );
+    assert!(
+        page.dom.matches("class=\"note\"").count() >= 3 * categories.len(),
+        "each ROC and PRO chart states its area"
+    );
     let pictures: Vec<&str> = page
         .dom
         .split("<figure class=\"gallery-picture\"><img src=\"data:image/jpeg;base64,")
