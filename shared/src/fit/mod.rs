@@ -380,10 +380,15 @@ fn segnet_stage_in<B: AutodiffBackend>(
         };
         out.store.put(&out.keys.maps_info(), info.to_json())?;
         let gallery = report::pick_gallery(&run.scored);
-        for (pick, picture) in gallery
-            .iter()
-            .zip(report::render_gallery(&detector, category, &gallery)?)
-        {
+        let pictures = report::render_gallery(
+            category,
+            &run.samples,
+            &gallery,
+            detector.card().decision_threshold,
+            detector.image_score(),
+        )?;
+        drop(run.samples);
+        for (pick, picture) in gallery.iter().zip(pictures) {
             out.store
                 .put(&out.keys.gallery(&pick.kind, &pick.id)?, picture)?;
         }

@@ -5,14 +5,13 @@
 use std::collections::BTreeMap;
 use std::io::Cursor;
 
-use burn::prelude::Backend;
 use image::codecs::jpeg::JpegEncoder;
 use image::{RgbImage, imageops};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Category, DataError, GroundTruth, TestImage, read_rgb};
-use crate::infer::{Detector, ScoredTest};
-use crate::metrics::{Figures, ImageScore};
+use crate::data::{Category, DataError, GroundTruth, read_rgb};
+use crate::infer::ScoredTest;
+use crate::metrics::{EvalSample, Figures, ImageScore};
 use crate::picture::simulated::{SimulatedSample, contact_sheet, simulate_samples};
 use crate::picture::{Prediction, panel};
 use crate::raster::{resize_bilinear_f32, resize_rgb};
@@ -126,38 +125,44 @@ pub fn pick_gallery(images: &[ScoredTest]) -> Vec<GalleryPick> {
     gallery
 }
 
-/// Each gallery pick drawn as a prediction panel with its true defect outlined, small and as JPEG.
-pub fn render_gallery<B: Backend>(
-    detector: &Detector<B>,
+/// Each gallery pick drawn as a prediction panel with its true defect outlined, small and as
+/// JPEG, from the maps and ground truth the test split was scored with (`samples`, in the
+/// split's order) and the image itself.
+pub fn render_gallery(
     category: &Category,
+    samples: &[EvalSample],
     gallery: &[GalleryPick],
+    threshold: Option<f64>,
+    image_score: ImageScore,
 ) -> Result<Vec<Vec<u8>>, DataError> {
     gallery
         .iter()
         .map(|pick| {
-            let test = find_test(category, &pick.kind, &pick.id)?;
+            let (test, sample) = category
+                .test
+                .iter()
+                .zip(samples)
+                .find(|(t, _)| t.kind == pick.kind && t.id() == pick.id)
+                .ok_or_else(|| DataError::NotFound {
+                    path: category.root.join("test").join(&pick.kind).join(&pick.id),
+                })?;
             let image = read_rgb(&test.path)?;
-            let prediction = detector
-                .predict(std::slice::from_ref(&image))
-                .pop()
-                .expect("one prediction per image");
-            let truth = GroundTruth::read(test, category.defects.as_ref())?;
             let (width, height) = thumbnail_size(image.width(), image.height());
             let small = resize_rgb(&image, width, height);
             let map = resize_bilinear_f32(
-                &prediction.map.values,
+                &sample.map,
                 image.width(),
                 image.height(),
                 width,
                 height,
             );
-            let truth = truth_pixels(&truth, width, height);
+            let truth = truth_pixels(&sample.ground_truth, width, height);
             let picture = panel(&Prediction {
                 image: &small,
                 map: &map,
-                score: prediction.score,
-                image_score: detector.image_score(),
-                threshold: detector.card().decision_threshold,
+                score: pick.score,
+                image_score,
+                threshold,
                 truth: Some(&truth),
             });
             Ok(jpeg(&picture))
@@ -181,16 +186,6 @@ pub fn render_simulated(simulator: &Simulator, seed: u64) -> Vec<u8> {
         })
         .collect();
     jpeg(&contact_sheet(&samples))
-}
-
-fn find_test<'a>(category: &'a Category, kind: &str, id: &str) -> Result<&'a TestImage, DataError> {
-    category
-        .test
-        .iter()
-        .find(|t| t.kind == kind && t.id() == id)
-        .ok_or_else(|| DataError::NotFound {
-            path: category.root.join("test").join(kind).join(id),
-        })
 }
 
 /// The size with the longer side at most `THUMBNAIL_SIDE`, aspect kept.

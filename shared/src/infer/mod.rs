@@ -170,6 +170,9 @@ pub struct TestRun {
     /// Each test image with the model's own score (the one its decision threshold applies to),
     /// in the split's order.
     pub scored: Vec<ScoredTest>,
+    /// The maps and ground truth the metrics were computed from, in the split's order (for
+    /// pictures of a few; dropped with the run).
+    pub samples: Vec<crate::metrics::EvalSample>,
     /// Seconds spent predicting (reading images and writing maps excluded).
     pub seconds: f64,
     pub images: usize,
@@ -232,7 +235,8 @@ pub fn evaluate_test_split<B: Backend, E: std::error::Error + 'static>(
         evaluation,
         figures,
         scored,
-        seconds,
         images: samples.len(),
+        samples,
+        seconds,
     })
 }
