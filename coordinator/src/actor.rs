@@ -3,7 +3,7 @@
 //! through its mailbox. Leases go to the oldest run with a ready job; a run publishes its results
 //! when its last job finishes. A one-shot coordinator (`Mode::Once`) ends when its runs have.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -15,7 +15,8 @@ use slsg::store::layout::{RunKeys, service_runs};
 use tokio::sync::watch;
 
 use crate::error::CoordinatorError;
-use crate::metrics::{CoordinatorCounters, MetricsSnapshot, RunningJob, WorkerPresence};
+use crate::metrics::{CoordinatorCounters, MetricsSnapshot, RunningJob};
+use crate::presence::Presence;
 use crate::publish::{RunSummary, publish_results};
 use crate::run::{Run, Unverified, verify_completion};
 use crate::table::{Granted, HeartbeatOutcome};
@@ -25,9 +26,6 @@ use crate::writer::DocumentWriter;
 pub const TICK: Duration = Duration::from_millis(500);
 /// Finished runs a service keeps in its overview.
 pub const FINISHED_RUNS_SHOWN: usize = 100;
-/// A worker counts as connected while it asked for work or reported on a job within this long:
-/// an idle one asks for a lease at least every 30 s, a busy one heartbeats every few seconds.
-pub const WORKER_SEEN_MS: u64 = 90_000;
 
 pub enum CoordinatorMessage {
     Register {
@@ -224,17 +222,8 @@ pub struct CoordinatorState {
     first_run: Option<String>,
     first_summary: Option<RunSummary>,
     counters: CoordinatorCounters,
-    /// Each worker's device (once it registered) and when it was last heard from.
-    workers_seen: HashMap<String, WorkerSeen>,
-}
-
-struct WorkerSeen {
-    device: Option<String>,
-    /// Milliseconds since the epoch.
-    last: u64,
-    /// It asked for work or reported on it: a registration alone (a worker process checking
-    /// that the coordinator answers) is not a working slot.
-    active: bool,
+    /// The workers heard from lately, with their devices.
+    presence: Presence,
 }
 
 pub struct CoordinatorActor;
@@ -287,7 +276,7 @@ impl Actor for CoordinatorActor {
             first_run: plans.first().map(|p| p.run.clone()),
             first_summary: None,
             counters: CoordinatorCounters::default(),
-            workers_seen: HashMap::new(),
+            presence: Presence::default(),
         };
         if mode == Mode::Service {
             state.recover().await?;
@@ -330,12 +319,7 @@ impl Actor for CoordinatorActor {
                 reply,
             } => {
                 tracing::info!(%worker, %device, "worker joined");
-                let seen = state.workers_seen.entry(worker).or_insert(WorkerSeen {
-                    device: None,
-                    last: now_ms(),
-                    active: false,
-                });
-                seen.device = Some(device);
+                state.presence.registered(&worker, &device, now_ms());
                 let _ = reply.send(());
             }
             CoordinatorMessage::Lease {
@@ -565,9 +549,7 @@ impl Actor for CoordinatorActor {
             CoordinatorMessage::Tick => {
                 let now = now_ms();
                 let mut changed = false;
-                state
-                    .workers_seen
-                    .retain(|_, seen| now.saturating_sub(seen.last) < WORKER_SEEN_MS);
+                state.presence.prune(now);
                 for run in &mut state.runs {
                     for job in run.table.expire(now) {
                         tracing::warn!(run = %run.plan.run, %job, "lease expired; the job returns to the queue");
@@ -811,23 +793,7 @@ impl CoordinatorState {
     }
 
     fn seen(&mut self, worker: &str) {
-        let now = now_ms();
-        match self.workers_seen.get_mut(worker) {
-            Some(seen) => {
-                seen.last = now;
-                seen.active = true;
-            }
-            None => {
-                self.workers_seen.insert(
-                    worker.to_string(),
-                    WorkerSeen {
-                        device: None,
-                        last: now,
-                        active: true,
-                    },
-                );
-            }
-        }
+        self.presence.seen(worker, now_ms());
     }
 
     fn metrics(&self) -> MetricsSnapshot {
@@ -848,22 +814,7 @@ impl CoordinatorState {
         MetricsSnapshot {
             overview: self.overview(),
             running,
-            workers: {
-                let mut workers: Vec<WorkerPresence> = self
-                    .workers_seen
-                    .iter()
-                    .filter(|(_, seen)| {
-                        seen.active && now.saturating_sub(seen.last) < WORKER_SEEN_MS
-                    })
-                    .map(|(name, seen)| WorkerPresence {
-                        name: name.clone(),
-                        device: seen.device.clone(),
-                        seen_ms_ago: now.saturating_sub(seen.last),
-                    })
-                    .collect();
-                workers.sort_by(|a, b| a.name.cmp(&b.name));
-                workers
-            },
+            workers: self.presence.active(now),
             counters: self.counters.clone(),
         }
     }

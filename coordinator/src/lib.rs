@@ -12,6 +12,7 @@ pub mod guard;
 pub mod http;
 pub mod local_link;
 pub mod metrics;
+pub mod presence;
 pub mod probes;
 pub mod publish;
 pub mod report;

@@ -85,7 +85,7 @@ pub struct WorkerPresence {
 pub struct MetricsSnapshot {
     pub overview: ServiceStatus,
     pub running: Vec<RunningJob>,
-    /// Workers heard from within [`crate::actor::WORKER_SEEN_MS`], by name.
+    /// Workers heard from within [`crate::presence::WORKER_SEEN_MS`], by name.
     pub workers: Vec<WorkerPresence>,
     pub counters: CoordinatorCounters,
 }

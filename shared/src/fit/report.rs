@@ -149,13 +149,8 @@ pub fn render_gallery(
             let image = read_rgb(&test.path)?;
             let (width, height) = thumbnail_size(image.width(), image.height());
             let small = resize_rgb(&image, width, height);
-            let map = resize_bilinear_f32(
-                &sample.map,
-                image.width(),
-                image.height(),
-                width,
-                height,
-            );
+            let map =
+                resize_bilinear_f32(&sample.map, image.width(), image.height(), width, height);
             let truth = truth_pixels(&sample.ground_truth, width, height);
             let picture = panel(&Prediction {
                 image: &small,

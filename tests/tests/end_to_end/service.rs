@@ -343,6 +343,25 @@ fn a_service_retrains_what_changed_and_the_gate_decides() {
         decision["candidate_score"].is_number() && decision["current_score"].is_number(),
         "both scores recorded: {decision}"
     );
+    // The retraining run's report shows the gate's decision with both scores and the reason.
+    let report_key = RunKeys::new(&retrain_run).unwrap().report();
+    let report = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(store.get(&report_key))
+        .unwrap()
+        .expect("the retraining run's report");
+    let report = String::from_utf8(report).unwrap();
+    let row = report
+        .lines()
+        .find(|line| line.starts_with("<tr><td>weave</td>") && line.contains("promoted"))
+        .unwrap_or_else(|| panic!("no decision row:\n{report}"));
+    let score = |name: &str| format!("<td>{:.4}</td>", decision[name].as_f64().unwrap());
+    assert!(
+        report.contains("A retraining run")
+            && row.contains(&score("candidate_score"))
+            && row.contains(&score("current_score")),
+        "{row}"
+    );
     let second_weave = current(&store_url, "weave");
     assert_ne!(second_weave, first_weave);
     assert_eq!(
