@@ -10,9 +10,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
+use axum::extract::connect_info::Connected;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::IncomingStream;
 use futures::{Stream, StreamExt};
 use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 use tokio::net::TcpListener;
@@ -72,7 +74,7 @@ pub async fn serve_http(
         connections: Box::pin(incoming(listener, limits)),
         local,
     };
-    axum::serve(listener, app)
+    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -99,10 +101,20 @@ async fn metrics<P: Probes>(State(probes): State<Arc<P>>) -> Response {
     }
 }
 
+/// The address a request's connection came from (`ConnectInfo<Peer>` in a handler).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, GuardedListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, GuardedListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
 type Connections = Pin<Box<dyn Stream<Item = std::io::Result<Guarded>> + Send>>;
 
 /// The bounded connections as axum's listener.
-struct GuardedListener {
+pub struct GuardedListener {
     connections: Connections,
     local: SocketAddr,
 }

@@ -535,9 +535,6 @@ pub fn browse(url: &str, screenshot: &Path, width: u32, height: u32) -> BrowserP
         output
     };
     let loaded = run(&["--dump-dom".to_string()]);
-    if let Some(folder) = screenshot.parent() {
-        std::fs::create_dir_all(folder).expect("creating the screenshot's folder");
-    }
     run(&[
         format!("--screenshot={}", screenshot.display()),
         format!("--window-size={width},{height}"),
@@ -557,9 +554,9 @@ pub fn browse(url: &str, screenshot: &Path, width: u32, height: u32) -> BrowserP
     }
 }
 
-/// Where tests keep their screenshots: `target/screenshots/<name>`.
+/// Where tests keep their screenshots: `target/screenshots/<name>` (the folder made if missing).
 pub fn screenshot_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/screenshots")
-        .join(name)
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+    std::fs::create_dir_all(&folder).expect("creating target/screenshots");
+    folder.join(name)
 }

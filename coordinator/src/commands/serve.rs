@@ -90,19 +90,6 @@ pub(super) async fn start_http(
     }))
 }
 
-/// Who may see the dashboard on the health port `address`: it takes the token over plain HTTP,
-/// so only on loopback (reach it through a port-forward or a TLS proxy) unless the operator
-/// allowed plain text.
-fn dashboard_access(token: Option<&str>, address: SocketAddr, allow_plaintext: bool) -> Access {
-    match token {
-        None => Access::Open,
-        Some(_) if !address.ip().is_loopback() && !allow_plaintext => Access::Refused(format!(
-            "the dashboard would take the token in clear text on --http-listen {address}: serve it on a loopback address and reach it through a port-forward or a TLS proxy, or pass --allow-plaintext on an encrypted network"
-        )),
-        Some(token) => Access::Token(token.to_string()),
-    }
-}
-
 fn seconds(text: &str) -> Result<Duration, String> {
     let value = text.strip_suffix('s').unwrap_or(text);
     value
@@ -143,8 +130,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let probes = Arc::new(CoordinatorProbes::new(store.clone()));
         let health = match args.http_listen {
             Some(address) => {
-                let access =
-                    dashboard_access(security.token.as_deref(), address, args.allow_plaintext);
+                let access = match &security.token {
+                    None => Access::Open,
+                    Some(token) => Access::Token {
+                        token: token.clone(),
+                        plaintext: args.allow_plaintext,
+                    },
+                };
                 let app = probe_routes(probes.clone()).merge(dashboard::routes(
                     probes.clone(),
                     Registry::new(store.clone()),
@@ -230,30 +222,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             outln!("coordinator stopped; unfinished runs continue when it starts again");
             Ok(())
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_dashboard_takes_a_token_in_clear_text_only_on_loopback_or_when_allowed() {
-        let loopback: SocketAddr = "127.0.0.1:9090".parse().unwrap();
-        let everywhere: SocketAddr = "0.0.0.0:9090".parse().unwrap();
-        assert!(matches!(
-            dashboard_access(None, everywhere, false),
-            Access::Open
-        ));
-        assert!(
-            matches!(dashboard_access(Some("t"), loopback, false), Access::Token(t) if t == "t")
-        );
-        assert!(
-            matches!(dashboard_access(Some("t"), everywhere, false), Access::Refused(reason) if reason.contains("--allow-plaintext"))
-        );
-        assert!(matches!(
-            dashboard_access(Some("t"), everywhere, true),
-            Access::Token(_)
-        ));
     }
 }

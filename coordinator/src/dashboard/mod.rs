@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::extract::{Form, Path, State};
+use axum::extract::{ConnectInfo, Form, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -19,6 +19,7 @@ use slsg::store::layout::RunKeys;
 use tokio::sync::Mutex;
 
 use crate::actor::CoordinatorMessage;
+use crate::http::Peer;
 use crate::metrics::WorkerPresence;
 use crate::probes::{CoordinatorProbes, PROBE_TIMEOUT};
 use crate::service::constant_time_eq;
@@ -40,10 +41,33 @@ const TOKEN_LIMIT: usize = 4096;
 pub enum Access {
     /// Anyone who reaches the port (the coordinator takes workers without a token).
     Open,
-    /// Whoever gives the token.
-    Token(String),
-    /// Nobody: the token would travel in clear text to other machines; the reason says what to do.
-    Refused(String),
+    /// Whoever gives the token: over a connection from this machine (a browser here, an SSH
+    /// tunnel, `kubectl port-forward`, which connects inside the pod), or from anywhere when
+    /// `plaintext` says the network is encrypted below. The form and the cookie cross the
+    /// connection in plain HTTP, so a token from another machine is otherwise refused.
+    Token { token: String, plaintext: bool },
+}
+
+impl Access {
+    /// The token, if the connection from `peer` may carry it; `None` when none is needed.
+    fn token_for(&self, peer: Peer) -> Result<Option<&str>, (StatusCode, String)> {
+        match self {
+            Access::Open => Ok(None),
+            // Canonical: an IPv4 loopback peer on a dual-stack socket reads `::ffff:127.0.0.1`.
+            Access::Token { token, plaintext }
+                if *plaintext || peer.0.ip().to_canonical().is_loopback() =>
+            {
+                Ok(Some(token.as_str()))
+            }
+            Access::Token { .. } => Err((
+                StatusCode::FORBIDDEN,
+                format!(
+                    "the dashboard takes the coordinator's token in plain HTTP, so not from {}: reach it from the coordinator's machine (an SSH tunnel, kubectl port-forward) or give the coordinator --allow-plaintext on an encrypted network",
+                    peer.0.ip()
+                ),
+            )),
+        }
+    }
 }
 
 /// What the page polls.
@@ -135,12 +159,11 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 impl Dashboard {
-    /// `Ok` if the request carries the token (cookie or bearer header), else the refusal.
-    fn admit(&self, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
-        let token = match &self.access {
-            Access::Open => return Ok(()),
-            Access::Refused(reason) => return Err((StatusCode::FORBIDDEN, reason.clone())),
-            Access::Token(token) => token,
+    /// `Ok` if the request carries the token (cookie or bearer header) over a connection that
+    /// may carry it, else the refusal.
+    fn admit(&self, peer: Peer, headers: &HeaderMap) -> Result<(), (StatusCode, String)> {
+        let Some(token) = self.access.token_for(peer)? else {
+            return Ok(());
         };
         let expected = hex(token.as_bytes());
         let from_cookie = headers
@@ -292,8 +315,12 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-async fn page(State(dashboard): State<Arc<Dashboard>>, headers: HeaderMap) -> Response {
-    no_store(match dashboard.admit(&headers) {
+async fn page(
+    State(dashboard): State<Arc<Dashboard>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    headers: HeaderMap,
+) -> Response {
+    no_store(match dashboard.admit(peer, &headers) {
         Ok(()) => Html(PAGE).into_response(),
         Err((StatusCode::UNAUTHORIZED, _)) => login_page(
             StatusCode::UNAUTHORIZED,
@@ -308,13 +335,15 @@ struct Login {
     token: String,
 }
 
-async fn login(State(dashboard): State<Arc<Dashboard>>, Form(form): Form<Login>) -> Response {
-    let token = match &dashboard.access {
-        Access::Open => return redirect_home(None),
-        Access::Refused(reason) => {
-            return (StatusCode::FORBIDDEN, format!("{reason}\n")).into_response();
-        }
-        Access::Token(token) => token,
+async fn login(
+    State(dashboard): State<Arc<Dashboard>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    Form(form): Form<Login>,
+) -> Response {
+    let token = match dashboard.access.token_for(peer) {
+        Ok(None) => return redirect_home(None),
+        Ok(Some(token)) => token,
+        Err((status, reason)) => return (status, format!("{reason}\n")).into_response(),
     };
     if form.token.len() > TOKEN_LIMIT || !constant_time_eq(form.token.as_bytes(), token.as_bytes())
     {
@@ -338,8 +367,12 @@ fn redirect_home(cookie: Option<String>) -> Response {
     no_store(response)
 }
 
-async fn api(State(dashboard): State<Arc<Dashboard>>, headers: HeaderMap) -> Response {
-    if let Err((status, reason)) = dashboard.admit(&headers) {
+async fn api(
+    State(dashboard): State<Arc<Dashboard>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err((status, reason)) = dashboard.admit(peer, &headers) {
         return no_store(
             (status, axum::Json(serde_json::json!({ "error": reason }))).into_response(),
         );
@@ -357,9 +390,10 @@ async fn api(State(dashboard): State<Arc<Dashboard>>, headers: HeaderMap) -> Res
 async fn report(
     State(dashboard): State<Arc<Dashboard>>,
     Path(run): Path<String>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err((status, reason)) = dashboard.admit(&headers) {
+    if let Err((status, reason)) = dashboard.admit(peer, &headers) {
         return (status, format!("{reason}\n")).into_response();
     }
     let Ok(keys) = RunKeys::new(&run) else {
@@ -381,6 +415,32 @@ async fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn peer(address: &str) -> Peer {
+        Peer(address.parse().unwrap())
+    }
+
+    #[test]
+    fn the_token_crosses_plain_http_only_from_this_machine_unless_allowed() {
+        let rule = |plaintext| Access::Token {
+            token: "t".into(),
+            plaintext,
+        };
+        let allowed = |access: Access, from: &str| {
+            access.token_for(peer(from)).map(|t| t.map(str::to_string))
+        };
+        assert_eq!(allowed(rule(false), "127.0.0.1:5000"), Ok(Some("t".into())));
+        assert_eq!(allowed(rule(false), "[::1]:5000"), Ok(Some("t".into())));
+        assert_eq!(
+            allowed(rule(false), "[::ffff:127.0.0.1]:5000"),
+            Ok(Some("t".into()))
+        );
+        let refused = allowed(rule(false), "10.1.2.3:5000").unwrap_err();
+        assert_eq!(refused.0, StatusCode::FORBIDDEN);
+        assert!(refused.1.contains("10.1.2.3") && refused.1.contains("--allow-plaintext"));
+        assert_eq!(allowed(rule(true), "10.1.2.3:5000"), Ok(Some("t".into())));
+        assert_eq!(allowed(Access::Open, "10.1.2.3:5000"), Ok(None));
+    }
 
     #[test]
     fn the_cookie_carries_any_token_as_hex() {
