@@ -53,6 +53,7 @@ fn plan(jobs: usize, store: &str) -> Plan {
             point: BTreeMap::new(),
             depends_on: None,
             retraining: None,
+            early_stopping: None,
         })
         .collect();
     Plan {
@@ -64,6 +65,8 @@ fn plan(jobs: usize, store: &str) -> Plan {
         },
         jobs: specs,
         gate_tolerance: None,
+        early_stopping: None,
+        budget: None,
     }
 }
 
@@ -130,6 +133,7 @@ fn no_op_result() -> JobResult {
         inference_images_per_second: None,
         gate: None,
         seconds: 0.0,
+        stopped_early: None,
     }
 }
 

@@ -356,11 +356,7 @@ impl Actor for CoordinatorActor {
                 let outcome = state
                     .run_of_lease(&lease_id)
                     .map(|run| run.table.heartbeat(&lease_id, &worker, progress, now))
-                    .unwrap_or(HeartbeatOutcome {
-                        accepted: false,
-                        cancel: true,
-                        deadline_ms: 0,
-                    });
+                    .unwrap_or_else(HeartbeatOutcome::refused);
                 let _ = reply.send(outcome);
             }
             CoordinatorMessage::Complete {

@@ -19,6 +19,7 @@ pub mod report;
 mod run;
 pub mod scheduler;
 pub mod service;
+pub mod stopping;
 pub mod table;
 pub mod tls;
 mod writer;

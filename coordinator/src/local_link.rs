@@ -73,6 +73,8 @@ impl CoordinatorLink for LocalLink {
         Ok(HeartbeatAnswer {
             accepted: outcome.accepted,
             cancel: outcome.cancel,
+            judged_step: outcome.judged_step,
+            stop_early: outcome.stop_early,
         })
     }
 

@@ -103,7 +103,7 @@ impl Run {
         let (done, stored) = oneshot::channel();
         let changes = self.table.take_changes();
         self.journal
-            .update(move |journal| journal.jobs.extend(changes.jobs), Some(done));
+            .update(move |journal| changes.apply(journal), Some(done));
         stored
     }
 
@@ -112,7 +112,7 @@ impl Run {
         if self.table.has_changes() {
             let changes = self.table.take_changes();
             self.journal
-                .update(move |journal| journal.jobs.extend(changes.jobs), None);
+                .update(move |journal| changes.apply(journal), None);
         }
     }
 
@@ -196,6 +196,9 @@ async fn load_results(
     let mut lookups = Vec::with_capacity(plan.jobs.len());
     for job in &plan.jobs {
         let (store, id, key) = (store.clone(), job.id.clone(), keys.job(&job.id)?.result());
+        // A trial an early-stopping rule ended is finished only for a sweep with that rule:
+        // without one it trains on from its checkpoint.
+        let stopped_counts = job.early_stopping.is_some();
         lookups.push(async move {
             // An unreadable result is treated as missing: the job runs again.
             let result = match store.get_json::<JobResult>(&key).await {
@@ -206,7 +209,10 @@ async fn load_results(
                 }
                 Err(e) => return Err(CoordinatorError::from(e)),
             };
-            Ok((id, result))
+            Ok((
+                id,
+                result.filter(|r| stopped_counts || r.stopped_early.is_none()),
+            ))
         });
     }
     let found: Vec<_> = futures::stream::iter(lookups)

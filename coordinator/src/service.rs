@@ -180,6 +180,11 @@ impl Cluster for ClusterService {
             accepted: outcome.accepted,
             cancel: outcome.cancel,
             deadline_unix_ms: outcome.deadline_ms,
+            judged_step: outcome.judged_step,
+            stopped_early_json: outcome
+                .stop_early
+                .map(|s| serde_json::to_string(&s).expect("decisions serialise"))
+                .unwrap_or_default(),
         }))
     }
 

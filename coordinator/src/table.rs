@@ -7,9 +7,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use slsg::job::{
-    FailureKind, JobId, JobKind, JobProgress, JobResult, JobSpec, JobState, JobStatus,
-    LeaderboardEntry, Plan, RunStatus,
+    BudgetSection, EarlyStopping, FailureKind, JobId, JobKind, JobProgress, JobResult, JobSpec,
+    JobState, JobStatus, LeaderboardEntry, Plan, RunStatus, StoppedEarly,
 };
+
+use crate::stopping::Trials;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Entry {
@@ -47,6 +49,9 @@ impl Entry {
 pub struct Journal {
     pub run: String,
     pub jobs: BTreeMap<JobId, JournalEntry>,
+    /// Per category, the early-stopping records of its sweep trials.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub trials: BTreeMap<String, Trials>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -80,6 +85,9 @@ pub enum JournalState {
     Blocked {
         by: JobId,
     },
+    Skipped {
+        reason: String,
+    },
 }
 
 /// What changed since the journal was last written: merged into the writer's copy, so the
@@ -87,6 +95,15 @@ pub enum JournalState {
 #[derive(Clone, Debug, Default)]
 pub struct JournalChanges {
     pub jobs: Vec<(JobId, JournalEntry)>,
+    pub trials: Vec<(String, Trials)>,
+}
+
+impl JournalChanges {
+    /// Merges the changes into the writer's copy of the journal.
+    pub fn apply(self, journal: &mut Journal) {
+        journal.jobs.extend(self.jobs);
+        journal.trials.extend(self.trials);
+    }
 }
 
 /// A job handed to a worker.
@@ -98,12 +115,38 @@ pub struct Granted {
     pub spec: JobSpec,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeartbeatOutcome {
     pub accepted: bool,
     /// The lease is unknown or gone: the worker must stop the job.
     pub cancel: bool,
     pub deadline_ms: u64,
+    /// A trial under early stopping: the latest validation step judged, and whether the rule
+    /// stopped it.
+    pub judged_step: Option<u64>,
+    pub stop_early: Option<StoppedEarly>,
+}
+
+impl HeartbeatOutcome {
+    /// The answer to a lease the worker does not hold.
+    pub fn refused() -> HeartbeatOutcome {
+        HeartbeatOutcome {
+            accepted: false,
+            cancel: true,
+            deadline_ms: 0,
+            judged_step: None,
+            stop_early: None,
+        }
+    }
+}
+
+/// Whether the step budget lets a trial start.
+enum BudgetRoom {
+    Fits,
+    /// Not while the running trials may use their whole steps; perhaps once they end.
+    Later,
+    /// The finished trials leave too little: the trial is skipped.
+    Never(String),
 }
 
 /// The jobs [`JobTable::retry_failed`] queued again.
@@ -136,6 +179,12 @@ pub struct JobTable {
     terminal: usize,
     /// Entries changed since the journal last took them.
     changed: BTreeSet<usize>,
+    early_stopping: Option<EarlyStopping>,
+    budget: Option<BudgetSection>,
+    /// Per category, its trials' early-stopping records.
+    trials: BTreeMap<String, Trials>,
+    /// Categories whose records changed since the journal last took them.
+    trials_changed: BTreeSet<String>,
 }
 
 impl JobTable {
@@ -164,6 +213,10 @@ impl JobTable {
             lease_ms: plan.resources.lease_seconds * 1000,
             terminal: 0,
             changed: BTreeSet::new(),
+            early_stopping: plan.early_stopping.clone(),
+            budget: plan.budget,
+            trials: BTreeMap::new(),
+            trials_changed: BTreeSet::new(),
         };
         table.index = table
             .entries
@@ -211,6 +264,7 @@ impl JobTable {
                 },
                 (JournalState::Failed { error }, None) => JobState::Failed { error },
                 (JournalState::Blocked { by }, None) => JobState::Blocked { by },
+                (JournalState::Skipped { reason }, None) => JobState::Skipped { reason },
             };
             let lease = entry
                 .lease
@@ -224,6 +278,13 @@ impl JobTable {
             target.state = state;
             target.lease = lease;
         }
+        let categories: BTreeSet<&String> =
+            table.entries.iter().map(|e| &e.spec.category).collect();
+        table.trials = journal
+            .trials
+            .into_iter()
+            .filter(|(category, _)| categories.contains(category))
+            .collect();
         table.terminal = table
             .entries
             .iter()
@@ -240,19 +301,25 @@ impl JobTable {
         Journal {
             run: self.run.clone(),
             jobs,
+            trials: self.trials.clone(),
         }
     }
 
     /// The entries changed since the last call, for the journal writer to merge.
     pub fn take_changes(&mut self) -> JournalChanges {
         let changed = std::mem::take(&mut self.changed);
+        let trials = std::mem::take(&mut self.trials_changed);
         JournalChanges {
             jobs: changed.into_iter().map(|i| self.journal_entry(i)).collect(),
+            trials: trials
+                .into_iter()
+                .filter_map(|c| self.trials.get(&c).map(|t| (c, t.clone())))
+                .collect(),
         }
     }
 
     pub fn has_changes(&self) -> bool {
-        !self.changed.is_empty()
+        !self.changed.is_empty() || !self.trials_changed.is_empty()
     }
 
     fn journal_entry(&self, i: usize) -> (JobId, JournalEntry) {
@@ -270,6 +337,9 @@ impl JobTable {
                 error: error.clone(),
             },
             JobState::Blocked { by } => JournalState::Blocked { by: by.clone() },
+            JobState::Skipped { reason } => JournalState::Skipped {
+                reason: reason.clone(),
+            },
         };
         (
             e.spec.id.clone(),
@@ -370,7 +440,7 @@ impl JobTable {
         now_ms: u64,
         new_lease_id: impl FnOnce() -> String,
     ) -> Option<Granted> {
-        let i = self.ready.pop_front()?;
+        let i = self.next_in_budget()?;
         let lease_id = new_lease_id();
         let deadline_ms = now_ms + self.lease_ms;
         let entry = &mut self.entries[i];
@@ -390,6 +460,72 @@ impl JobTable {
             deadline_ms,
             spec: entry.spec.clone(),
         })
+    }
+
+    /// Takes the first ready job the step budget lets start. Trials that must wait for running
+    /// ones to end stay queued in order; those the finished trials leave no room for are skipped.
+    fn next_in_budget(&mut self) -> Option<usize> {
+        let mut later = Vec::new();
+        let found = loop {
+            let Some(i) = self.ready.pop_front() else {
+                break None;
+            };
+            match self.budget_room(i) {
+                BudgetRoom::Fits => break Some(i),
+                BudgetRoom::Later => later.push(i),
+                BudgetRoom::Never(reason) => self.finish(i, JobState::Skipped { reason }),
+            }
+        };
+        for i in later.into_iter().rev() {
+            self.ready.push_front(i);
+        }
+        found
+    }
+
+    /// SegNet steps used by finished trials plus the whole steps of running ones, against the
+    /// category's and the run's caps.
+    fn budget_room(&self, i: usize) -> BudgetRoom {
+        let spec = &self.entries[i].spec;
+        let Some(budget) = self.budget.filter(|_| spec.kind == JobKind::Segnet) else {
+            return BudgetRoom::Fits;
+        };
+        let need = spec.config.segnet.steps;
+        let mut scopes = [
+            ("category", budget.category_steps, 0u64, false),
+            ("run", budget.run_steps, 0u64, false),
+        ];
+        for e in self
+            .entries
+            .iter()
+            .filter(|e| e.spec.kind == JobKind::Segnet)
+        {
+            let (steps, running) = match &e.state {
+                JobState::Done { result } => (result.steps, false),
+                JobState::Leased { .. } => (e.spec.config.segnet.steps, true),
+                _ => continue,
+            };
+            for (scope, _, used, busy) in &mut scopes {
+                if *scope == "run" || e.spec.category == spec.category {
+                    *used += steps;
+                    *busy |= running;
+                }
+            }
+        }
+        for (scope, cap, used, busy) in scopes {
+            if let Some(cap) = cap
+                && used + need > cap
+            {
+                return if busy {
+                    BudgetRoom::Later
+                } else {
+                    BudgetRoom::Never(format!(
+                        "not started: the {scope} budget of {cap} SegNet steps has {} left, and the trial needs {need}",
+                        cap.saturating_sub(used)
+                    ))
+                };
+            }
+        }
+        BudgetRoom::Fits
     }
 
     /// The job index of a valid lease held by `worker` (a lease is bound to the worker that
@@ -415,11 +551,7 @@ impl JobTable {
         now_ms: u64,
     ) -> HeartbeatOutcome {
         let Some(i) = self.held(lease_id, worker) else {
-            return HeartbeatOutcome {
-                accepted: false,
-                cancel: true,
-                deadline_ms: 0,
-            };
+            return HeartbeatOutcome::refused();
         };
         let deadline_ms = now_ms + self.lease_ms;
         let entry = &mut self.entries[i];
@@ -429,14 +561,46 @@ impl JobTable {
         {
             *deadline_unix_ms = deadline_ms;
         }
+        let validation = progress.as_ref().and_then(|p| p.validation);
         if progress.is_some() {
             entry.progress = progress;
         }
+        let (judged_step, stop_early) = self.judge(i, validation);
         HeartbeatOutcome {
             accepted: true,
             cancel: false,
             deadline_ms,
+            judged_step,
+            stop_early,
         }
+    }
+
+    /// Records a trial's latest validation under the early-stopping rule; returns the latest
+    /// step judged and the rule's decision to stop, if it made one.
+    fn judge(
+        &mut self,
+        i: usize,
+        validation: Option<slsg::job::ValidationPoint>,
+    ) -> (Option<u64>, Option<StoppedEarly>) {
+        let spec = &self.entries[i].spec;
+        let Some(rule) = self
+            .early_stopping
+            .as_ref()
+            .filter(|_| spec.kind == JobKind::Segnet)
+        else {
+            return (None, None);
+        };
+        let trials = self.trials.entry(spec.category.clone()).or_default();
+        // A worker's report past the trial's last step is not believed (nor kept).
+        if let Some(point) = validation.filter(|p| (1..=spec.config.segnet.steps).contains(&p.step))
+        {
+            if !trials.knows(&spec.id, point.step) {
+                self.trials_changed.insert(spec.category.clone());
+            }
+            trials.report(rule, &spec.id, spec.config.segnet.steps, point);
+        }
+        let (step, stopped) = trials.judged(&spec.id);
+        (step, stopped.cloned())
     }
 
     /// The leased job finished; `false` if `worker` holds no such lease.
@@ -586,6 +750,7 @@ impl JobTable {
             offset,
             total_jobs: self.entries.len(),
             leaderboard: self.leaderboard(),
+            budget: self.budget,
         }
     }
 
@@ -660,6 +825,8 @@ impl JobTable {
                     job: e.spec.id.clone(),
                     point: e.spec.point.clone(),
                     validation_score: result.validation.as_ref().map(|v| v.score),
+                    steps: result.steps,
+                    stopped_early: result.stopped_early.clone(),
                     test_image_auroc: evaluation.and_then(|m| m.image_auroc),
                     image_score: evaluation.map(|m| m.image_score),
                     test_pixel_auroc: evaluation.and_then(|m| m.pixel_auroc),
@@ -696,6 +863,7 @@ mod tests {
             point: BTreeMap::new(),
             depends_on: depends_on.map(String::from),
             retraining: None,
+            early_stopping: None,
         }
     }
 
@@ -714,6 +882,8 @@ mod tests {
                 spec("s2", JobKind::Segnet, Some("p")),
             ],
             gate_tolerance: None,
+            early_stopping: None,
+            budget: None,
         }
     }
 
@@ -732,6 +902,7 @@ mod tests {
             inference_images_per_second: None,
             gate: None,
             seconds: 0.0,
+            stopped_early: None,
         }
     }
 
@@ -1008,5 +1179,148 @@ mod tests {
             "the job finished while no coordinator ran"
         );
         assert_eq!(restored.lease("w2", 1_000, next_id).unwrap().spec.id, "s1");
+    }
+
+    /// Three SegNet trials of 100 steps under ASHA (rungs at 10 and 30, factor 3), after
+    /// their pre-training job, with an optional budget.
+    fn sweep(budget: Option<BudgetSection>) -> Plan {
+        let rule = EarlyStopping {
+            metric: slsg::job::StopMetric::Score,
+            rule: slsg::job::StopRule::Asha {
+                grace_steps: 10,
+                reduction_factor: 3,
+            },
+        };
+        let mut plan = plan();
+        for id in ["s3", "s4"] {
+            plan.jobs.push(spec(id, JobKind::Segnet, Some("p")));
+        }
+        for job in plan.jobs.iter_mut().filter(|j| j.kind == JobKind::Segnet) {
+            job.config.segnet.steps = 100;
+            job.early_stopping = Some(rule.clone());
+        }
+        plan.early_stopping = Some(rule);
+        plan.budget = budget;
+        plan
+    }
+
+    fn validated(step: u64, score: f64) -> Option<JobProgress> {
+        Some(JobProgress {
+            validation: Some(slsg::job::ValidationPoint { step, score }),
+            ..JobProgress::default()
+        })
+    }
+
+    #[test]
+    fn heartbeats_carry_trials_to_their_early_stopping_decision() {
+        let plan = sweep(None);
+        let mut table = JobTable::new(&plan);
+        let pretrain = table.lease("w", 0, next_id).unwrap();
+        table.complete(&pretrain.lease_id, "w", Box::new(result()));
+        let first = table.lease("w", 0, next_id).unwrap();
+        let second = table.lease("v", 0, next_id).unwrap();
+        let beat = |table: &mut JobTable, lease: &Granted, worker, progress| {
+            table.heartbeat(&lease.lease_id, worker, progress, 0)
+        };
+        // A heartbeat without a validation is judged nothing.
+        let quiet = beat(&mut table, &first, "w", None);
+        assert_eq!((quiet.judged_step, quiet.stop_early.clone()), (None, None));
+        let ahead = beat(&mut table, &first, "w", validated(10, 0.9));
+        assert_eq!((ahead.judged_step, ahead.stop_early), (Some(10), None));
+        assert!(table.has_changes());
+        table.take_changes();
+        // The same validation again (every heartbeat repeats it) changes nothing.
+        beat(&mut table, &first, "w", validated(10, 0.9));
+        assert!(!table.has_changes());
+        // A report past the trial's last step is ignored.
+        let bogus = beat(&mut table, &second, "v", validated(1_000, 1.0));
+        assert_eq!(bogus.judged_step, None);
+        let behind = beat(&mut table, &second, "v", validated(10, 0.5));
+        let stopped = behind
+            .stop_early
+            .expect("0.5 is below the rung's cutoff 0.9");
+        assert_eq!((behind.judged_step, stopped.step), (Some(10), 10));
+        // The decision is journaled: a restarted coordinator repeats it, and judges the next
+        // trial against the same rung.
+        let changes = table.take_changes();
+        let mut journal = Journal {
+            run: "r".into(),
+            jobs: BTreeMap::new(),
+            trials: BTreeMap::new(),
+        };
+        changes.apply(&mut journal);
+        assert_eq!(journal.trials["cat"], table.trials["cat"]);
+        let results = HashMap::from([("p".to_string(), result())]);
+        let mut restored = JobTable::restore(&plan, table.journal(), &results, 5);
+        let again = restored.heartbeat(&second.lease_id, "v", validated(20, 0.99), 5);
+        assert_eq!(again.stop_early, Some(stopped));
+        let third = restored.lease("u", 5, next_id).unwrap();
+        let judged = restored.heartbeat(&third.lease_id, "u", validated(10, 0.6), 5);
+        assert!(
+            judged.stop_early.is_some(),
+            "0.6 is below the cutoff 0.9 of 0.5 and 0.9"
+        );
+        // Pre-training jobs are never judged.
+        let mut plain = JobTable::new(&plan);
+        let pretrain = plain.lease("w", 0, next_id).unwrap();
+        let outcome = plain.heartbeat(&pretrain.lease_id, "w", validated(10, 0.1), 0);
+        assert_eq!((outcome.judged_step, outcome.stop_early), (None, None));
+    }
+
+    #[test]
+    fn a_trial_starts_only_while_the_budget_has_room() {
+        // 250 steps: two trials of 100 can run at once; a third waits for their steps.
+        let budget = BudgetSection {
+            category_steps: Some(250),
+            run_steps: None,
+        };
+        let mut table = JobTable::new(&sweep(Some(budget)));
+        let pretrain = table.lease("w", 0, next_id).unwrap();
+        table.complete(&pretrain.lease_id, "w", Box::new(result()));
+        let first = table.lease("w", 0, next_id).unwrap();
+        let second = table.lease("v", 0, next_id).unwrap();
+        assert!(table.lease("u", 0, next_id).is_none(), "200 + 100 > 250");
+        assert_eq!(table.queued().len(), 2, "the trials wait, queued");
+        // The first stops early after 10 steps: 110 used or held, so one more fits.
+        let stopped = JobResult {
+            steps: 10,
+            stopped_early: Some(StoppedEarly {
+                step: 10,
+                reason: "rung 10".into(),
+            }),
+            ..result()
+        };
+        table.complete(&first.lease_id, "w", Box::new(stopped));
+        let third = table.lease("w", 0, next_id).unwrap();
+        assert_eq!(third.spec.id, "s3");
+        // 10 + 100 + 100 held: nothing more while they run. The second finishes its 100
+        // steps, the third too: 210 used, and the last trial can never fit.
+        assert!(table.lease("u", 0, next_id).is_none());
+        let full = JobResult {
+            steps: 100,
+            ..result()
+        };
+        table.complete(&second.lease_id, "v", Box::new(full.clone()));
+        table.complete(&third.lease_id, "w", Box::new(full));
+        assert!(table.lease("u", 0, next_id).is_none());
+        assert!(table.is_finished());
+        let status = table.status();
+        let skipped = status.jobs.iter().find(|j| j.id == "s4").unwrap();
+        let JobState::Skipped { reason } = &skipped.state else {
+            panic!("s4 is {:?}", skipped.state);
+        };
+        assert!(
+            reason.contains("budget of 250") && reason.contains("40 left"),
+            "{reason}"
+        );
+        let board = &status.leaderboard["cat"];
+        assert_eq!(board.iter().map(|e| e.steps).sum::<u64>(), 210);
+        assert_eq!(
+            board.iter().filter(|e| e.stopped_early.is_some()).count(),
+            1
+        );
+        // Journaled and restored as skipped.
+        let restored = JobTable::restore(&sweep(Some(budget)), table.journal(), &HashMap::new(), 0);
+        assert_eq!(restored.state_counts()["skipped"], 1);
     }
 }

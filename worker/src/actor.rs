@@ -150,7 +150,13 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
                         } else {
                             tracing::info!(worker = %state.args.name, job = %job.spec.id, kind = job.spec.kind.name(), category = %job.spec.category, attempt = job.attempt, "leased");
                         }
-                        let signals = JobSignals::default();
+                        let heartbeat_now = myself.clone();
+                        let signals = JobSignals::new(
+                            job.spec.early_stopping.as_ref().map(|rule| rule.metric),
+                            Arc::new(move || {
+                                let _ = heartbeat_now.send_message(WorkerMessage::Heartbeat);
+                            }),
+                        );
                         state
                             .args
                             .metrics
@@ -215,7 +221,9 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
                             running.cancelled = true;
                             running.signals.request_stop();
                         }
-                        Ok(_) => {}
+                        Ok(answer) => running
+                            .signals
+                            .decided(answer.judged_step, answer.stop_early),
                         Err(e) => {
                             tracing::warn!(worker = %state.args.name, "heartbeat failed: {e}")
                         }

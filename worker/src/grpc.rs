@@ -163,9 +163,17 @@ impl CoordinatorLink for GrpcLink {
             .await
             .map_err(status)?
             .into_inner();
+        let stop_early = match reply.stopped_early_json.as_str() {
+            "" => None,
+            text => Some(serde_json::from_str(text).map_err(|e| {
+                LinkError::Failed(format!("the early-stopping decision is not valid: {e}"))
+            })?),
+        };
         Ok(HeartbeatAnswer {
             accepted: reply.accepted,
             cancel: reply.cancel,
+            judged_step: reply.judged_step,
+            stop_early,
         })
     }
 

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use slsg::job::{FailureKind, JobProgress, JobResult, JobSpec};
+use slsg::job::{FailureKind, JobProgress, JobResult, JobSpec, StoppedEarly};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
@@ -38,6 +38,10 @@ pub struct HeartbeatAnswer {
     pub accepted: bool,
     /// The coordinator no longer wants the job (its lease expired and moved on).
     pub cancel: bool,
+    /// A sweep trial: the latest validation step its early-stopping rule judged...
+    pub judged_step: Option<u64>,
+    /// ...and the rule's decision to stop it, once made.
+    pub stop_early: Option<StoppedEarly>,
 }
 
 /// What a lease request found.

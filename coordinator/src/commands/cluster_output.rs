@@ -96,14 +96,18 @@ pub fn status_table(status: &RunStatus) -> String {
         }
     );
     out.push_str(&format!(
-        "{:<18} {:<8} {:<16} {:<8} {:>8}  {}\n",
+        "{:<18} {:<8} {:<16} {:<13} {:>8}  {}\n",
         "job", "kind", "category", "state", "attempts", "progress / error"
     ));
     for job in &status.jobs {
         let detail = match &job.state {
             JobState::Failed { error } => error.clone(),
             JobState::Blocked { by } => format!("blocked by {by}"),
-            JobState::Done { .. } => "finished".into(),
+            JobState::Skipped { reason } => reason.clone(),
+            JobState::Done { result } => match &result.stopped_early {
+                Some(stopped) => format!("at step {}: {}", stopped.step, stopped.reason),
+                None => "finished".into(),
+            },
             _ => job.progress.as_ref().map_or_else(
                 || {
                     job.last_error
@@ -114,11 +118,11 @@ pub fn status_table(status: &RunStatus) -> String {
             ),
         };
         out.push_str(&format!(
-            "{:<18} {:<8} {:<16} {:<8} {:>8}  {detail}\n",
+            "{:<18} {:<8} {:<16} {:<13} {:>8}  {detail}\n",
             job.id,
             job.kind.name(),
             job.category,
-            job.state.name(),
+            job.state_name(),
             job.attempts
         ));
     }
@@ -133,23 +137,63 @@ fn leaderboards(status: &RunStatus) -> String {
             "\n{category} (ranked on validation; test metrics beside, not used to choose)\n"
         ));
         out.push_str(&format!(
-            "  {:<4} {:<18} {:>10} {:>15} {:>10} {:>10}  {}\n",
-            "rank", "job", "validation", "image AUC", "pixel AUC", "AU-PRO", "sweep point"
+            "  {:<4} {:<18} {:>10} {:>15} {:>10} {:>10} {:>15}  {}\n",
+            "rank",
+            "job",
+            "validation",
+            "image AUC",
+            "pixel AUC",
+            "AU-PRO",
+            "SegNet steps",
+            "sweep point"
         ));
         for (rank, e) in entries.iter().enumerate() {
+            let steps = match &e.stopped_early {
+                Some(_) => format!("{} stopped", e.steps),
+                None => e.steps.to_string(),
+            };
             out.push_str(&format!(
-                "  {:<4} {:<18} {:>10} {:>15} {:>10} {:>10}  {}\n",
+                "  {:<4} {:<18} {:>10} {:>15} {:>10} {:>10} {:>15}  {}\n",
                 rank + 1,
                 e.job,
                 metric(e.validation_score),
                 ImageScore::show_auroc(e.test_image_auroc, e.image_score, 3),
                 metric(e.test_pixel_auroc),
                 metric(e.test_pro_auc),
+                steps,
                 sweep_point(&e.point)
             ));
         }
+        out.push_str(&format!("  {}\n", steps_used(status, category)));
     }
     out
+}
+
+/// The SegNet steps a category's finished trials used, and the budget's caps.
+pub fn steps_used(status: &RunStatus, category: &str) -> String {
+    let used = |category: Option<&str>| -> u64 {
+        status
+            .leaderboard
+            .iter()
+            .filter(|(c, _)| category.is_none_or(|wanted| wanted == c.as_str()))
+            .flat_map(|(_, entries)| entries.iter().map(|e| e.steps))
+            .sum()
+    };
+    let stopped = status.leaderboard.get(category).map_or(0, |entries| {
+        entries.iter().filter(|e| e.stopped_early.is_some()).count()
+    });
+    let mut line = format!("SegNet steps used: {}", used(Some(category)));
+    let budget = status.budget.unwrap_or_default();
+    if let Some(cap) = budget.category_steps {
+        line.push_str(&format!(" of the category's budget of {cap}"));
+    }
+    if let Some(cap) = budget.run_steps {
+        line.push_str(&format!(" (the run: {} of {cap})", used(None)));
+    }
+    if stopped > 0 {
+        line.push_str(&format!("; {stopped} trial(s) stopped early"));
+    }
+    line
 }
 
 /// The final table: per category the registered model and its test metrics.
@@ -193,6 +237,12 @@ pub fn summary_table(summary: &RunSummary, store: &str) -> String {
             )),
             JobState::Blocked { by } => out.push_str(&format!(
                 "BLOCKED {} {} {}: upstream job {by} failed\n",
+                job.category,
+                job.kind.name(),
+                job.id
+            )),
+            JobState::Skipped { reason } => out.push_str(&format!(
+                "SKIPPED {} {} {}: {reason}\n",
                 job.category,
                 job.kind.name(),
                 job.id

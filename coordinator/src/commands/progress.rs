@@ -128,6 +128,9 @@ impl Progress for ConsoleProgress {
                 "resuming {} from its checkpoint at step {step}",
                 stage.name()
             ),
+            TrainEvent::StoppedEarly(stopped) => {
+                errln!("stopped early at step {}: {}", stopped.step, stopped.reason)
+            }
             TrainEvent::FirstStep { .. } | TrainEvent::Checkpoint { .. } => {}
         }
     }

@@ -39,8 +39,8 @@ use crate::simulate::{SimulateError, Simulator, resolve_foreground};
 use crate::store::layout::{CategoryModels, StageKeys, fit_config};
 use crate::store::{BlockingStore, Key, NameError, StoreError};
 use crate::train::{
-    PretrainInputs, Progress, SegmentInputs, SegnetStart, Stage, TrainError, ValidationReport,
-    ValidationSet, pretrain, train_segnet,
+    PretrainInputs, Progress, SegmentInputs, SegnetStart, Stage, StoppedEarly, TrainError,
+    ValidationReport, ValidationSet, pretrain, train_segnet,
 };
 
 /// The checkpoint section holding a pre-training stage's encoder.
@@ -114,6 +114,9 @@ pub struct StageResult {
     pub gate: Option<GateReport>,
     /// Time this attempt spent in the stage.
     pub seconds: f64,
+    /// SegNet in a sweep: the early-stopping rule ended training at this step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_early: Option<StoppedEarly>,
 }
 
 /// Where one stage writes: its folder in a store.
@@ -184,6 +187,7 @@ fn pretrain_stage_in<B: AutodiffBackend>(
         inference_images_per_second: None,
         gate: None,
         seconds: start.elapsed().as_secs_f64(),
+        stopped_early: None,
     })
 }
 
@@ -413,6 +417,7 @@ fn segnet_stage_in<B: AutodiffBackend>(
         inference_images_per_second,
         gate,
         seconds: start.elapsed().as_secs_f64(),
+        stopped_early: outcome.stopped_early,
     })
 }
 

@@ -6,14 +6,20 @@ mod plan;
 mod retrain;
 mod schedule;
 mod spec;
+mod sweep;
 
 pub use plan::{
-    ClusterConfig, DatasetSection, MAX_LEASE_SECONDS, MAX_SWEEP_POINTS, MAX_WORKERS, Plan,
-    PlanError, Resources, RunSection, SweepMode, SweepSection,
+    ClusterConfig, DatasetSection, MAX_LEASE_SECONDS, MAX_WORKERS, Plan, PlanError, Resources,
+    RunSection,
 };
 pub use retrain::{RetrainConfigError, RetrainMode, RetrainSection};
 pub use schedule::{Schedule, ScheduleError, utc_stamp};
 pub use spec::{
     FailureKind, JobId, JobKind, JobProgress, JobResult, JobSpec, JobState, JobStatus,
-    LeaderboardEntry, RunOverview, RunStatus, ServiceStatus,
+    LeaderboardEntry, RunOverview, RunStatus, ServiceStatus, StoppedEarly, ValidationPoint,
+};
+pub use sweep::{
+    BudgetSection, DEFAULT_MIN_TRIALS, DEFAULT_REDUCTION_FACTOR, EarlyStopping,
+    EarlyStoppingSection, MAX_SWEEP_POINTS, SearchRange, StopMetric, StopRule, StopRuleName,
+    SweepMode, SweepSection,
 };

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use super::retrain::{RetrainConfigError, RetrainSection};
 use super::schedule::Schedule;
 use super::spec::{JobId, JobKind, JobSpec};
+use super::sweep::{BudgetSection, EarlyStopping, SweepSection, sweep_points};
 use crate::backend::Device;
 use crate::config::{Config, ConfigError};
 use crate::data::{DataError, Dataset, SourceError, hex, is_url};
@@ -55,28 +56,6 @@ pub struct DatasetSection {
 
 fn all() -> Vec<String> {
     vec!["all".into()]
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SweepMode {
-    #[default]
-    Grid,
-    /// `samples` points drawn without replacement from the grid.
-    Random,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SweepSection {
-    #[serde(default)]
-    pub mode: SweepMode,
-    #[serde(default)]
-    pub samples: usize,
-    #[serde(default)]
-    pub seed: u64,
-    /// Config field (`segnet.lr`) → the values to try.
-    pub values: BTreeMap<String, Vec<toml::Value>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -157,10 +136,14 @@ pub struct Plan {
     /// points are promoted as the operator's choice.
     #[serde(default)]
     pub gate_tolerance: Option<f64>,
+    /// The sweep's early-stopping rule, applied to each category's SegNet trials.
+    #[serde(default)]
+    pub early_stopping: Option<EarlyStopping>,
+    /// Caps on SegNet steps.
+    #[serde(default)]
+    pub budget: Option<BudgetSection>,
 }
 
-/// Most sweep points a config may expand to.
-pub const MAX_SWEEP_POINTS: usize = 10_000;
 /// Most worker slots of an embedded run.
 pub const MAX_WORKERS: usize = 256;
 /// Longest lease, in seconds.
@@ -332,6 +315,25 @@ impl Plan {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let sweep = cluster.sweep.as_ref();
+        let trials: Vec<(u64, u64)> = configs
+            .iter()
+            .map(|c| (c.segnet.steps, c.segnet.validate_every))
+            .collect();
+        let range = |e: crate::ranges::InvalidField| invalid(&e.field, e.message);
+        let early_stopping = sweep
+            .and_then(|s| s.early_stopping.as_ref())
+            .map(|section| section.check(&trials))
+            .transpose()
+            .map_err(range)?;
+        let budget = sweep.and_then(|s| s.budget);
+        if let Some(budget) = &budget {
+            let first_steps = match &early_stopping {
+                Some(stopping) => stopping.first_decision(),
+                None => trials.iter().map(|t| t.0).min().unwrap_or(0),
+            };
+            budget.check(first_steps).map_err(range)?;
+        }
 
         let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
         let mut pretrain_jobs: BTreeMap<JobId, JobSpec> = BTreeMap::new();
@@ -377,6 +379,7 @@ impl Plan {
                             .collect(),
                         depends_on: None,
                         retraining: category_retraining.cloned(),
+                        early_stopping: None,
                     };
                     let upstream = if category_retraining.is_some_and(|r| r.fine_tune) {
                         None
@@ -408,6 +411,7 @@ impl Plan {
                         id: segnet_id,
                         kind: JobKind::Segnet,
                         depends_on: upstream,
+                        early_stopping: early_stopping.clone(),
                         ..base
                     });
                 }
@@ -422,6 +426,8 @@ impl Plan {
             resources: cluster.resources.clone(),
             jobs,
             gate_tolerance: retraining.map(|_| section.tolerance),
+            early_stopping,
+            budget,
         })
     }
 
@@ -448,66 +454,91 @@ impl Plan {
                 point.join(" ")
             ));
         }
+        out.push_str(&self.describe_search());
         out
     }
-}
 
-/// The sweep's points, each a field → value assignment (one empty point without a sweep). A
-/// grid is counted before it is built, and a random sweep draws its points' indices without
-/// building the grid, so neither can exhaust memory.
-fn sweep_points(
-    sweep: Option<&SweepSection>,
-) -> Result<Vec<BTreeMap<String, toml::Value>>, String> {
-    let Some(sweep) = sweep else {
-        return Ok(vec![BTreeMap::new()]);
-    };
-    let axes: Vec<(&String, &Vec<toml::Value>)> = sweep.values.iter().collect();
-    let mut size: u128 = 1;
-    for (field, values) in &axes {
-        if values.is_empty() {
-            return Err(format!("values.\"{field}\" is empty"));
+    /// The sweep's early stopping and budget: rungs, and per category the SegNet steps of its
+    /// trials in the worst case (every trial to its last step) and as expected.
+    fn describe_search(&self) -> String {
+        let mut out = String::new();
+        let mut trials: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+        for job in self.jobs.iter().filter(|j| j.kind == JobKind::Segnet) {
+            trials
+                .entry(&job.category)
+                .or_default()
+                .push(job.config.segnet.steps);
         }
-        size = size.saturating_mul(values.len() as u128);
-    }
-    let point = |mut index: u128| {
-        let mut point = BTreeMap::new();
-        for (field, values) in axes.iter().rev() {
-            let n = values.len() as u128;
-            point.insert((*field).clone(), values[(index % n) as usize].clone());
-            index /= n;
+        if let Some(stopping) = &self.early_stopping {
+            let metric = serde_json::to_value(stopping.metric)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
+            let mut lengths: Vec<u64> = trials.values().flatten().copied().collect();
+            lengths.sort_unstable();
+            lengths.dedup();
+            match stopping.rule {
+                super::StopRule::Asha {
+                    grace_steps,
+                    reduction_factor,
+                } => {
+                    out.push_str(&format!(
+                        "early stopping: ASHA on the validation {metric}, grace {grace_steps} steps, reduction factor {reduction_factor}\n"
+                    ));
+                    for steps in lengths {
+                        let rungs: Vec<String> = stopping
+                            .rungs(steps)
+                            .iter()
+                            .map(u64::to_string)
+                            .collect();
+                        out.push_str(&format!(
+                            "  trials of {steps} steps are judged at steps {}\n",
+                            rungs.join(", ")
+                        ));
+                    }
+                }
+                super::StopRule::Median {
+                    start_step,
+                    min_trials,
+                } => out.push_str(&format!(
+                    "early stopping: median rule on the validation {metric} from step {start_step}, once {min_trials} other trials got there (expected steps assume half the trials stop at step {start_step})\n"
+                )),
+            }
         }
-        point
-    };
-    match sweep.mode {
-        SweepMode::Grid => {
-            if size > MAX_SWEEP_POINTS as u128 {
-                return Err(format!(
-                    "the grid has {size} points; at most {MAX_SWEEP_POINTS} (use mode = \"random\" with samples)"
+        if self.early_stopping.is_some() || self.budget.is_some() {
+            out.push_str(&format!(
+                "{:<16} {:>7} {:>18} {:>18}\n",
+                "category", "trials", "SegNet steps, most", "expected"
+            ));
+            for (category, lengths) in &trials {
+                let worst: u64 = lengths.iter().sum();
+                let expected: f64 = match &self.early_stopping {
+                    Some(stopping) => lengths
+                        .iter()
+                        .map(|&steps| stopping.expected_steps(1, steps))
+                        .sum(),
+                    None => worst as f64,
+                };
+                out.push_str(&format!(
+                    "{category:<16} {:>7} {worst:>18} {:>18.0}\n",
+                    lengths.len(),
+                    expected
                 ));
             }
-            Ok((0..size).map(point).collect())
         }
-        SweepMode::Random => {
-            if !(1..=MAX_SWEEP_POINTS).contains(&sweep.samples) {
-                return Err(format!(
-                    "random mode needs samples from 1 to {MAX_SWEEP_POINTS}, got {}",
-                    sweep.samples
-                ));
-            }
-            let wanted = (sweep.samples as u128).min(size);
-            let mut rng = crate::seed::rng_for(sweep.seed, &[0x5EE9]);
-            let mut chosen = std::collections::BTreeSet::new();
-            let mut order = Vec::new();
-            while (chosen.len() as u128) < wanted {
-                let high = u128::from(rand::RngExt::random::<u64>(&mut rng));
-                let low = u128::from(rand::RngExt::random::<u64>(&mut rng));
-                let index = ((high << 64) | low) % size;
-                if chosen.insert(index) {
-                    order.push(index);
+        if let Some(budget) = &self.budget {
+            for (scope, cap) in [
+                ("each category", budget.category_steps),
+                ("the run", budget.run_steps),
+            ] {
+                if let Some(cap) = cap {
+                    out.push_str(&format!(
+                        "budget: at most {cap} SegNet steps for {scope}; a trial starts only if the finished trials' steps, the running trials' whole steps and its own fit\n"
+                    ));
                 }
             }
-            Ok(order.into_iter().map(point).collect())
         }
+        out
     }
 }
 

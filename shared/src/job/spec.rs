@@ -58,6 +58,10 @@ pub struct JobSpec {
     /// A retraining run's comparison with the model in production.
     #[serde(default)]
     pub retraining: Option<crate::fit::Retraining>,
+    /// A SegNet trial of a sweep with early stopping: its worker waits at each validation for
+    /// the coordinator's word to go on.
+    #[serde(default)]
+    pub early_stopping: Option<super::EarlyStopping>,
 }
 
 /// The latest training progress of a leased job, sent with heartbeats.
@@ -71,7 +75,19 @@ pub struct JobProgress {
     /// Simulated batches waiting for the training step (see `StepReport::queued_batches`).
     #[serde(default)]
     pub queued_batches: usize,
+    /// The latest validation of a trial under early stopping, in the rule's metric.
+    #[serde(default)]
+    pub validation: Option<ValidationPoint>,
 }
+
+/// A trial's validation result as its early-stopping rule compares it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValidationPoint {
+    pub step: u64,
+    pub score: f64,
+}
+
+pub use crate::train::StoppedEarly;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -92,6 +108,10 @@ pub enum JobState {
     Blocked {
         by: JobId,
     },
+    /// A sweep trial the step budget left no room for.
+    Skipped {
+        reason: String,
+    },
 }
 
 impl JobState {
@@ -102,13 +122,17 @@ impl JobState {
             JobState::Done { .. } => "done",
             JobState::Failed { .. } => "failed",
             JobState::Blocked { .. } => "blocked",
+            JobState::Skipped { .. } => "skipped",
         }
     }
 
     pub fn is_terminal(&self) -> bool {
         matches!(
             self,
-            JobState::Done { .. } | JobState::Failed { .. } | JobState::Blocked { .. }
+            JobState::Done { .. }
+                | JobState::Failed { .. }
+                | JobState::Blocked { .. }
+                | JobState::Skipped { .. }
         )
     }
 }
@@ -136,6 +160,12 @@ pub struct LeaderboardEntry {
     /// The selection score on validation data (mean of image and pixel AUROC).
     pub validation_score: Option<f64>,
     pub test_image_auroc: Option<f64>,
+    /// SegNet steps the trial trained.
+    #[serde(default)]
+    pub steps: u64,
+    /// Where and why the sweep's early-stopping rule stopped the trial.
+    #[serde(default)]
+    pub stopped_early: Option<StoppedEarly>,
     /// The image score `test_image_auroc` was computed from.
     #[serde(default)]
     pub image_score: Option<ImageScore>,
@@ -156,6 +186,20 @@ pub struct RunStatus {
     pub total_jobs: usize,
     /// Per category, the sweep points ranked by validation score, best first.
     pub leaderboard: BTreeMap<String, Vec<LeaderboardEntry>>,
+    /// The sweep's caps on SegNet steps, if it has any.
+    #[serde(default)]
+    pub budget: Option<super::BudgetSection>,
+}
+
+impl JobStatus {
+    /// The state as `slsg status` names it: a trial its early-stopping rule ended is
+    /// `stopped early`.
+    pub fn state_name(&self) -> &'static str {
+        match &self.state {
+            JobState::Done { result } if result.stopped_early.is_some() => "stopped early",
+            state => state.name(),
+        }
+    }
 }
 
 /// One run in a coordinator's overview.

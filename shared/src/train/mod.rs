@@ -26,8 +26,8 @@ mod validation;
 pub use masking::inpainting_mask;
 pub use pretrain::{PretrainInputs, pretrain};
 pub use progress::{
-    LOG_INTERVAL, LogLines, Progress, Silent, Stage, StepReport, TrainEvent, ValidationReport,
-    short_duration,
+    LOG_INTERVAL, LogLines, Progress, Silent, Stage, StepReport, StoppedEarly, TrainEvent,
+    ValidationReport, short_duration,
 };
 pub use segment::{SegmentInputs, SegmentOutcome, SegnetStart, train_segnet};
 pub use validation::{ValidationScores, ValidationSet, holdout, score};

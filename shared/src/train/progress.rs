@@ -59,6 +59,14 @@ pub struct ValidationReport {
     pub best: bool,
 }
 
+/// Where and why a sweep's early-stopping rule ended a SegNet trial before its last step (its
+/// best model so far is kept).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoppedEarly {
+    pub step: u64,
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum TrainEvent {
@@ -86,6 +94,7 @@ pub enum TrainEvent {
         stage: Stage,
         step: u64,
     },
+    StoppedEarly(StoppedEarly),
 }
 
 /// Receives every event, is told of every step, and is asked after every step whether to stop
@@ -99,6 +108,12 @@ pub trait Progress {
 
     fn stop_requested(&self) -> bool {
         false
+    }
+
+    /// After a SegNet validation: `Some(reason)` ends the trial here, keeping its best model (a
+    /// sweep's early-stopping rule said so). May wait for the rule's decision.
+    fn judge(&mut self, _validation: &ValidationReport) -> Option<String> {
+        None
     }
 }
 
@@ -123,6 +138,12 @@ impl<A: Progress, Z: Progress> Progress for (A, Z) {
 
     fn stop_requested(&self) -> bool {
         self.0.stop_requested() || self.1.stop_requested()
+    }
+
+    fn judge(&mut self, validation: &ValidationReport) -> Option<String> {
+        self.0
+            .judge(validation)
+            .or_else(|| self.1.judge(validation))
     }
 }
 
@@ -277,6 +298,11 @@ impl Progress for LogLines {
             TrainEvent::Resumed { stage, step } => tracing::info!(
                 "{label}: {} resumes from its checkpoint at step {step}",
                 stage.name()
+            ),
+            TrainEvent::StoppedEarly(stopped) => tracing::info!(
+                "{label}: stopped early at step {}: {}",
+                stopped.step,
+                stopped.reason
             ),
             TrainEvent::Checkpoint { .. } => {}
         }

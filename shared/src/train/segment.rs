@@ -16,7 +16,9 @@ use burn::optim::{
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
-use super::progress::{FirstStepClock, Progress, Stage, StepReport, TrainEvent, ValidationReport};
+use super::progress::{
+    FirstStepClock, Progress, Stage, StepReport, StoppedEarly, TrainEvent, ValidationReport,
+};
 use super::validation::{ValidationSet, score};
 use super::{TrainError, finite};
 use crate::checkpoint::{
@@ -59,6 +61,8 @@ pub struct SegmentOutcome<B: Backend> {
     pub steps: u64,
     pub best_step: u64,
     pub validation: Option<ValidationReport>,
+    /// The sweep's early-stopping rule ended training before its last step.
+    pub stopped_early: Option<StoppedEarly>,
 }
 
 type SegnetOptimizer<B> = OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, SegNet<B>, B>;
@@ -169,6 +173,7 @@ pub fn train_segnet<B: AutodiffBackend>(
         });
     }
     let mut window = (Instant::now(), 0usize);
+    let mut stopped_early = None;
     while let Some(batch) = batches.as_mut().and_then(Iterator::next) {
         let n = batch.len();
         let x = images_tensor::<B>(batch.images, n, size, device);
@@ -247,18 +252,27 @@ pub fn train_segnet<B: AutodiffBackend>(
                 best: improved,
             };
             progress.on_event(&TrainEvent::Validation(report.clone()));
+            let judged = progress.judge(&report);
             if improved {
                 best = Some((candidate, report));
+            }
+            if let Some(reason) = judged.filter(|_| step < c.steps) {
+                stopped_early = Some(StoppedEarly { step, reason });
             }
         }
         progress.on_step(Stage::Segnet, step, c.steps);
         let stop = progress.stop_requested();
-        if step % c.checkpoint_every == 0 || step == c.steps || stop {
+        let ending = stopped_early.is_some();
+        if step % c.checkpoint_every == 0 || step == c.steps || stop || ending {
             save(step, &model, &optimizer, &schedule, &best, store)?;
             progress.on_event(&TrainEvent::Checkpoint {
                 stage: Stage::Segnet,
                 step,
             });
+        }
+        if let Some(stopped) = &stopped_early {
+            progress.on_event(&TrainEvent::StoppedEarly(stopped.clone()));
+            break;
         }
         if stop && step < c.steps {
             return Err(TrainError::Interrupted {
@@ -276,12 +290,14 @@ pub fn train_segnet<B: AutodiffBackend>(
             steps: step,
             best_step: report.step,
             validation: Some(report),
+            stopped_early,
         },
         None => SegmentOutcome {
             model: model.valid(),
             steps: step,
             best_step: step,
             validation: None,
+            stopped_early,
         },
     })
 }
