@@ -353,11 +353,25 @@ impl Actor for CoordinatorActor {
             } => {
                 let now = now_ms();
                 state.seen(&worker);
-                let outcome = state
-                    .run_of_lease(&lease_id)
-                    .map(|run| run.table.heartbeat(&lease_id, &worker, progress, now))
-                    .unwrap_or_else(HeartbeatOutcome::refused);
-                let _ = reply.send(outcome);
+                match state.run_of_lease(&lease_id) {
+                    Some(run) => {
+                        let outcome = run.table.heartbeat(&lease_id, &worker, progress, now);
+                        if run.table.has_trial_changes() {
+                            // An early-stopping record is answered once journaled, so a
+                            // restarted coordinator judges the next trials by the same records.
+                            let stored = run.persist_later();
+                            tokio::spawn(async move {
+                                let _ = stored.await;
+                                let _ = reply.send(outcome);
+                            });
+                        } else {
+                            let _ = reply.send(outcome);
+                        }
+                    }
+                    None => {
+                        let _ = reply.send(HeartbeatOutcome::refused());
+                    }
+                }
             }
             CoordinatorMessage::Complete {
                 lease_id,

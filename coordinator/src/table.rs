@@ -318,6 +318,11 @@ impl JobTable {
         }
     }
 
+    /// Whether early-stopping records changed since the journal last took them.
+    pub fn has_trial_changes(&self) -> bool {
+        !self.trials_changed.is_empty()
+    }
+
     pub fn has_changes(&self) -> bool {
         !self.changed.is_empty() || !self.trials_changed.is_empty()
     }

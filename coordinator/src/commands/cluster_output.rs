@@ -164,36 +164,9 @@ fn leaderboards(status: &RunStatus) -> String {
                 sweep_point(&e.point)
             ));
         }
-        out.push_str(&format!("  {}\n", steps_used(status, category)));
+        out.push_str(&format!("  {}\n", status.steps_used(category)));
     }
     out
-}
-
-/// The SegNet steps a category's finished trials used, and the budget's caps.
-pub fn steps_used(status: &RunStatus, category: &str) -> String {
-    let used = |category: Option<&str>| -> u64 {
-        status
-            .leaderboard
-            .iter()
-            .filter(|(c, _)| category.is_none_or(|wanted| wanted == c.as_str()))
-            .flat_map(|(_, entries)| entries.iter().map(|e| e.steps))
-            .sum()
-    };
-    let stopped = status.leaderboard.get(category).map_or(0, |entries| {
-        entries.iter().filter(|e| e.stopped_early.is_some()).count()
-    });
-    let mut line = format!("SegNet steps used: {}", used(Some(category)));
-    let budget = status.budget.unwrap_or_default();
-    if let Some(cap) = budget.category_steps {
-        line.push_str(&format!(" of the category's budget of {cap}"));
-    }
-    if let Some(cap) = budget.run_steps {
-        line.push_str(&format!(" (the run: {} of {cap})", used(None)));
-    }
-    if stopped > 0 {
-        line.push_str(&format!("; {stopped} trial(s) stopped early"));
-    }
-    line
 }
 
 /// The final table: per category the registered model and its test metrics.
@@ -214,6 +187,18 @@ pub fn summary_table(summary: &RunSummary, store: &str) -> String {
             model.version,
             after_model(&model.point)
         ));
+        if summary
+            .status
+            .leaderboard
+            .get(&model.category)
+            .is_some_and(|trials| trials.len() > 1)
+        {
+            out.push_str(&format!(
+                "{:<16} {}\n",
+                "",
+                summary.status.steps_used(&model.category)
+            ));
+        }
         if let Some(p) = summary.promotions.get(&model.category) {
             out.push_str(&format!(
                 "{:<16} {}: {}\n",

@@ -92,6 +92,8 @@ struct Leaderboard {
     category: String,
     rows: Vec<Vec<String>>,
     chart: Option<String>,
+    /// The SegNet steps the category's trials used, against the budget.
+    steps_used: String,
 }
 
 #[derive(Serialize)]
@@ -158,7 +160,7 @@ pub async fn build_report(
         leaderboards: status
             .leaderboard
             .iter()
-            .map(|(category, entries)| leaderboard(category, entries))
+            .map(|(category, entries)| leaderboard(category, entries, status.steps_used(category)))
             .collect(),
         problems: status.jobs.iter().filter_map(problem).collect(),
         promotions: summary
@@ -184,7 +186,7 @@ pub async fn build_report(
                 id: job.id.clone(),
                 kind: job.kind.name(),
                 category: job.category.clone(),
-                state: job.state.name(),
+                state: job.state_name(),
                 attempts: job.attempts,
             })
             .collect(),
@@ -213,6 +215,7 @@ fn problem(job: &JobStatus) -> Option<Problem> {
     let error = match &job.state {
         JobState::Failed { error } => error.clone(),
         JobState::Blocked { by } => format!("blocked: job {by} failed"),
+        JobState::Skipped { reason } => reason.clone(),
         _ if job.attempts > 1 || job.last_error.is_some() => job.last_error.clone().map_or_else(
             || format!("finished after {} attempts", job.attempts),
             |e| format!("an earlier attempt failed: {e}"),
@@ -223,13 +226,17 @@ fn problem(job: &JobStatus) -> Option<Problem> {
         job: job.id.clone(),
         kind: job.kind.name(),
         category: job.category.clone(),
-        state: job.state.name(),
+        state: job.state_name(),
         attempts: job.attempts,
         error,
     })
 }
 
-fn leaderboard(category: &str, entries: &[slsg::job::LeaderboardEntry]) -> Leaderboard {
+fn leaderboard(
+    category: &str,
+    entries: &[slsg::job::LeaderboardEntry],
+    steps_used: String,
+) -> Leaderboard {
     let rows = entries
         .iter()
         .enumerate()
@@ -242,6 +249,10 @@ fn leaderboard(category: &str, entries: &[slsg::job::LeaderboardEntry]) -> Leade
                 ImageScore::show_auroc(e.test_image_auroc, e.image_score, 4),
                 metric(e.test_pixel_auroc),
                 metric(e.test_pro_auc),
+                match &e.stopped_early {
+                    Some(stopped) => format!("{} (stopped early: {})", e.steps, stopped.reason),
+                    None => e.steps.to_string(),
+                },
             ]
         })
         .collect();
@@ -276,6 +287,7 @@ fn leaderboard(category: &str, entries: &[slsg::job::LeaderboardEntry]) -> Leade
         category: category.to_string(),
         rows,
         chart,
+        steps_used,
     }
 }
 

@@ -3,7 +3,7 @@
 //! curve in the store is never behind the training (`log_every` sets how often steps report).
 
 use crate::store::{BlockingStore, Key, StoreError};
-use crate::train::{Progress, Stage, TrainEvent};
+use crate::train::{Progress, Stage, TrainEvent, ValidationReport};
 
 pub struct Curve<'a> {
     store: BlockingStore,
@@ -69,5 +69,9 @@ impl Progress for Curve<'_> {
 
     fn stop_requested(&self) -> bool {
         self.inner.stop_requested()
+    }
+
+    fn judge(&mut self, validation: &ValidationReport) -> Option<String> {
+        self.inner.judge(validation)
     }
 }

@@ -202,6 +202,34 @@ impl JobStatus {
     }
 }
 
+impl RunStatus {
+    /// The SegNet steps a category's finished trials used, and the budget's caps.
+    pub fn steps_used(&self, category: &str) -> String {
+        let used = |category: Option<&str>| -> u64 {
+            self.leaderboard
+                .iter()
+                .filter(|(c, _)| category.is_none_or(|wanted| wanted == c.as_str()))
+                .flat_map(|(_, entries)| entries.iter().map(|e| e.steps))
+                .sum()
+        };
+        let stopped = self.leaderboard.get(category).map_or(0, |entries| {
+            entries.iter().filter(|e| e.stopped_early.is_some()).count()
+        });
+        let mut line = format!("SegNet steps used: {}", used(Some(category)));
+        let budget = self.budget.unwrap_or_default();
+        if let Some(cap) = budget.category_steps {
+            line.push_str(&format!(" of the category's budget of {cap}"));
+        }
+        if let Some(cap) = budget.run_steps {
+            line.push_str(&format!(" (the run: {} of {cap})", used(None)));
+        }
+        if stopped > 0 {
+            line.push_str(&format!("; {stopped} trial(s) stopped early"));
+        }
+        line
+    }
+}
+
 /// One run in a coordinator's overview.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunOverview {

@@ -293,7 +293,7 @@ impl EarlyStoppingSection {
         }
         // A trial is judged where it validates: each decision step must be one.
         let first = stopping.first_decision();
-        if let Some(&(_, every)) = trials.iter().find(|t| first % t.1 != 0) {
+        if let Some(&(_, every)) = trials.iter().find(|t| !first.is_multiple_of(t.1)) {
             let name = match rule {
                 StopRule::Asha { .. } => "grace_steps",
                 StopRule::Median { .. } => "start_step",

@@ -18,6 +18,7 @@ mod network;
 mod observability;
 mod pipeline;
 mod remote;
+mod search;
 mod service;
 mod streams;
 mod tls;

@@ -360,6 +360,50 @@ fn cluster_configs_out_of_range_are_named() {
             "[sweep]\nmode = \"sometimes\"\nvalues = { \"seed\" = [1] }\n",
             &["sometimes"][..],
         ),
+        (
+            "[sweep]\nmode = \"random\"\nsamples = 4\n[sweep.ranges]\n\"segnet.lr\" = { uniform = [0.1, 0.01] }\n",
+            &["ranges.\"segnet.lr\"", "below the maximum"][..],
+        ),
+        (
+            "[sweep]\nmode = \"random\"\nsamples = 4\n[sweep.ranges]\n\"segnet.lr\" = { log_uniform = [0.0, 0.1] }\n",
+            &["ranges.\"segnet.lr\"", "above 0"][..],
+        ),
+        (
+            "[sweep]\nmode = \"random\"\nsamples = 4\n[sweep.ranges]\n\"segnet.lr\" = { log_uniform = [-1.0, 0.1] }\n",
+            &["ranges.\"segnet.lr\"", "above 0"][..],
+        ),
+        (
+            "[sweep]\nsamples = 4\n[sweep.ranges]\n\"segnet.lr\" = { uniform = [0.01, 0.1] }\n",
+            &["ranges.\"segnet.lr\"", "mode = \"random\""][..],
+        ),
+        (
+            "[sweep]\nmode = \"random\"\nsamples = 4\n[sweep.ranges]\n\"segnet.lrr\" = { uniform = [0.01, 0.1] }\n",
+            &["segnet.lrr"][..],
+        ),
+        (
+            "[sweep]\nmode = \"random\"\nsamples = 4\n[sweep.ranges]\n\"segnet.lr\" = { normal = [0.01, 0.1] }\n",
+            &["normal"][..],
+        ),
+        (
+            "[sweep]\nvalues = { \"seed\" = [1, 2] }\n[sweep.early_stopping]\nrule = \"asha\"\ngrace_steps = 500\nreduction_factor = 1\n",
+            &["sweep.early_stopping.reduction_factor"][..],
+        ),
+        (
+            "[sweep]\nvalues = { \"seed\" = [1, 2] }\n[sweep.early_stopping]\nrule = \"asha\"\ngrace_steps = 500\nmetric = \"f1\"\n",
+            &["f1"][..],
+        ),
+        (
+            "[sweep]\nvalues = { \"seed\" = [1, 2] }\n[sweep.early_stopping]\nrule = \"asha\"\ngrace_steps = 500\npatience = 3\n",
+            &["patience"][..],
+        ),
+        (
+            "[sweep]\nvalues = { \"seed\" = [1, 2] }\n[sweep.early_stopping]\nrule = \"asha\"\ngrace_steps = 250\n",
+            &["sweep.early_stopping.grace_steps", "validate_every"][..],
+        ),
+        (
+            "[sweep]\nvalues = { \"seed\" = [1, 2] }\n[sweep.early_stopping]\nrule = \"asha\"\ngrace_steps = 500\n[sweep.budget]\ncategory_steps = 100\n",
+            &["sweep.budget.category_steps", "first rung"][..],
+        ),
         ("[training.segnet]\nlr = -1\n", &["segnet.lr"][..]),
         (
             "[training.model]\nimage_size = 0\n",
