@@ -470,10 +470,7 @@ impl Plan {
                 .push(job.config.segnet.steps);
         }
         if let Some(stopping) = &self.early_stopping {
-            let metric = serde_json::to_value(stopping.metric)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default();
+            let metric = stopping.metric.name();
             let mut lengths: Vec<u64> = trials.values().flatten().copied().collect();
             lengths.sort_unstable();
             lengths.dedup();

@@ -132,6 +132,17 @@ pub enum StopMetric {
     PixelAuroc,
 }
 
+impl StopMetric {
+    /// The name a config gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            StopMetric::Score => "score",
+            StopMetric::ImageAuroc => "image_auroc",
+            StopMetric::PixelAuroc => "pixel_auroc",
+        }
+    }
+}
+
 /// The default reduction factor of ASHA.
 pub const DEFAULT_REDUCTION_FACTOR: u64 = 3;
 /// The default number of other trials the median rule waits for.
@@ -532,6 +543,17 @@ mod tests {
             toml::from_str::<EarlyStoppingSection>("rule = \"asha\"\nmetric = \"f1\"\n").is_err()
         );
         assert!(toml::from_str::<EarlyStoppingSection>("rule = \"hyperband\"\n").is_err());
+    }
+
+    #[test]
+    fn metric_names_are_the_config_names() {
+        for metric in [
+            StopMetric::Score,
+            StopMetric::ImageAuroc,
+            StopMetric::PixelAuroc,
+        ] {
+            assert_eq!(serde_json::to_value(metric).unwrap(), metric.name());
+        }
     }
 
     #[test]
