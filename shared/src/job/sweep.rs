@@ -83,9 +83,10 @@ impl SearchRange {
                 toml::Value::Float(significant((la + unit * (lb - la)).exp()).clamp(a, b))
             }
             SearchRange::Int([a, b]) => {
-                let span = (b - a) as u64 + 1;
-                let offset = rand::RngExt::random_range(rng, 0..span);
-                toml::Value::Integer(a + offset as i64)
+                // Widened: the span of the whole i64 range does not fit an i64.
+                let span = (i128::from(b) - i128::from(a)) as u64;
+                let offset = rand::RngExt::random_range(rng, 0..=span);
+                toml::Value::Integer((i128::from(a) + i128::from(offset)) as i64)
             }
         }
     }
@@ -596,6 +597,17 @@ mod tests {
         // Log-uniform: every decade of the range is visited.
         assert_eq!(decades.len(), 4, "{decades:?}");
         assert_eq!(steps, [2, 3, 4].into());
+    }
+
+    #[test]
+    fn an_integer_range_may_span_every_integer() {
+        let sweep = random(
+            &format!("seed = {{ int = [{}, {}] }}", i64::MIN, i64::MAX),
+            16,
+        );
+        for point in sweep_points(Some(&sweep)).unwrap() {
+            assert!(point["seed"].as_integer().is_some());
+        }
     }
 
     #[test]
