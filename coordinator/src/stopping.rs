@@ -190,26 +190,13 @@ fn quantile(values: &[f64], q: f64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use slsg::job::StopMetric;
 
     fn asha(grace_steps: u64, reduction_factor: u64) -> EarlyStopping {
-        EarlyStopping {
-            metric: StopMetric::Score,
-            rule: StopRule::Asha {
-                grace_steps,
-                reduction_factor,
-            },
-        }
+        EarlyStopping::asha(grace_steps, reduction_factor)
     }
 
     fn median(start_step: u64, min_trials: usize) -> EarlyStopping {
-        EarlyStopping {
-            metric: StopMetric::Score,
-            rule: StopRule::Median {
-                start_step,
-                min_trials,
-            },
-        }
+        EarlyStopping::median(start_step, min_trials)
     }
 
     fn at(step: u64, score: f64) -> ValidationPoint {

@@ -140,6 +140,57 @@ impl HeartbeatOutcome {
     }
 }
 
+/// SegNet steps finished trials used plus the whole steps of running ones.
+#[derive(Clone, Copy, Default)]
+struct ScopeUse {
+    steps: u64,
+    running: bool,
+}
+
+impl ScopeUse {
+    fn add(&mut self, steps: u64, running: bool) {
+        self.steps += steps;
+        self.running |= running;
+    }
+}
+
+#[derive(Default)]
+struct StepsInUse {
+    categories: BTreeMap<String, ScopeUse>,
+    run: ScopeUse,
+}
+
+/// Whether `spec` fits the category's and the run's caps.
+fn budget_room(budget: &BudgetSection, usage: &StepsInUse, spec: &JobSpec) -> BudgetRoom {
+    if spec.kind != JobKind::Segnet {
+        return BudgetRoom::Fits;
+    }
+    let need = spec.config.segnet.steps;
+    let category = usage
+        .categories
+        .get(&spec.category)
+        .copied()
+        .unwrap_or_default();
+    for (scope, cap, used) in [
+        ("category", budget.category_steps, category),
+        ("run", budget.run_steps, usage.run),
+    ] {
+        if let Some(cap) = cap
+            && used.steps + need > cap
+        {
+            return if used.running {
+                BudgetRoom::Later
+            } else {
+                BudgetRoom::Never(format!(
+                    "not started: the {scope} budget of {cap} SegNet steps has {} left, and the trial needs {need}",
+                    cap.saturating_sub(used.steps)
+                ))
+            };
+        }
+    }
+    BudgetRoom::Fits
+}
+
 /// Whether the step budget lets a trial start.
 enum BudgetRoom {
     Fits,
@@ -470,12 +521,16 @@ impl JobTable {
     /// Takes the first ready job the step budget lets start. Trials that must wait for running
     /// ones to end stay queued in order; those the finished trials leave no room for are skipped.
     fn next_in_budget(&mut self) -> Option<usize> {
+        let Some(budget) = self.budget else {
+            return self.ready.pop_front();
+        };
+        let usage = self.steps_in_use();
         let mut later = Vec::new();
         let found = loop {
             let Some(i) = self.ready.pop_front() else {
                 break None;
             };
-            match self.budget_room(i) {
+            match budget_room(&budget, &usage, &self.entries[i].spec) {
                 BudgetRoom::Fits => break Some(i),
                 BudgetRoom::Later => later.push(i),
                 BudgetRoom::Never(reason) => self.finish(i, JobState::Skipped { reason }),
@@ -487,18 +542,10 @@ impl JobTable {
         found
     }
 
-    /// SegNet steps used by finished trials plus the whole steps of running ones, against the
-    /// category's and the run's caps.
-    fn budget_room(&self, i: usize) -> BudgetRoom {
-        let spec = &self.entries[i].spec;
-        let Some(budget) = self.budget.filter(|_| spec.kind == JobKind::Segnet) else {
-            return BudgetRoom::Fits;
-        };
-        let need = spec.config.segnet.steps;
-        let mut scopes = [
-            ("category", budget.category_steps, 0u64, false),
-            ("run", budget.run_steps, 0u64, false),
-        ];
+    /// SegNet steps used by finished trials plus the whole steps of running ones, per category
+    /// and for the run: counted once per lease, however many queued trials it passes over.
+    fn steps_in_use(&self) -> StepsInUse {
+        let mut usage = StepsInUse::default();
         for e in self
             .entries
             .iter()
@@ -509,28 +556,11 @@ impl JobTable {
                 JobState::Leased { .. } => (e.spec.config.segnet.steps, true),
                 _ => continue,
             };
-            for (scope, _, used, busy) in &mut scopes {
-                if *scope == "run" || e.spec.category == spec.category {
-                    *used += steps;
-                    *busy |= running;
-                }
-            }
+            let category = usage.categories.entry(e.spec.category.clone()).or_default();
+            category.add(steps, running);
+            usage.run.add(steps, running);
         }
-        for (scope, cap, used, busy) in scopes {
-            if let Some(cap) = cap
-                && used + need > cap
-            {
-                return if busy {
-                    BudgetRoom::Later
-                } else {
-                    BudgetRoom::Never(format!(
-                        "not started: the {scope} budget of {cap} SegNet steps has {} left, and the trial needs {need}",
-                        cap.saturating_sub(used)
-                    ))
-                };
-            }
-        }
-        BudgetRoom::Fits
+        usage
     }
 
     /// The job index of a valid lease held by `worker` (a lease is bound to the worker that
@@ -1189,13 +1219,7 @@ mod tests {
     /// Three SegNet trials of 100 steps under ASHA (rungs at 10 and 30, factor 3), after
     /// their pre-training job, with an optional budget.
     fn sweep(budget: Option<BudgetSection>) -> Plan {
-        let rule = EarlyStopping {
-            metric: slsg::job::StopMetric::Score,
-            rule: slsg::job::StopRule::Asha {
-                grace_steps: 10,
-                reduction_factor: 3,
-            },
-        };
+        let rule = EarlyStopping::asha(10, 3);
         let mut plan = plan();
         for id in ["s3", "s4"] {
             plan.jobs.push(spec(id, JobKind::Segnet, Some("p")));

@@ -169,6 +169,28 @@ pub enum StopRule {
 }
 
 impl EarlyStopping {
+    /// ASHA on the selection score.
+    pub fn asha(grace_steps: u64, reduction_factor: u64) -> EarlyStopping {
+        EarlyStopping {
+            metric: StopMetric::Score,
+            rule: StopRule::Asha {
+                grace_steps,
+                reduction_factor,
+            },
+        }
+    }
+
+    /// The median rule on the selection score.
+    pub fn median(start_step: u64, min_trials: usize) -> EarlyStopping {
+        EarlyStopping {
+            metric: StopMetric::Score,
+            rule: StopRule::Median {
+                start_step,
+                min_trials,
+            },
+        }
+    }
+
     /// The steps at which an ASHA trial is judged (none for the median rule): every
     /// `grace_steps · reduction_factor^k` below `max_steps`.
     pub fn rungs(&self, max_steps: u64) -> Vec<u64> {
@@ -453,13 +475,7 @@ mod tests {
     use super::*;
 
     fn asha(grace_steps: u64, reduction_factor: u64) -> EarlyStopping {
-        EarlyStopping {
-            metric: StopMetric::Score,
-            rule: StopRule::Asha {
-                grace_steps,
-                reduction_factor,
-            },
-        }
+        EarlyStopping::asha(grace_steps, reduction_factor)
     }
 
     #[test]
@@ -474,13 +490,7 @@ mod tests {
     fn expected_steps_follow_the_survivors_of_each_rung() {
         // 9 trials of 90 steps, rungs 10 and 30: 9·10 + 3·20 + 1·60.
         assert_eq!(asha(10, 3).expected_steps(9, 90), 210.0);
-        let median = EarlyStopping {
-            metric: StopMetric::Score,
-            rule: StopRule::Median {
-                start_step: 20,
-                min_trials: 3,
-            },
-        };
+        let median = EarlyStopping::median(20, 3);
         assert_eq!(median.expected_steps(4, 100), 4.0 * 20.0 + 2.0 * 80.0);
     }
 
