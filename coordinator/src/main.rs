@@ -2,14 +2,25 @@
 
 mod commands;
 
+use std::sync::LazyLock;
+
 use clap::{Parser, Subcommand};
 
 use commands::streams::errln;
 
+/// `slsg --version`: the release and the backends this build can train on.
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} (backends: {})",
+        env!("CARGO_PKG_VERSION"),
+        slsg::backend::built_backends().join(", ")
+    )
+});
+
 #[derive(Parser)]
 #[command(
     name = "slsg",
-    version,
+    version = VERSION.as_str(),
     about = "Train and evaluate SLSG anomaly detectors for many product categories"
 )]
 struct Cli {

@@ -104,13 +104,13 @@ impl fmt::Display for Device {
 
 impl Device {
     /// Whether this build and this machine can run the device: a backend left out of the
-    /// build, or a wgpu adapter that is not there, is refused before any job is given to it.
-    /// (CUDA needs an NVIDIA driver, which is only loaded when a job runs.)
+    /// build, a missing NVIDIA driver, or a GPU or wgpu adapter that is not there, is refused
+    /// before any job is given to it.
     pub fn check(self) -> Result<(), DeviceError> {
         match self {
             Device::Cpu => Ok(()),
             #[cfg(feature = "cuda")]
-            Device::Cuda(_) => Ok(()),
+            Device::Cuda(index) => nvidia::check(self, index),
             #[cfg(not(feature = "cuda"))]
             Device::Cuda(_) => Err(self.not_built("cuda")),
             #[cfg(feature = "wgpu")]
@@ -330,6 +330,50 @@ mod adapters {
     }
 }
 
+#[cfg(feature = "cuda")]
+mod nvidia {
+    use cudarc::driver::result;
+
+    use super::{Device, DeviceError};
+
+    /// Whether the NVIDIA driver loads and lists GPU `index`. Burn's CUDA backend panics
+    /// without a driver, so a CUDA build on a machine without one is refused here instead.
+    pub fn check(device: Device, index: usize) -> Result<(), DeviceError> {
+        let unavailable = |reason: String| DeviceError::Unavailable {
+            device: device.to_string(),
+            reason,
+        };
+        // SAFETY: only opens the driver library by its usual names to see whether it loads.
+        if !unsafe { cudarc::driver::sys::is_culib_present() } {
+            return Err(unavailable(
+                "no NVIDIA driver: libcuda could not be loaded (install the driver, or add its folder to LD_LIBRARY_PATH)".into(),
+            ));
+        }
+        result::init().map_err(|e| unavailable(format!("the NVIDIA driver did not start: {e}")))?;
+        let count = result::device::get_count()
+            .map_err(|e| unavailable(format!("the NVIDIA driver lists no GPU: {e}")))?;
+        let count = usize::try_from(count).unwrap_or(0);
+        if index >= count {
+            return Err(unavailable(format!(
+                "no GPU {index}: the NVIDIA driver lists {count}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The backends this build can run, in the order `slsg --version` lists them.
+pub fn built_backends() -> Vec<&'static str> {
+    let mut backends = vec!["cpu"];
+    if cfg!(feature = "wgpu") {
+        backends.push("wgpu");
+    }
+    if cfg!(feature = "cuda") {
+        backends.push("cuda");
+    }
+    backends
+}
+
 /// Burn's wgpu device for `wgpu` (`None`) or `wgpu:N`, or why there is none.
 #[cfg(feature = "wgpu")]
 pub fn wgpu_device(index: Option<usize>) -> Result<burn::backend::wgpu::WgpuDevice, DeviceError> {
@@ -349,6 +393,7 @@ pub fn run_on<J: BackendJob>(device: Device, job: J) -> Result<J::Output, Device
         Device::Cpu => Ok(job.run::<CpuTrain>(Default::default())),
         #[cfg(feature = "cuda")]
         Device::Cuda(index) => {
+            device.check()?;
             Ok(job.run::<CudaTrain>(burn::backend::cuda::CudaDevice::new(index)))
         }
         #[cfg(feature = "wgpu")]

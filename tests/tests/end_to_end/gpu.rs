@@ -242,7 +242,25 @@ fn a_device_that_is_not_there_is_refused_in_one_line() {
             "wgpu lists 0 ",
         ],
     );
-    fails_with(fit("cuda:0", &[]), &["cuda:0", "--features cuda"]);
+    // A build without CUDA says how to get one; a build with it (`.ci/run` tests that one) on
+    // a machine without an NVIDIA driver says so.
+    let version = slsg(&["--version"], &[]);
+    let version = String::from_utf8_lossy(&version.stdout).to_string();
+    let backends = version
+        .split_once("(backends: ")
+        .unwrap_or_else(|| panic!("`slsg --version` lists its backends: {version}"))
+        .1;
+    if !backends.contains("cuda") {
+        fails_with(fit("cuda:0", &[]), &["cuda:0", "--features cuda"]);
+    } else if !Path::new("/proc/driver/nvidia").exists() {
+        let refused = fit("cuda:0", &[]);
+        let stderr = String::from_utf8_lossy(&refused.stderr).trim().to_string();
+        fails_with(
+            refused,
+            &["device `cuda:0` is not available", "no NVIDIA driver"],
+        );
+        assert_eq!(stderr.lines().count(), 1, "one line:\n{stderr}");
+    }
     // No Vulkan driver at all (the loader finds none): every command that runs on a device
     // says so at once, before it reads data or reaches a coordinator.
     let no_driver = [("VK_ICD_FILENAMES", "/nonexistent/icd.json")];
