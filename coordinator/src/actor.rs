@@ -15,6 +15,7 @@ use slsg::store::layout::{RunKeys, service_runs};
 use tokio::sync::watch;
 
 use crate::error::CoordinatorError;
+use crate::lease::new_lease_id;
 use crate::metrics::{CoordinatorCounters, MetricsSnapshot, RunningJob};
 use crate::presence::Presence;
 use crate::publish::{RunSummary, publish_results};
@@ -232,13 +233,6 @@ pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// 128 bits from the operating system's generator, in hex: a lease id nobody can guess.
-fn new_lease_id() -> Result<String, CoordinatorError> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| CoordinatorError::Random(e.to_string()))?;
-    Ok(slsg::data::hex(&bytes))
 }
 
 /// How long a failed publication waits before it is tried again.
@@ -684,7 +678,7 @@ impl CoordinatorState {
             let granted = run.table.lease(worker, now, || match new_lease_id() {
                 Ok(id) => id,
                 Err(e) => {
-                    failure = Some(e);
+                    failure = Some(CoordinatorError::Random(e.to_string()));
                     String::new()
                 }
             });

@@ -10,6 +10,7 @@ pub mod embedded;
 pub mod error;
 pub mod guard;
 pub mod http;
+pub mod lease;
 pub mod local_link;
 pub mod metrics;
 pub mod presence;

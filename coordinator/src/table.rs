@@ -11,6 +11,7 @@ use slsg::job::{
     JobState, JobStatus, LeaderboardEntry, Plan, RunStatus, StoppedEarly,
 };
 
+use crate::lease::LeaseDigest;
 use crate::stopping::Trials;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -20,7 +21,7 @@ pub struct Entry {
     pub attempts: u32,
     /// How often the job was given fresh attempts after failing for good.
     pub retries: u32,
-    pub lease: Option<String>,
+    pub lease: Option<LeaseDigest>,
     #[serde(skip)]
     pub progress: Option<JobProgress>,
     /// Why the last failed attempt failed (kept once a later one succeeds).
@@ -58,7 +59,13 @@ pub struct Journal {
 pub struct JournalEntry {
     pub state: JournalState,
     pub attempts: u32,
-    pub lease: Option<String>,
+    /// The digest of the lease id: it names the lease without granting it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_sha256: Option<LeaseDigest>,
+    /// A lease id in clear, as journals written before digests have it: read, digested, never
+    /// written again.
+    #[serde(default, rename = "lease", skip_serializing)]
+    pub lease_in_clear: Option<String>,
     /// How often the job was given fresh attempts after failing for good (absent in journals
     /// written before retries existed).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -219,7 +226,7 @@ pub struct JobTable {
     run: String,
     entries: Vec<Entry>,
     index: HashMap<JobId, usize>,
-    leases: HashMap<String, usize>,
+    leases: HashMap<LeaseDigest, usize>,
     /// Queued jobs whose upstream job is done, in plan order of arrival.
     ready: VecDeque<usize>,
     /// Queued jobs waiting on an upstream job.
@@ -318,7 +325,8 @@ impl JobTable {
                 (JournalState::Skipped { reason }, None) => JobState::Skipped { reason },
             };
             let lease = entry
-                .lease
+                .lease_sha256
+                .or_else(|| entry.lease_in_clear.as_deref().map(LeaseDigest::of))
                 .filter(|_| matches!(state, JobState::Leased { .. }));
             if let Some(lease) = &lease {
                 table.leases.insert(lease.clone(), i);
@@ -402,7 +410,8 @@ impl JobTable {
             JournalEntry {
                 state,
                 attempts: e.attempts,
-                lease: e.lease.clone(),
+                lease_sha256: e.lease.clone(),
+                lease_in_clear: None,
                 retries: e.retries,
             },
         )
@@ -489,7 +498,7 @@ impl JobTable {
     }
 
     /// Leases the next ready job to `worker` under a lease id from `new_lease_id` (the caller's
-    /// source of unguessable ids).
+    /// source of unguessable ids); the table keeps only its digest.
     pub fn lease(
         &mut self,
         worker: &str,
@@ -506,9 +515,10 @@ impl JobTable {
             attempt: entry.attempts,
             deadline_unix_ms: deadline_ms,
         };
-        entry.lease = Some(lease_id.clone());
+        let digest = LeaseDigest::of(&lease_id);
+        entry.lease = Some(digest.clone());
         entry.progress = None;
-        self.leases.insert(lease_id.clone(), i);
+        self.leases.insert(digest, i);
         self.changed.insert(i);
         Some(Granted {
             lease_id,
@@ -566,7 +576,7 @@ impl JobTable {
     /// The job index of a valid lease held by `worker` (a lease is bound to the worker that
     /// took it: no other may renew, complete or fail it).
     fn held(&self, lease_id: &str, worker: &str) -> Option<usize> {
-        let &i = self.leases.get(lease_id)?;
+        let &i = self.leases.get(&LeaseDigest::of(lease_id))?;
         match &self.entries[i].state {
             JobState::Leased { worker: holder, .. } if holder == worker => Some(i),
             _ => None,
@@ -643,7 +653,7 @@ impl JobTable {
         let Some(i) = self.held(lease_id, worker) else {
             return false;
         };
-        self.leases.remove(lease_id);
+        self.leases.remove(&LeaseDigest::of(lease_id));
         self.finish(i, JobState::Done { result });
         true
     }
@@ -656,7 +666,7 @@ impl JobTable {
         let Some(i) = self.held(lease_id, worker) else {
             return false;
         };
-        self.leases.remove(lease_id);
+        self.leases.remove(&LeaseDigest::of(lease_id));
         match kind {
             FailureKind::Retryable => self.retry_or_fail(i, error),
             FailureKind::Permanent => {
@@ -712,7 +722,7 @@ impl JobTable {
 
     /// Expires leases past their deadline; returns the affected jobs.
     pub fn expire(&mut self, now_ms: u64) -> Vec<JobId> {
-        let expired: Vec<(String, usize)> = self
+        let expired: Vec<(LeaseDigest, usize)> = self
             .leases
             .iter()
             .filter(|(_, i)| matches!(self.entries[**i].state, JobState::Leased { deadline_unix_ms, .. } if deadline_unix_ms < now_ms))
@@ -838,7 +848,7 @@ impl JobTable {
 
     /// Whether the lease is valid (whoever holds it).
     pub fn has_lease(&self, lease_id: &str) -> bool {
-        self.leases.contains_key(lease_id)
+        self.leases.contains_key(&LeaseDigest::of(lease_id))
     }
 
     /// Per category, the finished SegNet jobs ranked by validation score (test metrics beside).
@@ -1150,6 +1160,40 @@ mod tests {
         assert!(restored.complete(&again.lease_id, "w1", Box::new(result())));
         assert_eq!(restored.lease("w2", 2, next_id).unwrap().spec.id, "s1");
         assert!(restored.lease("w3", 2, next_id).unwrap().lease_id != again.lease_id);
+    }
+
+    #[test]
+    fn the_journal_names_leases_without_granting_them() {
+        let mut table = JobTable::new(&plan());
+        let lease = table.lease("w1", 0, next_id).unwrap();
+        let written = serde_json::to_string(&table.journal()).unwrap();
+        assert!(!written.contains(&lease.lease_id), "{written}");
+        let journal: Journal = serde_json::from_str(&written).unwrap();
+        let journaled = journal.jobs["p"].lease_sha256.clone().unwrap();
+        let mut restored = JobTable::restore(&plan(), journal, &HashMap::new(), 0);
+        // Whoever reads the journal holds the digest and the holder's name: not enough.
+        let forged: String = serde_json::to_value(&journaled)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(!restored.heartbeat(&forged, "w1", None, 1).accepted);
+        assert!(!restored.fail(&forged, "w1", "forged", FailureKind::Permanent));
+        assert!(!restored.complete(&forged, "w1", Box::new(result())));
+        assert!(restored.heartbeat(&lease.lease_id, "w1", None, 2).accepted);
+        assert!(restored.complete(&lease.lease_id, "w1", Box::new(result())));
+    }
+
+    #[test]
+    fn journals_with_lease_ids_in_clear_still_honour_their_leases() {
+        let journal: Journal = serde_json::from_str(
+            r#"{"run":"r","jobs":{"p":{"state":{"state":"leased","worker":"w1","attempt":1},"attempts":1,"lease":"0123abcd"}}}"#,
+        )
+        .unwrap();
+        let mut restored = JobTable::restore(&plan(), journal, &HashMap::new(), 0);
+        let written = serde_json::to_string(&restored.journal()).unwrap();
+        assert!(!written.contains("0123abcd"), "{written}");
+        assert!(restored.heartbeat("0123abcd", "w1", None, 1).accepted);
     }
 
     #[test]

@@ -19,7 +19,7 @@ const TOKEN: &str = "network-test-token";
 
 /// A coordinator serving a one-category plan that no worker runs: the test plays the workers.
 struct Served {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     coordinator: Process,
     address: String,
     url: String,
@@ -55,7 +55,7 @@ fn serve(extra_flags: &[&str]) -> Served {
         url: format!("http://{address}"),
         address,
         coordinator,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -157,6 +157,32 @@ fn leases_are_credentials_bound_to_their_worker() {
             .unwrap()
             .into_inner();
         assert!(beat.accepted);
+
+        // The journal, which every worker can read, names the lease by a digest that does not
+        // grant it, even with the holder's name.
+        let journal = served.dir.path().join("store/runs/net/state.json");
+        let mut digest = String::new();
+        wait_until("the lease is journaled", Duration::from_secs(30), || {
+            let text = std::fs::read_to_string(&journal).unwrap_or_default();
+            assert!(!text.contains(&lease.lease_id), "{text}");
+            let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            digest = value["jobs"][&job]["lease_sha256"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            !digest.is_empty()
+        });
+        let fail = w2
+            .fail(FailRequest {
+                lease_id: digest,
+                error: "forged from the journal".into(),
+                kind: FailureKind::Permanent as i32,
+                worker: "w1".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!fail.accepted, "the journaled digest is no lease id");
 
         // The holder's completion is refused too: nothing of the job is in the store.
         let complete = w1
