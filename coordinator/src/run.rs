@@ -157,11 +157,13 @@ pub async fn verify_completion(
         reason,
     };
     let present = |key: Key| async move {
-        store
-            .get(&key)
-            .await?
-            .ok_or_else(|| artifact(&key, "missing".into()))
-            .map(|bytes| (key, bytes))
+        match store.get(&key).await {
+            Ok(Some(bytes)) => Ok((key, bytes)),
+            Ok(None) => Err(artifact(&key, "missing".into())),
+            // Over its size limit: damaged, not a store that did not answer.
+            Err(StoreError::TooLarge { source, .. }) => Err(artifact(&key, source.to_string())),
+            Err(e) => Err(e.into()),
+        }
     };
     let checkpoint = |(key, bytes): (Key, Vec<u8>)| {
         Checkpoint::decode(&bytes, key.as_str())
@@ -200,10 +202,10 @@ async fn load_results(
         // without one it trains on from its checkpoint.
         let stopped_counts = job.early_stopping.is_some();
         lookups.push(async move {
-            // An unreadable result is treated as missing: the job runs again.
+            // An unreadable or oversized result is treated as missing: the job runs again.
             let result = match store.get_json::<JobResult>(&key).await {
                 Ok(result) => result,
-                Err(e @ StoreError::Decode { .. }) => {
+                Err(e @ (StoreError::Decode { .. } | StoreError::TooLarge { .. })) => {
                     tracing::warn!("{e}; the job will run again");
                     None
                 }

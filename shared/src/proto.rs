@@ -9,8 +9,8 @@ use tonic::metadata::{Ascii, MetadataValue};
 /// The largest message either side sends or accepts.
 pub const MESSAGE_LIMIT: usize = 4 << 20;
 
-/// The largest cluster config an operator may submit.
-pub const CONFIG_LIMIT: usize = 1 << 20;
+/// The largest cluster config an operator may submit: the bound on any config read.
+pub const CONFIG_LIMIT: usize = crate::store::limits::CONFIG_BYTES as usize;
 /// The most jobs one status page holds.
 pub const STATUS_PAGE_LIMIT: usize = 1000;
 
@@ -20,8 +20,8 @@ pub const NAME_LIMIT: usize = 128;
 pub const ERROR_LIMIT: usize = 4096;
 /// Largest progress report (JSON) the coordinator keeps; larger ones are dropped.
 pub const PROGRESS_LIMIT: usize = 16 * 1024;
-/// Largest result summary (JSON) a completion may carry.
-pub const RESULT_LIMIT: usize = 1 << 20;
+/// Largest result summary (JSON) a completion may carry: the bound on a stored `result.json`.
+pub const RESULT_LIMIT: usize = crate::store::limits::RESULT_BYTES as usize;
 
 /// The metadata key every request carries its token in.
 pub const AUTHORIZATION: &str = "authorization";

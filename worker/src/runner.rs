@@ -112,9 +112,10 @@ impl JobError {
 fn store_failure(e: &StoreError) -> FailureKind {
     match e {
         StoreError::Name(_) => FailureKind::Permanent,
-        StoreError::Open { .. } | StoreError::Object { .. } | StoreError::Decode { .. } => {
-            FailureKind::Retryable
-        }
+        StoreError::Open { .. }
+        | StoreError::Object { .. }
+        | StoreError::Decode { .. }
+        | StoreError::TooLarge { .. } => FailureKind::Retryable,
     }
 }
 

@@ -82,7 +82,7 @@ impl Config {
     pub fn load_with(path: Option<&Path>, assignments: &[String]) -> Result<Config, ConfigError> {
         let (text, origin) = match path {
             Some(path) => (
-                std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+                crate::store::limits::read_text(path).map_err(|source| ConfigError::Io {
                     path: path.display().to_string(),
                     source,
                 })?,

@@ -36,7 +36,7 @@ pub struct DefectsConfig {
 
 impl DefectsConfig {
     pub fn read(path: &Path) -> Result<DefectsConfig, DataError> {
-        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        let text = crate::store::limits::read_text(path).map_err(|e| DataError::io(path, e))?;
         Self::parse(&text, path)
     }
 

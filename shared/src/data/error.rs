@@ -44,6 +44,15 @@ pub enum DataError {
         source: image::ImageError,
     },
     #[error(
+        "{path}: the image is {width}×{height} pixels, over the limit of {limit} pixels per image"
+    )]
+    TooManyPixels {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+        limit: u64,
+    },
+    #[error(
         "{mask}: mask is {mask_width}×{mask_height} but its image {image} is {image_width}×{image_height}"
     )]
     MaskSizeMismatch {

@@ -31,7 +31,8 @@ impl Manifest {
     /// Hashes `files` (below `root`) on `threads` threads.
     pub fn read(root: &Path, files: &[PathBuf], threads: usize) -> Result<Manifest, DataError> {
         let digests = try_map(files, threads, |path| {
-            let bytes = std::fs::read(path).map_err(|e| DataError::io(path.as_path(), e))?;
+            let bytes = crate::store::limits::read_named(path)
+                .map_err(|e| DataError::io(path.as_path(), e))?;
             Ok::<_, DataError>((
                 relative_name(root, path),
                 FileDigest {

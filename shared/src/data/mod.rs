@@ -19,7 +19,7 @@ pub use error::DataError;
 pub use fingerprint::{FileDigest, Manifest, all_files, fingerprint, hex, relative_name};
 pub use ground_truth::{GroundTruth, GroundTruthRegion};
 pub use image_io::{
-    IMAGE_EXTENSIONS, MaskSamples, image_size, is_image_file, read_mask, read_rgb,
+    IMAGE_EXTENSIONS, IMAGE_PIXELS, MaskSamples, image_size, is_image_file, read_mask, read_rgb,
     read_rgb_resized, read_rgb_resized_all,
 };
 pub use layout::{Layout, discover_categories, resolve_categories};

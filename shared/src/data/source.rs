@@ -484,9 +484,13 @@ pub async fn push(
                 path: path.clone(),
                 reason: format!("cannot be a store key: {}", e.reason),
             })?;
-            let bytes = tokio::fs::read(&path)
-                .await
-                .map_err(|source| DataError::Io { path, source })?;
+            let reading = path.clone();
+            let bytes =
+                tokio::task::spawn_blocking(move || crate::store::limits::read_named(&reading))
+                    .await
+                    .map_err(std::io::Error::other)
+                    .and_then(|read| read)
+                    .map_err(|source| DataError::Io { path, source })?;
             store.put(&key, bytes).await?;
             Ok(())
         })

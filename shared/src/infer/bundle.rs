@@ -14,6 +14,7 @@ use crate::metrics::ImageScore;
 use crate::model::{ModelConfig, SegNet};
 use crate::simulate::ForegroundConfig;
 use crate::store::layout::{MODEL_CARD_FILE, MODEL_WEIGHTS_FILE};
+use crate::store::limits;
 
 /// Bumped whenever a model written before cannot be read the same way.
 pub const MODEL_FORMAT_VERSION: u32 = 2;
@@ -187,7 +188,7 @@ pub fn save_model<B: Backend>(
 pub fn load_model<B: Backend>(dir: &Path, device: &B::Device) -> Result<Detector<B>, ModelError> {
     let read = |name: &str| {
         let path = dir.join(name);
-        std::fs::read(&path)
+        limits::read_file(&path, limits::for_name(name))
             .map(|bytes| (bytes, path.display().to_string()))
             .map_err(|source| ModelError::Io { path, source })
     };

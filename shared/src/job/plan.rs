@@ -151,7 +151,7 @@ pub const MAX_LEASE_SECONDS: u64 = 24 * 3600;
 
 impl ClusterConfig {
     pub fn load(path: &Path) -> Result<ClusterConfig, PlanError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PlanError::Io {
+        let text = crate::store::limits::read_text(path).map_err(|source| PlanError::Io {
             path: path.to_path_buf(),
             source,
         })?;

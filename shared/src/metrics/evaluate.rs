@@ -105,16 +105,6 @@ pub enum EvalError {
     Map(#[from] MapError),
     #[error("no anomaly map for test image {image} (expected {expected})")]
     MissingMap { image: PathBuf, expected: PathBuf },
-    #[error(
-        "{map}: map is {width}×{height} but its test image is {expected_width}×{expected_height}"
-    )]
-    SizeMismatch {
-        map: PathBuf,
-        width: u32,
-        height: u32,
-        expected_width: u32,
-        expected_height: u32,
-    },
     #[error("category `{0}` has no test images")]
     NoTestImages(String),
     #[error("{name}: the anomaly map has a non-finite score ({value}) at pixel ({x}, {y})")]
@@ -380,17 +370,8 @@ pub fn load_samples(
                 expected: map_path(maps_root, &category.name, &test.kind, test.id()),
             }
         })?;
-        let map = read_tiff(&path)?;
         let ground_truth = GroundTruth::read(test, category.defects.as_ref())?;
-        if (map.width, map.height) != (ground_truth.width, ground_truth.height) {
-            return Err(EvalError::SizeMismatch {
-                map: path,
-                width: map.width,
-                height: map.height,
-                expected_width: ground_truth.width,
-                expected_height: ground_truth.height,
-            });
-        }
+        let map = read_tiff(&path, Some((ground_truth.width, ground_truth.height)))?;
         Ok(EvalSample {
             name: test.path.display().to_string(),
             kind: test.kind.clone(),

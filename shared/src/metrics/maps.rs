@@ -13,6 +13,7 @@ use tiff::encoder::{TiffEncoder, colortype::Gray32Float};
 
 use super::ImageScore;
 use crate::store::layout::MAPS_INFO_FILE;
+use crate::store::limits;
 
 /// Far more than the few fields of a maps description; a larger file is not one.
 const MAPS_INFO_LIMIT: u64 = 64 * 1024;
@@ -142,18 +143,49 @@ pub fn write_tiff(path: &Path, map: &AnomalyMap) -> Result<(), MapError> {
 }
 
 /// Reads a one-channel TIFF of any numeric sample type as `f32`; rejects multi-channel images
-/// and non-finite scores.
-pub fn read_tiff(path: &Path) -> Result<AnomalyMap, MapError> {
-    let file = File::open(path).map_err(|source| MapError::Io {
+/// and non-finite scores. Its size, from the header, must be `expected` (width, height) when
+/// given and within [`crate::data::IMAGE_PIXELS`], before any sample is decoded.
+pub fn read_tiff(path: &Path, expected: Option<(u32, u32)>) -> Result<AnomalyMap, MapError> {
+    let io = |source| MapError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let file = File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    if size > limits::MAP_BYTES {
+        return Err(MapError::Unsupported {
+            path: path.to_path_buf(),
+            message: format!(
+                "{size} bytes, over the limit of {} bytes for a map",
+                limits::MAP_BYTES
+            ),
+        });
+    }
     let tiff_error = |source| MapError::Tiff {
         path: path.to_path_buf(),
         source,
     };
     let mut decoder = Decoder::new(BufReader::new(file)).map_err(tiff_error)?;
     let (width, height) = decoder.dimensions().map_err(tiff_error)?;
+    if let Some((expected_width, expected_height)) = expected
+        && (width, height) != (expected_width, expected_height)
+    {
+        return Err(MapError::Unsupported {
+            path: path.to_path_buf(),
+            message: format!(
+                "map is {width}×{height} but its test image is {expected_width}×{expected_height}"
+            ),
+        });
+    }
+    if u64::from(width) * u64::from(height) > crate::data::IMAGE_PIXELS {
+        return Err(MapError::Unsupported {
+            path: path.to_path_buf(),
+            message: format!(
+                "map is {width}×{height}, over the limit of {} pixels",
+                crate::data::IMAGE_PIXELS
+            ),
+        });
+    }
     let colortype = decoder.colortype().map_err(tiff_error)?;
     if !matches!(colortype, ColorType::Gray(_)) {
         return Err(MapError::Unsupported {
@@ -220,9 +252,52 @@ mod tests {
             values: vec![0.0, 0.25, -1.5, 3.0e-7, 1.0, 0.5],
         };
         write_tiff(&path, &map).unwrap();
-        assert_eq!(read_tiff(&path).unwrap(), map);
+        assert_eq!(read_tiff(&path, None).unwrap(), map);
         assert_eq!(find_map(dir.path(), "cat", "good", "000"), Some(path));
         assert_eq!(find_map(dir.path(), "cat", "good", "001"), None);
+    }
+
+    /// A little-endian TIFF header declaring a `side × side` 32-bit float map whose samples
+    /// are not there.
+    fn tiff_header(side: u32) -> Vec<u8> {
+        let entries: [(u16, u16, u32); 10] = [
+            (256, 4, side),
+            (257, 4, side),
+            (258, 3, 32),
+            (259, 3, 1),
+            (262, 3, 1),
+            (273, 4, 8 + 2 + 10 * 12 + 4),
+            (277, 3, 1),
+            (278, 4, side),
+            (279, 4, side.saturating_mul(side).saturating_mul(4)),
+            (339, 3, 3),
+        ];
+        let mut bytes = b"II*\0".to_vec();
+        bytes.extend_from_slice(&8u32.to_le_bytes());
+        bytes.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        for (tag, kind, value) in entries {
+            bytes.extend_from_slice(&tag.to_le_bytes());
+            bytes.extend_from_slice(&kind.to_le_bytes());
+            bytes.extend_from_slice(&1u32.to_le_bytes());
+            bytes.extend_from_slice(&value.to_le_bytes());
+        }
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn a_maps_size_is_checked_from_its_header_before_any_sample_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000.tiff");
+        std::fs::write(&path, tiff_header(16_000)).unwrap();
+        let err = read_tiff(&path, Some((10, 10))).unwrap_err().to_string();
+        assert!(
+            err.contains("000.tiff")
+                && err.contains("map is 16000×16000 but its test image is 10×10"),
+            "{err}"
+        );
+        let err = read_tiff(&path, None).unwrap_err().to_string();
+        assert!(err.contains("over the limit of"), "{err}");
     }
 
     #[test]
@@ -259,11 +334,11 @@ mod tests {
         write_tiff(&path, &map).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
-        let err = read_tiff(&path).unwrap_err().to_string();
+        let err = read_tiff(&path, None).unwrap_err().to_string();
         assert!(err.contains("broken.tiff"), "{err}");
         std::fs::write(&path, b"not a tiff at all").unwrap();
         assert!(
-            read_tiff(&path)
+            read_tiff(&path, None)
                 .unwrap_err()
                 .to_string()
                 .contains("broken.tiff")

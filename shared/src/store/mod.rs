@@ -5,6 +5,7 @@
 mod blocking;
 mod key;
 pub mod layout;
+pub mod limits;
 
 pub use blocking::BlockingStore;
 pub use key::{Key, NameError, validate_name};
@@ -12,7 +13,7 @@ pub use key::{Key, NameError, validate_name};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -34,6 +35,12 @@ pub enum StoreError {
         url: String,
         key: String,
         message: String,
+    },
+    #[error("store `{url}`, key `{key}`: {source}")]
+    TooLarge {
+        url: String,
+        key: String,
+        source: limits::TooLarge,
     },
     #[error(transparent)]
     Name(#[from] NameError),
@@ -210,15 +217,10 @@ impl Store {
         }
     }
 
-    /// An object's bytes, `None` if it does not exist.
+    /// An object's bytes, `None` if it does not exist; an object over its kind's size limit
+    /// ([`limits::for_key`]) is an error naming it, and no more than the limit is read.
     pub async fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.inner.get(&ObjectPath::from(key.as_str())).await {
-            Ok(result) => Ok(Some(
-                result.bytes().await.map_err(self.error(key))?.to_vec(),
-            )),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(self.error(key)(e)),
-        }
+        Ok(self.get_tagged(key).await?.map(|(bytes, _)| bytes))
     }
 
     /// Every key under `prefix`, sorted.
@@ -285,20 +287,37 @@ impl Store {
         Ok(names)
     }
 
-    /// An object's bytes and entity tag, `None` if it does not exist.
+    /// An object's bytes and entity tag, `None` if it does not exist; read like [`Store::get`].
     pub async fn get_tagged(
         &self,
         key: &Key,
     ) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
-        match self.inner.get(&ObjectPath::from(key.as_str())).await {
-            Ok(result) => {
-                let tag = result.meta.e_tag.clone();
-                let bytes = result.bytes().await.map_err(self.error(key))?.to_vec();
-                Ok(Some((bytes, tag)))
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(self.error(key)(e)),
+        let result = match self.inner.get(&ObjectPath::from(key.as_str())).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.error(key)(e)),
+        };
+        let limit = limits::for_key(key);
+        let too_large = |size: String| StoreError::TooLarge {
+            url: self.url.clone(),
+            key: key.to_string(),
+            source: limits::TooLarge { size, limit },
+        };
+        if result.meta.size > limit {
+            return Err(too_large(format!("{} bytes", result.meta.size)));
         }
+        let tag = result.meta.e_tag.clone();
+        let mut bytes = Vec::with_capacity(result.meta.size as usize);
+        // The declared size bounds the allocation; the count bounds what a server sends past it.
+        let mut chunks = result.into_stream();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(self.error(key))?;
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Err(too_large(format!("more than {limit} bytes")));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Some((bytes, tag)))
     }
 
     /// An object's JSON value, `None` if it does not exist; an object that does not decode is
@@ -374,6 +393,42 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn reading_stops_at_the_kind_of_objects_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).unwrap();
+        let result = Key::new(["runs", "r", "jobs", "j", "result.json"]).unwrap();
+        let over = vec![b' '; limits::RESULT_BYTES as usize + 1];
+        store.put(&result, over).await.unwrap();
+        for error in [
+            store.get(&result).await.unwrap_err(),
+            store
+                .get_json::<serde_json::Value>(&result)
+                .await
+                .unwrap_err(),
+        ] {
+            let message = error.to_string();
+            assert!(matches!(error, StoreError::TooLarge { .. }), "{message}");
+            assert!(
+                message.contains("runs/r/jobs/j/result.json")
+                    && message.contains(&format!("limit of {} bytes", limits::RESULT_BYTES)),
+                "{message}"
+            );
+        }
+        let alias = Key::new(["models", "m", "current"]).unwrap();
+        store
+            .put(&alias, vec![b'v'; limits::OTHER_BYTES as usize + 1])
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.get_tagged(&alias).await,
+            Err(StoreError::TooLarge { .. })
+        ));
+        let journal = Key::new(["runs", "r", "state.json"]).unwrap();
+        store.put(&journal, b"{}".to_vec()).await.unwrap();
+        assert_eq!(store.get(&journal).await.unwrap().unwrap(), b"{}");
+    }
 
     #[tokio::test]
     async fn local_store_round_trip() {

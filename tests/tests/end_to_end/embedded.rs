@@ -493,6 +493,21 @@ fn a_damaged_encoder_is_pretrained_again_before_its_segnet_runs() {
         "pre-training wrote a sound encoder"
     );
     assert!(job_dir("segnet").join("result.json").exists());
+
+    // A result past its size limit (valid JSON padded with spaces) is not read whole or
+    // trusted: its job runs again, and the file is named.
+    let result = job_dir("segnet").join("result.json");
+    let mut padded = std::fs::read(&result).unwrap();
+    padded.resize(slsg::store::limits::RESULT_BYTES as usize + 1, b' ');
+    std::fs::write(&result, &padded).unwrap();
+    let rerun = slsg(&["train", path(&config)], &[]);
+    let log = String::from_utf8_lossy(&rerun.stderr).into_owned();
+    ok(rerun);
+    assert!(
+        log.contains("result.json") && log.contains("over the limit"),
+        "{log}"
+    );
+    assert!(std::fs::metadata(&result).unwrap().len() < slsg::store::limits::RESULT_BYTES);
 }
 
 #[test]
