@@ -12,8 +12,9 @@ use slsg::proto::cluster_server::{Cluster, ClusterServer};
 use slsg::proto::{
     AUTHORIZATION, CONFIG_LIMIT, CompleteReply, CompleteRequest, ERROR_LIMIT, FailReply,
     FailRequest, HeartbeatReply, HeartbeatRequest, Lease, LeaseReply, LeaseRequest, MESSAGE_LIMIT,
-    NAME_LIMIT, PROGRESS_LIMIT, RegisterReply, RegisterRequest, RetrainReply, RetrainRequest,
-    STATUS_PAGE_LIMIT, StatusReply, StatusRequest, SubmitReply, SubmitRequest, TokenError, bearer,
+    NAME_LIMIT, PROGRESS_LIMIT, PROTOCOL_VERSION, RegisterReply, RegisterRequest, RetrainReply,
+    RetrainRequest, STATUS_PAGE_LIMIT, StatusReply, StatusRequest, SubmitReply, SubmitRequest,
+    TokenError, bearer, worker_protocol,
 };
 use slsg::ranges::truncated;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -119,8 +120,21 @@ impl Cluster for ClusterService {
         &self,
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterReply>, Status> {
-        let RegisterRequest { worker, device, .. } = request.into_inner();
+        let RegisterRequest {
+            worker,
+            device,
+            version,
+            protocol,
+        } = request.into_inner();
         let (worker, device) = (name(worker, "worker")?, name(device, "device")?);
+        let protocol = worker_protocol(protocol);
+        if protocol != PROTOCOL_VERSION {
+            let version: String = version.chars().take(NAME_LIMIT).collect();
+            return Err(Status::failed_precondition(format!(
+                "worker {worker} (slsg {version:?}) speaks protocol {protocol}, this coordinator (slsg {}) protocol {PROTOCOL_VERSION}: run workers of a release that speaks {PROTOCOL_VERSION}",
+                env!("CARGO_PKG_VERSION")
+            )));
+        }
         self.ask(|reply| CoordinatorMessage::Register {
             worker,
             device,

@@ -1185,6 +1185,24 @@ mod tests {
     }
 
     #[test]
+    fn a_journal_of_format_1_restores_its_run_and_lease() {
+        macro_rules! fixture {
+            ($name:literal) => {
+                include_str!(concat!("../../shared/tests/fixtures/format-1/", $name))
+            };
+        }
+        let plan: Plan = serde_json::from_str(fixture!("plan.json")).unwrap();
+        let mut journal: serde_json::Value = serde_json::from_str(fixture!("state.json")).unwrap();
+        journal["added_by_a_newer_minor"] = serde_json::json!(1);
+        let journal: Journal = serde_json::from_value(journal).unwrap();
+        let pretrain: JobResult = serde_json::from_str(fixture!("pretrain-result.json")).unwrap();
+        let results = HashMap::from([("0fd773c0708591fd".to_string(), pretrain)]);
+        let mut restored = JobTable::restore(&plan, journal, &results, 0);
+        assert!(restored.heartbeat("fixture-lease", "w1", None, 1).accepted);
+        assert!(!restored.heartbeat("fixture-lease", "w2", None, 1).accepted);
+    }
+
+    #[test]
     fn journals_with_lease_ids_in_clear_still_honour_their_leases() {
         let journal: Journal = serde_json::from_str(
             r#"{"run":"r","jobs":{"p":{"state":{"state":"leased","worker":"w1","attempt":1},"attempts":1,"lease":"0123abcd"}}}"#,

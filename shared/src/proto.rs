@@ -23,6 +23,18 @@ pub const PROGRESS_LIMIT: usize = 16 * 1024;
 /// Largest result summary (JSON) a completion may carry: the bound on a stored `result.json`.
 pub const RESULT_LIMIT: usize = crate::store::limits::RESULT_BYTES as usize;
 
+/// The version of the wire contract and of the documents kept in the store (journals,
+/// results, specifications, cards). Adding a field that older readers may skip does not change
+/// it: every reader accepts fields it does not know. A change older processes cannot follow
+/// raises it, and a coordinator refuses workers that speak another.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The protocol of a worker that sent `protocol` at `Register`: workers from before the field
+/// existed send 0 and speak protocol 1.
+pub fn worker_protocol(protocol: u32) -> u32 {
+    protocol.max(1)
+}
+
 /// The metadata key every request carries its token in.
 pub const AUTHORIZATION: &str = "authorization";
 

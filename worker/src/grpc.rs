@@ -8,7 +8,7 @@ use slsg::job::{FailureKind, JobProgress, JobResult, JobSpec};
 use slsg::proto::cluster_client::ClusterClient;
 use slsg::proto::{
     AUTHORIZATION, CompleteRequest, ERROR_LIMIT, FailRequest, HeartbeatRequest, LeaseRequest,
-    MESSAGE_LIMIT, RegisterRequest, bearer,
+    MESSAGE_LIMIT, PROTOCOL_VERSION, RegisterRequest, bearer,
 };
 use slsg::ranges::truncated;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -56,6 +56,8 @@ pub fn status(e: tonic::Status) -> LinkError {
         tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
             LinkError::Token(e.message().to_string())
         }
+        // The coordinator speaks another protocol: asking again cannot help.
+        tonic::Code::FailedPrecondition => LinkError::Refused(e.message().to_string()),
         code => LinkError::Failed(format!("{code}: {}", e.message())),
     }
 }
@@ -102,6 +104,7 @@ impl CoordinatorLink for GrpcLink {
             worker: worker.into(),
             device: device.into(),
             version: env!("CARGO_PKG_VERSION").into(),
+            protocol: PROTOCOL_VERSION,
         };
         let reply = self
             .client

@@ -4,6 +4,7 @@
 
 use slsg::backend::Device;
 use slsg::checkpoint::CheckpointError;
+use slsg::config::ConfigError;
 use slsg::data::{DataError, Dataset, DatasetCache, SourceError};
 use slsg::fit::{PipelineError, SegnetFrom, StageOutput, prepare, pretrain_stage, segnet_stage};
 use slsg::infer::ModelError;
@@ -25,6 +26,10 @@ pub enum JobError {
     Data(#[from] DataError),
     #[error(transparent)]
     Dataset(Box<SourceError>),
+    /// The specification does not pass the checks a plan's configs pass: sent by a
+    /// coordinator of another version, or altered on the way.
+    #[error(transparent)]
+    Spec(#[from] ConfigError),
     #[error("SegNet job {job} names no pre-training job")]
     NoUpstream { job: String },
     #[error("the job panicked: {0}")]
@@ -95,7 +100,10 @@ impl JobError {
                 | PipelineError::NoEvaluationSet { .. } => Permanent,
             },
             JobError::Store(e) => store_failure(e),
-            JobError::Name(_) | JobError::Data(_) | JobError::NoUpstream { .. } => Permanent,
+            JobError::Name(_)
+            | JobError::Data(_)
+            | JobError::Spec(_)
+            | JobError::NoUpstream { .. } => Permanent,
             JobError::Dataset(e) => match e.as_ref() {
                 SourceError::Store(e) => store_failure(e),
                 SourceError::Truncated { .. } | SourceError::Cache { .. } => Retryable,
@@ -156,6 +164,9 @@ pub fn run_job(
     cache: &DatasetCache,
     progress: &mut dyn Progress,
 ) -> Result<JobResult, JobError> {
+    // What a coordinator sends is checked as the plan's configs are: a value out of range
+    // fails this job for good, naming the field, instead of panicking in every attempt.
+    spec.config.validate(&format!("job {}", spec.id))?;
     let store = BlockingStore::new(Store::open(&spec.store)?, runtime);
     let run = RunKeys::new(&spec.run)?;
     let out = StageOutput {
@@ -191,4 +202,52 @@ pub fn run_job(
     Ok(segnet_stage(
         &category, &prepared, config, from, retraining, &out, device, progress,
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use slsg::config::Config;
+    use slsg::train::Silent;
+
+    use super::*;
+
+    #[test]
+    fn a_spec_out_of_range_fails_for_good_naming_the_field_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store");
+        let mut config = Config::default();
+        config.segnet.lr = 2.0;
+        let spec = JobSpec {
+            id: "j1".into(),
+            kind: JobKind::Segnet,
+            run: "r".into(),
+            store: store.display().to_string(),
+            dataset: dir.path().join("data"),
+            dataset_listing: None,
+            category: "c".into(),
+            config,
+            point: BTreeMap::new(),
+            depends_on: Some("j0".into()),
+            retraining: None,
+            early_stopping: None,
+        };
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let error = run_job(
+            &spec,
+            Device::Cpu,
+            runtime.handle().clone(),
+            &DatasetCache::new(dir.path().join("cache")),
+            &mut Silent,
+        )
+        .unwrap_err();
+        assert_eq!(error.failure_kind(), FailureKind::Permanent);
+        let message = error.to_string();
+        assert!(
+            message.contains("job j1") && message.contains("segnet.lr"),
+            "{message}"
+        );
+        assert!(!store.exists(), "nothing was written");
+    }
 }

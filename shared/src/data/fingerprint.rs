@@ -13,7 +13,6 @@ use crate::parallel::try_map;
 
 /// One file's size and content hash.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FileDigest {
     pub size: u64,
     pub sha256: String,
@@ -22,7 +21,6 @@ pub struct FileDigest {
 /// Every file of a set by its path relative to the category folder (`/`-separated): what a model
 /// was trained on, so that later arrivals can be told apart.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub files: BTreeMap<String, FileDigest>,
 }

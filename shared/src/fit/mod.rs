@@ -101,7 +101,6 @@ impl From<TestRunError<StoreError>> for PipelineError {
 
 /// What a finished stage reports (`result.json`, written last).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StageResult {
     pub steps: u64,
     /// SegNet: the validation pass whose model was kept.

@@ -21,7 +21,6 @@ use crate::train::holdout;
 
 /// What a retraining run's jobs know about the model in production.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Retraining {
     /// The version `current` named when the run was planned; the gate scores it too.
     pub current: String,

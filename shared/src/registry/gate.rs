@@ -10,7 +10,6 @@ use crate::infer::EvaluationSet;
 
 /// One model's scores in a gate comparison.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct GateScores {
     /// The registered version scored (`None` for the candidate, which is not registered yet).
     pub version: Option<String>,
@@ -27,7 +26,6 @@ pub struct GateScores {
 
 /// What a retraining job measured for the gate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct GateReport {
     /// The set both models were scored on.
     pub evaluation_set: EvaluationSet,

@@ -98,7 +98,6 @@ impl ModelUrl {
 
 /// A registered version's card (`card.json`): where it came from and how it was selected.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct VersionCard {
     pub category: String,
     pub version: String,
@@ -138,7 +137,6 @@ pub enum Decision {
 
 /// One line of `history.jsonl`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct HistoryEntry {
     pub unix_ms: u64,
     pub decision: Decision,

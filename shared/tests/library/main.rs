@@ -5,6 +5,7 @@
 //! One module: `cargo test --workspace --test library parity::`.
 
 mod common;
+mod formats;
 mod layers;
 mod metrics_hand;
 mod metrics_reference;

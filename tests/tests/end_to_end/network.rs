@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use slsg::proto::{
     CompleteRequest, ERROR_LIMIT, FailRequest, FailureKind, HeartbeatRequest, LeaseRequest,
-    RegisterRequest,
+    PROTOCOL_VERSION, RegisterRequest,
 };
 use slsg_tests::*;
 use slsg_worker::Access;
@@ -90,6 +90,8 @@ fn leases_are_credentials_bound_to_their_worker() {
                     worker: name.into(),
                     device: "cpu".into(),
                     version: "test".into(),
+                    // Unset, as workers from before the field send it: protocol 1.
+                    protocol: 0,
                 })
                 .await
                 .unwrap();
@@ -210,6 +212,40 @@ fn leases_are_credentials_bound_to_their_worker() {
 }
 
 #[test]
+fn a_worker_of_another_protocol_is_refused_naming_both_versions() {
+    let served = serve(&["--once"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut w = client(&served.url);
+        let refused = w
+            .register(RegisterRequest {
+                worker: "future".into(),
+                device: "cpu".into(),
+                version: "9.0.0".into(),
+                protocol: PROTOCOL_VERSION + 1,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+        let message = refused.message();
+        assert!(
+            message.contains(&format!("speaks protocol {}", PROTOCOL_VERSION + 1))
+                && message.contains(&format!("protocol {PROTOCOL_VERSION}"))
+                && message.contains("9.0.0")
+                && message.contains(env!("CARGO_PKG_VERSION"))
+                && !message.contains('\n'),
+            "{message}"
+        );
+        // The worker side reads the refusal as final: asking again cannot help.
+        assert!(matches!(
+            slsg_worker::grpc::status(refused),
+            slsg_worker::LinkError::Refused(_)
+        ));
+    });
+    drop(served);
+}
+
+#[test]
 fn oversized_fields_are_cut_or_refused() {
     let served = serve(&["--once"]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -221,6 +257,7 @@ fn oversized_fields_are_cut_or_refused() {
                 worker: long_name.clone(),
                 device: "cpu".into(),
                 version: "test".into(),
+                protocol: PROTOCOL_VERSION,
             })
             .await
             .unwrap_err();
