@@ -27,6 +27,10 @@ pub enum CoordinatorError {
         store: String,
         serving: String,
     },
+    #[error(
+        "{origin}: dataset `{dataset}` is not a folder below the ones this coordinator reads datasets from (--dataset-root)"
+    )]
+    DatasetNotAllowed { origin: String, dataset: String },
     #[error("writing the journal: {0}")]
     Journal(Arc<StoreError>),
     #[error("the journal writer stopped")]

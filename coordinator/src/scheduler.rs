@@ -2,11 +2,12 @@
 //! plans off the async runtime), and retraining checks — at each firing of the config's
 //! `[retrain]` schedule, or when an operator asks — whose retraining runs are submitted.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use ractor::ActorRef;
-use slsg::data::DatasetCache;
-use slsg::job::{ClusterConfig, Plan, Schedule};
+use slsg::data::{DatasetCache, local_folder};
+use slsg::job::{ClusterConfig, Plan, PlanError, Schedule};
 use slsg::retrain::{CheckReport, check};
 use slsg::store::{BlockingStore, Store};
 
@@ -20,6 +21,9 @@ pub struct Intake {
     threads: usize,
     /// Where retraining checks copy datasets at a URL.
     cache: DatasetCache,
+    /// The folders submitted configs may read datasets on this machine from (canonical);
+    /// empty: any.
+    dataset_roots: Vec<PathBuf>,
 }
 
 /// What a retraining check found, and the run it submitted.
@@ -35,13 +39,45 @@ impl Intake {
         store: Store,
         threads: usize,
         cache: DatasetCache,
+        dataset_roots: Vec<PathBuf>,
     ) -> Self {
         Self {
             actor,
             store,
             threads,
             cache,
+            dataset_roots,
         }
+    }
+
+    /// A submitted config reads datasets on this machine only below the allowed roots, after
+    /// links and `..` are resolved. A folder outside them and one that does not exist get the
+    /// same answer, so a client learns nothing of the file system.
+    fn allowed_datasets(
+        &self,
+        cluster: &ClusterConfig,
+        origin: &str,
+    ) -> Result<(), CoordinatorError> {
+        if self.dataset_roots.is_empty() {
+            return Ok(());
+        }
+        for dataset in &cluster.datasets {
+            let Some(folder) = local_folder(&dataset.path) else {
+                continue;
+            };
+            let inside = std::fs::canonicalize(&folder).is_ok_and(|folder| {
+                self.dataset_roots
+                    .iter()
+                    .any(|root| folder.starts_with(root))
+            });
+            if !inside {
+                return Err(CoordinatorError::DatasetNotAllowed {
+                    origin: origin.to_string(),
+                    dataset: dataset.path.display().to_string(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The coordinator serves one store: a config for another is refused.
@@ -63,10 +99,12 @@ impl Intake {
         origin: String,
     ) -> Result<Submitted, CoordinatorError> {
         self.same_store(&cluster, &origin)?;
+        self.allowed_datasets(&cluster, &origin)?;
         let threads = self.threads;
         let plan = tokio::task::spawn_blocking(move || Plan::expand(&cluster, &origin, threads))
             .await
-            .map_err(CoordinatorError::gone)??;
+            .map_err(CoordinatorError::gone)?
+            .map_err(PlanError::without_listings)?;
         self.send(plan).await
     }
 
@@ -85,6 +123,7 @@ impl Intake {
         origin: String,
     ) -> Result<CheckOutcome, CoordinatorError> {
         self.same_store(&cluster, &origin)?;
+        self.allowed_datasets(&cluster, &origin)?;
         let (threads, store, cache) = (
             self.threads,
             BlockingStore::new(self.store.clone(), tokio::runtime::Handle::current()),

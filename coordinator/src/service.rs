@@ -107,6 +107,7 @@ fn refusal(e: CoordinatorError) -> Status {
         CoordinatorError::Plan(_)
         | CoordinatorError::Retrain(_)
         | CoordinatorError::OtherStore { .. }
+        | CoordinatorError::DatasetNotAllowed { .. }
         | CoordinatorError::RunInProgress { .. }
         | CoordinatorError::UnknownRun { .. }
         | CoordinatorError::Name(_) => Status::invalid_argument(e.to_string()),

@@ -67,6 +67,10 @@ pub struct Args {
     /// A connection silent this many seconds is closed (a lease request waits up to 30).
     #[arg(long, allow_negative_numbers = true, default_value_t = 120, value_parser = clap::value_parser!(u64).range(35..=86_400))]
     idle_seconds: u64,
+    /// A folder submitted configs may read datasets from on this machine (paths and
+    /// `file://` URLs, links resolved); repeat for more. Without any, every folder may be read.
+    #[arg(long, value_name = "DIR")]
+    dataset_root: Vec<PathBuf>,
     /// Where retraining checks copy datasets at an object-store URL.
     #[command(flatten)]
     cache: CacheArgs,
@@ -107,6 +111,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "set SLSG_TOKEN to the workers' bearer token (or pass --insecure to accept any worker)"
         );
     }
+    let dataset_roots = args
+        .dataset_root
+        .iter()
+        .map(|root| {
+            std::fs::canonicalize(root)
+                .ok()
+                .filter(|root| root.is_dir())
+                .with_context(|| format!("--dataset-root {}: not a folder", root.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let security = Security {
         token,
         tls: match (&args.tls_cert, &args.tls_key) {
@@ -174,7 +188,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if let Ok(status) = status {
             outln!("{}", reuse_line(&status));
         }
-        let intake = Arc::new(Intake::new(actor.clone(), store, threads, args.cache.datasets()));
+        let intake = Arc::new(Intake::new(
+            actor.clone(),
+            store,
+            threads,
+            args.cache.datasets(),
+            dataset_roots,
+        ));
         let scheduler = match (mode, schedule) {
             (Mode::Service, Some(schedule)) => {
                 outln!("retraining checks: {schedule}");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 pub enum DataError {
     #[error("{path}: no such file or folder")]
     NotFound { path: PathBuf },
-    #[error("category `{category}` does not exist in {root} (available: {})", available.join(", "))]
+    #[error("category `{category}` does not exist in {root}{}", listed(available))]
     UnknownCategory {
         category: String,
         root: PathBuf,
@@ -83,6 +83,29 @@ impl DataError {
             DataError::NotFound { path }
         } else {
             DataError::Io { path, source }
+        }
+    }
+}
+
+/// ` (available: a, b)`, or nothing where the names are withheld.
+fn listed(available: &[String]) -> String {
+    if available.is_empty() {
+        String::new()
+    } else {
+        format!(" (available: {})", available.join(", "))
+    }
+}
+
+impl DataError {
+    /// The error as told to a remote client: without the names of folders it did not give.
+    pub fn without_listings(self) -> DataError {
+        match self {
+            DataError::UnknownCategory { category, root, .. } => DataError::UnknownCategory {
+                category,
+                root,
+                available: Vec::new(),
+            },
+            other => other,
         }
     }
 }

@@ -25,5 +25,5 @@ pub use image_io::{
 pub use layout::{Layout, discover_categories, resolve_categories};
 pub use source::{
     CategoryFingerprints, Dataset, DatasetCache, ListedFile, Listing, SourceError, block_on,
-    is_url, push,
+    is_url, local_folder, push,
 };

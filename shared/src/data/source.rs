@@ -22,6 +22,16 @@ pub fn is_url(path: &Path) -> bool {
     path.to_str().is_some_and(|p| p.contains("://"))
 }
 
+/// The folder on this machine a dataset path names: the path itself, or a `file://` URL's;
+/// `None` for a dataset in an object store.
+pub fn local_folder(path: &Path) -> Option<PathBuf> {
+    if !is_url(path) {
+        return Some(path.to_path_buf());
+    }
+    let url = path.to_str()?;
+    url.strip_prefix("file://").map(PathBuf::from)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error(transparent)]
@@ -51,6 +61,14 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// The error as told to a remote client: without the names of folders it did not give.
+    pub fn without_listings(self) -> SourceError {
+        match self {
+            SourceError::Data(e) => SourceError::Data(e.without_listings()),
+            other => other,
+        }
+    }
+
     /// Whether the store failed to answer (an outage to wait out), rather than the data being
     /// wrong.
     pub fn is_store_outage(&self) -> bool {

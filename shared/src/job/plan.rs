@@ -119,6 +119,17 @@ pub enum PlanError {
     },
 }
 
+impl PlanError {
+    /// The error as told to a remote client: without the names of folders it did not give.
+    pub fn without_listings(self) -> PlanError {
+        match self {
+            PlanError::Data(e) => PlanError::Data(e.without_listings()),
+            PlanError::Source(e) => PlanError::Source(Box::new(e.without_listings())),
+            other => other,
+        }
+    }
+}
+
 impl From<SourceError> for PlanError {
     fn from(e: SourceError) -> Self {
         PlanError::Source(Box::new(e))

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use slsg::proto::{
     CompleteRequest, ERROR_LIMIT, FailRequest, FailureKind, HeartbeatRequest, LeaseRequest,
-    PROTOCOL_VERSION, RegisterRequest,
+    PROTOCOL_VERSION, RegisterRequest, SubmitRequest,
 };
 use slsg_tests::*;
 use slsg_worker::Access;
@@ -25,6 +25,7 @@ struct Served {
     url: String,
 }
 
+/// `extra_flags` may name the dataset folder as `{data}`.
 fn serve(extra_flags: &[&str]) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let data = synthetic_data(dir.path());
@@ -42,7 +43,11 @@ fn serve(extra_flags: &[&str]) -> Served {
     );
     let address = format!("127.0.0.1:{}", free_port());
     let mut args = vec!["coordinator", path(&config), "--listen", &address];
-    args.extend_from_slice(extra_flags);
+    args.extend(
+        extra_flags
+            .iter()
+            .map(|&flag| if flag == "{data}" { path(&data) } else { flag }),
+    );
     let coordinator = Process::start(
         &args,
         &[("SLSG_TOKEN", TOKEN)],
@@ -241,6 +246,51 @@ fn a_worker_of_another_protocol_is_refused_naming_both_versions() {
             slsg_worker::grpc::status(refused),
             slsg_worker::LinkError::Refused(_)
         ));
+    });
+    drop(served);
+}
+
+#[test]
+fn submitted_datasets_stay_below_the_allowed_roots_and_errors_list_no_folder() {
+    let served = serve(&["--dataset-root", "{data}"]);
+    let data = served.dir.path().join("data");
+    let store = served.dir.path().join("store");
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(outside.path().join("private-folder/train/good")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), data.join("escape")).unwrap();
+    let config = |dataset: &str, category: &str| {
+        format!(
+            "[run]\nname = \"sub\"\nstore = \"{}\"\n[[dataset]]\npath = \"{dataset}\"\ncategories = [\"{category}\"]\n",
+            path(&store)
+        )
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut operator = client(&served.url);
+        let outside_url = format!("file://{}", path(outside.path()));
+        let escape = path(&data.join("escape")).to_string();
+        for (dataset, category, needle) in [
+            (outside_url.as_str(), "private-folder", "not a folder below"),
+            (path(outside.path()), "private-folder", "not a folder below"),
+            (escape.as_str(), "private-folder", "not a folder below"),
+            ("/nonexistent", "x", "not a folder below"),
+            (path(&data), "nope", "category `nope` does not exist"),
+        ] {
+            let refused = operator
+                .submit(SubmitRequest {
+                    config_toml: config(dataset, category),
+                    origin: "sub.toml".into(),
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{dataset}");
+            let message = refused.message();
+            assert!(message.contains(needle), "{dataset}: {message}");
+            // Nothing of what is on the coordinator's disk is told.
+            for secret in ["private-folder/", "weave", "escape,", "available"] {
+                assert!(!message.contains(secret), "{dataset}: {message}");
+            }
+        }
     });
     drop(served);
 }
