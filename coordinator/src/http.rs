@@ -7,6 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -36,8 +37,13 @@ pub trait Probes: Send + Sync + 'static {
     fn metrics(&self) -> impl Future<Output = Result<String, Unavailable>> + Send;
 }
 
-/// Connections the health port holds at once: probes and a scraper need few.
+/// Connections the health port holds at once: probes and a scraper need few. A new one is
+/// always served; the one silent longest makes room.
 const HTTP_CONNECTIONS: usize = 64;
+
+/// Longest silence of a connection to the health port: a dashboard asks every 2 s, a probe
+/// or a scrape opens its own connection.
+const HTTP_IDLE: Duration = Duration::from_secs(30);
 
 /// The probe and metrics endpoints, to serve alone or beside other routes.
 pub fn probe_routes<P: Probes>(probes: Arc<P>) -> Router {
@@ -68,6 +74,7 @@ pub async fn serve_http(
     let local = listener.local_addr()?;
     let limits = Limits {
         max_connections: limits.max_connections.min(HTTP_CONNECTIONS),
+        idle: limits.idle.min(HTTP_IDLE),
         ..limits
     };
     let listener = GuardedListener {

@@ -402,29 +402,83 @@ fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
 }
 
 #[test]
-fn silent_and_half_open_connections_are_closed_and_capped() {
+fn silent_and_half_open_connections_are_closed_and_cannot_keep_anyone_out() {
     let served = serve(&["--handshake-seconds", "2", "--max-connections", "8"]);
-    // Silent connections, and one that stops half-way through the HTTP/2 preface.
+    // Silent connections up to the cap, and one that stops half-way through the HTTP/2 preface.
     let mut silent: Vec<TcpStream> = (0..7)
         .map(|_| TcpStream::connect(&served.address).unwrap())
         .collect();
     let mut partial = TcpStream::connect(&served.address).unwrap();
     partial.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
-    // The cap is reached: one more is closed at once.
-    let mut beyond = TcpStream::connect(&served.address).unwrap();
+    // The cap is reached, and an operator still gets through: the connection silent longest
+    // is closed to make room.
+    let status = ok(slsg(&["status", &served.url], &[("SLSG_TOKEN", TOKEN)]));
+    assert!(status.contains("net"), "{status}");
     assert!(
-        closed_within(&mut beyond, Duration::from_secs(1)),
-        "a connection beyond the cap is closed as it arrives"
+        closed_within(&mut silent[0], Duration::from_secs(1)),
+        "the connection silent longest made room"
     );
-    for stream in silent.iter_mut().chain([&mut partial]) {
+    for stream in silent.iter_mut().skip(1).chain([&mut partial]) {
         assert!(
             closed_within(stream, Duration::from_secs(6)),
             "a connection that never finished its handshake is closed"
         );
     }
-    // With those gone, operators get through again.
-    let status = ok(slsg(&["status", &served.url], &[("SLSG_TOKEN", TOKEN)]));
-    assert!(status.contains("net"), "{status}");
     let mut coordinator = served.coordinator;
     assert!(coordinator.is_running());
+}
+
+/// Sends `GET path` on `stream` and reads the answer until its body `ok` (or the timeout).
+fn get_ok(stream: &mut TcpStream, path: &str, close: bool) -> String {
+    let connection = if close { "close" } else { "keep-alive" };
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: probe\r\nConnection: {connection}\r\n\r\n"
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !String::from_utf8_lossy(&answer).contains("\r\n\r\nok") {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn probes_get_through_whatever_holds_the_health_port() {
+    let http = format!("127.0.0.1:{}", free_port());
+    let served = serve(&["--http-listen", &http]);
+    wait_until("the health port serves", Duration::from_secs(30), || {
+        TcpStream::connect(&http).is_ok()
+    });
+    // The health port's cap of idle keep-alive connections, each after a request, and as many
+    // again that never send a byte.
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        let mut stream = TcpStream::connect(&http).unwrap();
+        let answer = get_ok(&mut stream, "/healthz", false);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        held.push(stream);
+    }
+    held.extend((0..64).map(|_| TcpStream::connect(&http).unwrap()));
+    // A probe with Kubernetes' default timeout of one second is answered, every time.
+    for _ in 0..3 {
+        let start = Instant::now();
+        let mut probe = TcpStream::connect(&http).unwrap();
+        let answer = get_ok(&mut probe, "/healthz", true);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+    drop(held);
+    drop(served);
 }
