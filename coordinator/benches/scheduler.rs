@@ -204,6 +204,7 @@ async fn measure(jobs: usize, workers: usize, hold: Duration) -> String {
         store,
         1,
         DatasetCache::new(std::env::temp_dir().join("slsg-bench-cache")),
+        Vec::new(),
     ));
     let service = ClusterService::new(
         actor.clone(),
