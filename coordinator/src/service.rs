@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{ActorRef, RpcReplyPort};
-use slsg::job::{ClusterConfig, JobProgress};
+use slsg::job::{ClusterConfig, JobProgress, RunStatus};
 use slsg::proto::cluster_server::{Cluster, ClusterServer};
 use slsg::proto::{
     AUTHORIZATION, CONFIG_LIMIT, CompleteReply, CompleteRequest, ERROR_LIMIT, FailReply,
@@ -29,6 +29,39 @@ use crate::tls::Security;
 
 /// Longest a lease request may wait for a job.
 pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(30);
+
+/// The room a status page has in a reply: the message limit, less the reply's framing.
+const STATUS_PAGE_BYTES: usize = MESSAGE_LIMIT - 1024;
+
+/// `status` as JSON in at most `budget` bytes: the page ends before the first job that would
+/// not fit (a client asks for the next page from the jobs it got), with at least one job, and
+/// a leaderboard too large for the page keeps each category's best entries.
+fn page_json(mut status: RunStatus, budget: usize) -> String {
+    fn json_len<T: serde::Serialize>(value: &T) -> usize {
+        serde_json::to_vec(value).map_or(0, |bytes| bytes.len())
+    }
+    let jobs = std::mem::take(&mut status.jobs);
+    let mut used = json_len(&status);
+    while used > budget && status.leaderboard.values().any(|entries| entries.len() > 1) {
+        for entries in status.leaderboard.values_mut() {
+            entries.truncate(entries.len().div_ceil(2));
+        }
+        used = json_len(&status);
+    }
+    let mut kept = 0;
+    for job in &jobs {
+        // The job and the comma before it.
+        let size = json_len(job) + 1;
+        if kept > 0 && used + size > budget {
+            break;
+        }
+        used += size;
+        kept += 1;
+    }
+    status.jobs = jobs;
+    status.jobs.truncate(kept);
+    serde_json::to_string(&status).expect("statuses serialise")
+}
 
 pub struct ClusterService {
     actor: ActorRef<CoordinatorMessage>,
@@ -270,7 +303,7 @@ impl Cluster for ClusterService {
                 })
                 .await?
                 .map_err(refusal)?;
-            serde_json::to_string(&status)
+            Ok(page_json(status, STATUS_PAGE_BYTES))
         }
         .expect("statuses serialise");
         Ok(Response::new(StatusReply { status_json }))
@@ -392,3 +425,81 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3600);
 pub const MAX_STREAMS: u32 = 64;
 /// Largest header block of a request.
 pub const HEADER_LIMIT: u32 = 16 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use slsg::job::{JobKind, JobState, JobStatus, LeaderboardEntry};
+
+    use super::*;
+
+    fn failed(id: usize, error_bytes: usize) -> JobStatus {
+        JobStatus {
+            id: format!("job{id}"),
+            kind: JobKind::Segnet,
+            category: "c".into(),
+            point: BTreeMap::new(),
+            state: JobState::Failed {
+                error: "e".repeat(error_bytes),
+            },
+            attempts: 1,
+            progress: None,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn a_status_page_fits_its_reply_whatever_its_jobs_hold() {
+        let status = |jobs: Vec<JobStatus>| RunStatus {
+            run: "r".into(),
+            finished: false,
+            total_jobs: jobs.len(),
+            jobs,
+            offset: 0,
+            leaderboard: BTreeMap::new(),
+            budget: None,
+        };
+        let small = page_json(status((0..10).map(|i| failed(i, 10)).collect()), 100_000);
+        let page: RunStatus = serde_json::from_str(&small).unwrap();
+        assert_eq!(page.jobs.len(), 10, "a page that fits is whole");
+
+        let large = page_json(status((0..10).map(|i| failed(i, 1_000)).collect()), 5_000);
+        assert!(large.len() <= 5_000, "{}", large.len());
+        let page: RunStatus = serde_json::from_str(&large).unwrap();
+        assert!(
+            (1..10).contains(&page.jobs.len()),
+            "{} jobs",
+            page.jobs.len()
+        );
+        assert_eq!(page.jobs[0].id, "job0", "the page keeps its order");
+        assert_eq!(page.total_jobs, 10, "the client asks for the rest");
+
+        let one = page_json(status(vec![failed(0, 10_000), failed(1, 10)]), 5_000);
+        let page: RunStatus = serde_json::from_str(&one).unwrap();
+        assert_eq!(page.jobs.len(), 1, "a page holds at least one job");
+
+        let entry = |i: usize| LeaderboardEntry {
+            job: format!("job{i}"),
+            point: BTreeMap::from([("segnet.lr".to_string(), "p".repeat(100))]),
+            validation_score: Some(1.0 / (i + 1) as f64),
+            test_image_auroc: None,
+            steps: 0,
+            stopped_early: None,
+            image_score: None,
+            test_pixel_auroc: None,
+            test_pro_auc: None,
+        };
+        let mut ranked = status(vec![failed(0, 10)]);
+        ranked
+            .leaderboard
+            .insert("c".into(), (0..100).map(entry).collect());
+        let trimmed = page_json(ranked, 5_000);
+        assert!(trimmed.len() <= 5_000, "{}", trimmed.len());
+        let page: RunStatus = serde_json::from_str(&trimmed).unwrap();
+        let kept = &page.leaderboard["c"];
+        assert!(!kept.is_empty() && kept.len() < 100, "{}", kept.len());
+        assert_eq!(kept[0].job, "job0", "the best entries stay");
+        assert_eq!(page.jobs.len(), 1);
+    }
+}

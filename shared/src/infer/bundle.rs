@@ -20,6 +20,7 @@ use crate::store::limits;
 pub const MODEL_FORMAT_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrainingSummary {
     pub seed: u64,
     pub pretrain_steps: u64,
@@ -39,6 +40,7 @@ pub struct TrainingSummary {
 /// What model selection scored on: the validation images plus anomalies simulated on them from
 /// a fixed seed. Two models are comparable only on sets with the same fingerprint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EvaluationSet {
     /// SHA-256 of the set's images and masks as scored.
     pub fingerprint: String,
@@ -52,6 +54,7 @@ pub struct EvaluationSet {
 
 /// The selected model's scores on the evaluation set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SelectionScores {
     pub image_auroc: Option<f64>,
     pub pixel_auroc: Option<f64>,
@@ -61,6 +64,7 @@ pub struct SelectionScores {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelCard {
     pub format: u32,
     pub slsg_version: String,
