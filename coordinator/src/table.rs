@@ -1188,7 +1188,7 @@ mod tests {
     fn a_journal_of_format_1_restores_its_run_and_lease() {
         macro_rules! fixture {
             ($name:literal) => {
-                include_str!(concat!("../../shared/tests/fixtures/format-1/", $name))
+                include_str!(concat!("../../fixtures/format-1/", $name))
             };
         }
         let plan: Plan = serde_json::from_str(fixture!("plan.json")).unwrap();

@@ -1,4 +1,4 @@
-//! Documents written by format 1 of the store and the wire (committed in `fixtures/format-1/`
+//! Documents written by format 1 of the store and the wire (committed in the repository's `fixtures/format-1/`
 //! from a real run) are read by every later version, and a reader accepts the fields a newer
 //! minor version adds (model cards excepted: their own format number governs them).
 
@@ -11,9 +11,15 @@ use slsg::job::{JobResult, JobSpec, Plan};
 use slsg::registry::{HistoryEntry, VersionCard};
 
 fn fixture(name: &str) -> String {
-    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests/fixtures/format-1", name]
-        .iter()
-        .collect();
+    let path: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "..",
+        "fixtures",
+        "format-1",
+        name,
+    ]
+    .iter()
+    .collect();
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
