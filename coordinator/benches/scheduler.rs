@@ -21,7 +21,7 @@ use slsg::data::DatasetCache;
 use slsg::job::{JobKind, JobResult, JobSpec, Plan, Resources};
 use slsg::store::Store;
 use slsg::store::layout::RunKeys;
-use slsg_coordinator::actor::{CoordinatorActor, CoordinatorArgs, Mode};
+use slsg_coordinator::actor::{CoordinatorActor, CoordinatorArgs, DEFAULT_OPEN_RUNS, Mode};
 use slsg_coordinator::guard::Limits;
 use slsg_coordinator::scheduler::Intake;
 use slsg_coordinator::service::{ClusterService, serve};
@@ -191,6 +191,7 @@ async fn measure(jobs: usize, workers: usize, hold: Duration) -> String {
             plans: vec![plan.clone()],
             retry_failed: false,
             finished: finished_sender,
+            open_runs_limit: DEFAULT_OPEN_RUNS as usize,
         },
     )
     .await

@@ -27,6 +27,9 @@ use crate::writer::DocumentWriter;
 pub const TICK: Duration = Duration::from_millis(500);
 /// Finished runs a service keeps in its overview.
 pub const FINISHED_RUNS_SHOWN: usize = 100;
+/// Runs a coordinator holds open at once unless told otherwise (`--max-open-runs`): each holds
+/// its plan and job table in memory, so submissions past it are refused, not queued.
+pub const DEFAULT_OPEN_RUNS: u32 = 64;
 
 pub enum CoordinatorMessage {
     Register {
@@ -189,6 +192,9 @@ pub struct CoordinatorArgs {
     pub retry_failed: bool,
     /// In `Once` mode, receives the first plan's summary once every run has finished.
     pub finished: watch::Sender<Option<RunSummary>>,
+    /// Submissions are refused while this many runs are open (those opened at start and
+    /// recovered count, and are never refused).
+    pub open_runs_limit: usize,
 }
 
 /// The service's list of runs (`service/runs.json`), oldest first.
@@ -211,6 +217,7 @@ pub struct CoordinatorState {
     runs: Vec<Run>,
     /// Runs being opened beside the actor.
     opening: BTreeSet<String>,
+    open_runs_limit: usize,
     /// Finished runs, newest last (their results are in the store).
     finished_runs: VecDeque<RunOverview>,
     index: RunIndex,
@@ -254,6 +261,7 @@ impl Actor for CoordinatorActor {
             plans,
             retry_failed,
             finished,
+            open_runs_limit,
         } = args;
         let mut state = CoordinatorState {
             registry: Registry::new(store.clone()),
@@ -261,6 +269,7 @@ impl Actor for CoordinatorActor {
             mode,
             runs: Vec::new(),
             opening: BTreeSet::new(),
+            open_runs_limit,
             finished_runs: VecDeque::new(),
             index: RunIndex::default(),
             index_writer: None,
@@ -480,6 +489,13 @@ impl Actor for CoordinatorActor {
                         Err(CoordinatorError::RunInProgress { run: plan.run })
                     };
                     let _ = reply.send(answer);
+                    return Ok(());
+                }
+                let open =
+                    state.runs.iter().filter(|r| r.summary.is_none()).count() + state.opening.len();
+                if open >= state.open_runs_limit {
+                    let limit = state.open_runs_limit;
+                    let _ = reply.send(Err(CoordinatorError::TooManyRuns { limit }));
                     return Ok(());
                 }
                 if !state.opening.insert(plan.run.clone()) {

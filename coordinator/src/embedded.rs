@@ -10,7 +10,9 @@ use slsg::store::Store;
 use slsg_worker::{JobRunner, WorkerActor, WorkerArgs, WorkerMetrics};
 use tokio::sync::watch;
 
-use crate::actor::{CoordinatorActor, CoordinatorArgs, CoordinatorMessage, Mode};
+use crate::actor::{
+    CoordinatorActor, CoordinatorArgs, CoordinatorMessage, DEFAULT_OPEN_RUNS, Mode,
+};
 use crate::error::CoordinatorError;
 use crate::local_link::LocalLink;
 use crate::publish::RunSummary;
@@ -48,6 +50,7 @@ impl Embedded {
                 plans: vec![plan],
                 retry_failed,
                 finished: finished_sender,
+                open_runs_limit: DEFAULT_OPEN_RUNS as usize,
             },
         )
         .await?;

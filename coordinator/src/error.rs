@@ -27,10 +27,13 @@ pub enum CoordinatorError {
         store: String,
         serving: String,
     },
-    #[error(
-        "{origin}: dataset `{dataset}` is not a folder below the ones this coordinator reads datasets from (--dataset-root)"
-    )]
-    DatasetNotAllowed { origin: String, dataset: String },
+    #[error("{origin}: dataset `{dataset}`{}", not_allowed(link.as_deref()))]
+    DatasetNotAllowed {
+        origin: String,
+        dataset: String,
+        /// The link in the dataset that leads outside, when its own folder does not.
+        link: Option<String>,
+    },
     #[error("writing the journal: {0}")]
     Journal(Arc<StoreError>),
     #[error("the journal writer stopped")]
@@ -41,6 +44,10 @@ pub enum CoordinatorError {
         "run `{run}` is in progress with another plan; wait for it to finish or give the new one another [run] name"
     )]
     RunInProgress { run: String },
+    #[error(
+        "this coordinator holds {limit} open runs, its limit (--max-open-runs); submit again once one has finished"
+    )]
+    TooManyRuns { limit: usize },
     #[error("no run `{run}` in this coordinator")]
     UnknownRun { run: String },
     #[error("the operating system's random generator failed: {0}")]
@@ -61,6 +68,14 @@ pub enum CoordinatorError {
     /// A certificate or key file, or plain text where TLS is needed.
     #[error("{0}")]
     Tls(String),
+}
+
+fn not_allowed(link: Option<&str>) -> String {
+    const ROOTS: &str = "the folders this coordinator reads datasets from (--dataset-root)";
+    match link {
+        None => format!(" is not a folder below {ROOTS}"),
+        Some(link) => format!(": `{link}` is a link that does not resolve below {ROOTS}"),
+    }
 }
 
 impl CoordinatorError {

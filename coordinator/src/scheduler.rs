@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ractor::ActorRef;
-use slsg::data::{DatasetCache, local_folder};
-use slsg::job::{ClusterConfig, Plan, PlanError, Schedule};
+use slsg::data::{DatasetCache, Escape, escape_from, local_folder};
+use slsg::job::{ClusterConfig, Plan, Schedule};
 use slsg::retrain::{CheckReport, check};
 use slsg::store::{BlockingStore, Store};
 
@@ -50,36 +50,6 @@ impl Intake {
         }
     }
 
-    /// A submitted config reads datasets on this machine only below the allowed roots, after
-    /// links and `..` are resolved. A folder outside them and one that does not exist get the
-    /// same answer, so a client learns nothing of the file system.
-    fn allowed_datasets(
-        &self,
-        cluster: &ClusterConfig,
-        origin: &str,
-    ) -> Result<(), CoordinatorError> {
-        if self.dataset_roots.is_empty() {
-            return Ok(());
-        }
-        for dataset in &cluster.datasets {
-            let Some(folder) = local_folder(&dataset.path) else {
-                continue;
-            };
-            let inside = std::fs::canonicalize(&folder).is_ok_and(|folder| {
-                self.dataset_roots
-                    .iter()
-                    .any(|root| folder.starts_with(root))
-            });
-            if !inside {
-                return Err(CoordinatorError::DatasetNotAllowed {
-                    origin: origin.to_string(),
-                    dataset: dataset.path.display().to_string(),
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// The coordinator serves one store: a config for another is refused.
     fn same_store(&self, cluster: &ClusterConfig, origin: &str) -> Result<(), CoordinatorError> {
         if cluster.run.store != self.store.url() {
@@ -99,12 +69,14 @@ impl Intake {
         origin: String,
     ) -> Result<Submitted, CoordinatorError> {
         self.same_store(&cluster, &origin)?;
-        self.allowed_datasets(&cluster, &origin)?;
-        let threads = self.threads;
-        let plan = tokio::task::spawn_blocking(move || Plan::expand(&cluster, &origin, threads))
-            .await
-            .map_err(CoordinatorError::gone)?
-            .map_err(PlanError::without_listings)?;
+        let (threads, roots) = (self.threads, self.dataset_roots.clone());
+        let plan = tokio::task::spawn_blocking(move || {
+            confined(&cluster, &roots, &origin)?;
+            Plan::expand(&cluster, &origin, threads)
+                .map_err(|e| CoordinatorError::Plan(e.without_listings()))
+        })
+        .await
+        .map_err(CoordinatorError::gone)??;
         self.send(plan).await
     }
 
@@ -123,17 +95,19 @@ impl Intake {
         origin: String,
     ) -> Result<CheckOutcome, CoordinatorError> {
         self.same_store(&cluster, &origin)?;
-        self.allowed_datasets(&cluster, &origin)?;
-        let (threads, store, cache) = (
+        let (threads, store, cache, roots) = (
             self.threads,
             BlockingStore::new(self.store.clone(), tokio::runtime::Handle::current()),
             self.cache.clone(),
+            self.dataset_roots.clone(),
         );
         let now = crate::actor::now_ms() / 1000;
         let busy = ractor::call!(self.actor, |reply| CoordinatorMessage::Training { reply })
             .map_err(CoordinatorError::gone)?;
         let report = tokio::task::spawn_blocking(move || {
+            confined(&cluster, &roots, &origin)?;
             check(&cluster, &origin, threads, &store, &cache, &busy, now)
+                .map_err(|e| CoordinatorError::Retrain(e.without_listings()))
         })
         .await
         .map_err(CoordinatorError::gone)??;
@@ -184,4 +158,40 @@ impl Intake {
             }
         }
     }
+}
+
+/// A config a client sent reads datasets on this machine only below `roots` (canonical; empty:
+/// anywhere), after links and `..` are resolved: its own folder and every link in the selected
+/// categories alike. A folder outside them and one that does not exist get the same answer, so
+/// a client learns nothing of the file system. Blocking: it walks the datasets.
+fn confined(
+    cluster: &ClusterConfig,
+    roots: &[PathBuf],
+    origin: &str,
+) -> Result<(), CoordinatorError> {
+    if roots.is_empty() {
+        return Ok(());
+    }
+    for dataset in &cluster.datasets {
+        let Some(folder) = local_folder(&dataset.path) else {
+            continue;
+        };
+        let every_category = dataset.categories.iter().any(|c| c == "all");
+        let selected = if every_category {
+            &[][..]
+        } else {
+            &dataset.categories[..]
+        };
+        let denied = |link| CoordinatorError::DatasetNotAllowed {
+            origin: origin.to_string(),
+            dataset: dataset.path.display().to_string(),
+            link,
+        };
+        match escape_from(&folder, selected, roots) {
+            None => {}
+            Some(Escape::Folder) => return Err(denied(None)),
+            Some(Escape::Link(link)) => return Err(denied(Some(link.display().to_string()))),
+        }
+    }
+    Ok(())
 }

@@ -144,6 +144,7 @@ fn refusal(e: CoordinatorError) -> Status {
         | CoordinatorError::RunInProgress { .. }
         | CoordinatorError::UnknownRun { .. }
         | CoordinatorError::Name(_) => Status::invalid_argument(e.to_string()),
+        CoordinatorError::TooManyRuns { .. } => Status::resource_exhausted(e.to_string()),
         other => Status::internal(other.to_string()),
     }
 }

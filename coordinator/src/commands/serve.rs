@@ -14,7 +14,9 @@ use ractor::Actor;
 use slsg::job::{ClusterConfig, Plan};
 use slsg::registry::Registry;
 use slsg::store::Store;
-use slsg_coordinator::actor::{CoordinatorActor, CoordinatorArgs, CoordinatorMessage, Mode};
+use slsg_coordinator::actor::{
+    CoordinatorActor, CoordinatorArgs, CoordinatorMessage, DEFAULT_OPEN_RUNS, Mode,
+};
 use slsg_coordinator::dashboard::{self, Access};
 use slsg_coordinator::guard::Limits;
 use slsg_coordinator::http::{probe_routes, serve_http};
@@ -67,6 +69,9 @@ pub struct Args {
     /// A connection silent this many seconds is closed (a lease request waits up to 30).
     #[arg(long, allow_negative_numbers = true, default_value_t = 120, value_parser = clap::value_parser!(u64).range(35..=86_400))]
     idle_seconds: u64,
+    /// Runs held open at once; submissions past it are refused until one finishes.
+    #[arg(long, allow_negative_numbers = true, default_value_t = DEFAULT_OPEN_RUNS, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    max_open_runs: u32,
     /// A folder submitted configs may read datasets from on this machine (paths and
     /// `file://` URLs, links resolved); repeat for more. Without any, every folder may be read.
     #[arg(long, value_name = "DIR")]
@@ -173,6 +178,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 plans: vec![plan],
                 retry_failed: false,
                 finished: finished_sender,
+                open_runs_limit: args.max_open_runs as usize,
             },
         )
         .await

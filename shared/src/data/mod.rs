@@ -5,6 +5,7 @@
 //! anything.
 
 mod category;
+mod confine;
 mod defects;
 mod error;
 mod fingerprint;
@@ -14,6 +15,7 @@ mod layout;
 mod source;
 
 pub use category::{Category, GroundTruthSource, TestImage};
+pub use confine::{Escape, escape_from};
 pub use defects::{DefectSpec, DefectsConfig};
 pub use error::DataError;
 pub use fingerprint::{FileDigest, Manifest, all_files, fingerprint, hex, relative_name};

@@ -89,6 +89,16 @@ pub enum PipelineError {
     },
 }
 
+impl PipelineError {
+    /// The error as told to a remote client: without the names of folders it did not give.
+    pub fn without_listings(self) -> PipelineError {
+        match self {
+            PipelineError::Data(e) => PipelineError::Data(e.without_listings()),
+            other => other,
+        }
+    }
+}
+
 impl From<TestRunError<StoreError>> for PipelineError {
     fn from(e: TestRunError<StoreError>) -> Self {
         match e {

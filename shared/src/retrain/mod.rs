@@ -36,6 +36,22 @@ pub enum RetrainError {
     Name(#[from] NameError),
 }
 
+impl RetrainError {
+    /// The error as told to a remote client: without the names of folders it did not give.
+    pub fn without_listings(self) -> RetrainError {
+        match self {
+            RetrainError::Plan(e) => RetrainError::Plan(e.without_listings()),
+            RetrainError::Data(e) => RetrainError::Data(e.without_listings()),
+            RetrainError::Source(e) => RetrainError::Source(Box::new(e.without_listings())),
+            RetrainError::Drift { category, source } => RetrainError::Drift {
+                category,
+                source: Box::new(source.without_listings()),
+            },
+            other => other,
+        }
+    }
+}
+
 impl From<SourceError> for RetrainError {
     fn from(e: SourceError) -> Self {
         RetrainError::Source(Box::new(e))

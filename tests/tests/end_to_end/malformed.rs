@@ -1365,6 +1365,16 @@ fn flags_out_of_range_are_named() {
                 "coordinator",
                 "nowhere.toml",
                 "--insecure",
+                "--max-open-runs",
+                "0",
+            ],
+            vec!["--max-open-runs"],
+        ),
+        (
+            vec![
+                "coordinator",
+                "nowhere.toml",
+                "--insecure",
                 "--once",
                 "--linger",
                 "-5s",

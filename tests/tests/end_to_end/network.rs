@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use slsg::proto::{
     CompleteRequest, ERROR_LIMIT, FailRequest, FailureKind, HeartbeatRequest, LeaseRequest,
-    PROTOCOL_VERSION, RegisterRequest, SubmitRequest,
+    PROTOCOL_VERSION, RegisterRequest, RetrainRequest, SubmitRequest,
 };
 use slsg_tests::*;
 use slsg_worker::Access;
@@ -257,7 +257,24 @@ fn submitted_datasets_stay_below_the_allowed_roots_and_errors_list_no_folder() {
     let store = served.dir.path().join("store");
     let outside = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(outside.path().join("private-folder/train/good")).unwrap();
+    std::fs::write(outside.path().join("secret.png"), b"not yours").unwrap();
     std::os::unix::fs::symlink(outside.path(), data.join("escape")).unwrap();
+    // Inside an allowed dataset's category: one link to a file outside the roots, in a copy of
+    // `weave` that is otherwise good.
+    let smuggled = data.join("smuggled");
+    let copied = std::process::Command::new("cp")
+        .args(["-r", path(&data.join("weave")), path(&smuggled)])
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let image = smuggled
+        .join("train/good")
+        .join(&files_under(&smuggled.join("train/good"))[0]);
+    std::fs::remove_file(&image).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.png"), &image).unwrap();
+    let smuggled_image = image.strip_prefix(&data).unwrap().display().to_string();
+    // Links that stay inside the roots are followed.
+    std::os::unix::fs::symlink(data.join("weave"), data.join("alias")).unwrap();
     let config = |dataset: &str, category: &str| {
         format!(
             "[run]\nname = \"sub\"\nstore = \"{}\"\n[[dataset]]\npath = \"{dataset}\"\ncategories = [\"{category}\"]\n",
@@ -275,23 +292,93 @@ fn submitted_datasets_stay_below_the_allowed_roots_and_errors_list_no_folder() {
             (escape.as_str(), "private-folder", "not a folder below"),
             ("/nonexistent", "x", "not a folder below"),
             (path(&data), "nope", "category `nope` does not exist"),
+            (
+                path(&data),
+                "escape",
+                "`escape` is a link that does not resolve below",
+            ),
+            (
+                path(&data),
+                "smuggled",
+                "is a link that does not resolve below",
+            ),
+            (path(&data), "all", "is a link that does not resolve below"),
         ] {
-            let refused = operator
+            let config_toml = config(dataset, category);
+            let submitted = operator
                 .submit(SubmitRequest {
-                    config_toml: config(dataset, category),
+                    config_toml: config_toml.clone(),
                     origin: "sub.toml".into(),
                 })
-                .await
-                .unwrap_err();
-            assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{dataset}");
-            let message = refused.message();
-            assert!(message.contains(needle), "{dataset}: {message}");
-            // Nothing of what is on the coordinator's disk is told.
-            for secret in ["private-folder/", "weave", "escape,", "available"] {
-                assert!(!message.contains(secret), "{dataset}: {message}");
+                .await;
+            // The retraining check reads the same datasets under the same rules.
+            let checked = operator
+                .retrain(RetrainRequest {
+                    config_toml,
+                    origin: "sub.toml".into(),
+                })
+                .await;
+            for refused in [submitted.unwrap_err(), checked.unwrap_err()] {
+                assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{dataset}");
+                let message = refused.message();
+                assert!(message.contains(needle), "{dataset} {category}: {message}");
+                if category == "smuggled" {
+                    assert!(message.contains(&smuggled_image), "{message}");
+                }
+                // Nothing of what is on the coordinator's disk is told.
+                for secret in [
+                    "private-folder",
+                    "secret.png",
+                    "weave",
+                    "escape,",
+                    "available",
+                ] {
+                    assert!(!message.contains(secret), "{dataset}: {message}");
+                }
             }
         }
+        let accepted = operator
+            .submit(SubmitRequest {
+                config_toml: config(path(&data), "alias"),
+                origin: "sub.toml".into(),
+            })
+            .await
+            .expect("a category linked from inside the roots is read")
+            .into_inner();
+        assert_eq!(accepted.run, "sub");
     });
+    drop(served);
+}
+
+#[test]
+fn submissions_past_the_open_runs_limit_are_refused_in_one_line() {
+    // The config's own run is open from the start: one submission reaches the limit of two.
+    let served = serve(&["--max-open-runs", "2"]);
+    let data = served.dir.path().join("data");
+    let store = served.dir.path().join("store");
+    let submit = |run: &str| {
+        let config = served.dir.path().join(format!("{run}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[run]\nname = \"{run}\"\nstore = \"{}\"\n[[dataset]]\npath = \"{}\"\ncategories = [\"weave\"]\n",
+                path(&store),
+                path(&data)
+            ),
+        )
+        .unwrap();
+        slsg(
+            &["submit", path(&config), "--coordinator", &served.url],
+            &[("SLSG_TOKEN", TOKEN)],
+        )
+    };
+    ok(submit("second"));
+    let third = submit("third");
+    let refusal = String::from_utf8_lossy(&third.stderr).into_owned();
+    fails_with(third, &["2 open runs", "--max-open-runs"]);
+    assert_eq!(refusal.trim().lines().count(), 1, "{refusal}");
+    // An open run submitted again is answered as before, limit or not.
+    assert!(ok(submit("second")).contains("open already"));
     drop(served);
 }
 
