@@ -6,6 +6,7 @@
 //! One module: `cargo test -p slsg-tests --test end_to_end tls::`.
 
 mod cli_data;
+mod compat;
 mod dashboard;
 mod datasets;
 mod deploy;
