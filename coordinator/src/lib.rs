@@ -22,5 +22,7 @@ pub mod scheduler;
 pub mod service;
 pub mod stopping;
 pub mod table;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 mod writer;

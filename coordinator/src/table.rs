@@ -892,64 +892,7 @@ impl JobTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use slsg::config::Config;
-    use slsg::job::Resources;
-
-    fn spec(id: &str, kind: JobKind, depends_on: Option<&str>) -> JobSpec {
-        JobSpec {
-            id: id.into(),
-            kind,
-            run: "r".into(),
-            store: "mem".into(),
-            dataset: "data".into(),
-            dataset_listing: None,
-            category: "cat".into(),
-            config: Config::default(),
-            point: BTreeMap::new(),
-            depends_on: depends_on.map(String::from),
-            retraining: None,
-            early_stopping: None,
-        }
-    }
-
-    fn plan() -> Plan {
-        Plan {
-            run: "r".into(),
-            store: "mem".into(),
-            resources: Resources {
-                max_attempts: 2,
-                lease_seconds: 10,
-                ..Resources::default()
-            },
-            jobs: vec![
-                spec("p", JobKind::Pretrain, None),
-                spec("s1", JobKind::Segnet, Some("p")),
-                spec("s2", JobKind::Segnet, Some("p")),
-            ],
-            gate_tolerance: None,
-            early_stopping: None,
-            budget: None,
-        }
-    }
-
-    /// Lease ids as a counter (the actor draws random ones).
-    fn next_id() -> String {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        format!("lease-{}", NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-
-    fn result() -> JobResult {
-        JobResult {
-            steps: 1,
-            validation: None,
-            evaluation: None,
-            inference_images_per_second: None,
-            gate: None,
-            seconds: 0.0,
-            stopped_early: None,
-        }
-    }
+    use crate::testing::{next_id, plan, result, spec};
 
     #[test]
     fn dependents_wait_for_their_upstream_job() {
