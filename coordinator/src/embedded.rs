@@ -15,7 +15,7 @@ use crate::actor::{
 };
 use crate::error::CoordinatorError;
 use crate::local_link::LocalLink;
-use crate::publish::RunSummary;
+use crate::summary::RunSummary;
 
 /// A running embedded cluster.
 pub struct Embedded {

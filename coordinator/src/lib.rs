@@ -21,6 +21,7 @@ mod run;
 pub mod scheduler;
 pub mod service;
 pub mod stopping;
+pub mod summary;
 pub mod table;
 #[cfg(test)]
 mod testing;

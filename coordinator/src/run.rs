@@ -14,7 +14,7 @@ use slsg::store::{Key, Store, StoreError};
 use tokio::sync::oneshot;
 
 use crate::error::CoordinatorError;
-use crate::publish::RunSummary;
+use crate::summary::RunSummary;
 use crate::table::{JobTable, Journal};
 use crate::writer::DocumentWriter;
 

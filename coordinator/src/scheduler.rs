@@ -135,16 +135,16 @@ impl Intake {
         schedule: Schedule,
     ) {
         loop {
-            let now = crate::actor::now_ms() / 1000;
-            let next = schedule.next_after(now);
-            let _ = self
-                .actor
-                .send_message(CoordinatorMessage::NextCheck { unix: Some(next) });
-            tracing::info!(
-                next_unix = next,
-                "next retraining check scheduled ({schedule})"
-            );
-            tokio::time::sleep(std::time::Duration::from_secs(next.saturating_sub(now))).await;
+            next_firing(&schedule, |next| {
+                let _ = self
+                    .actor
+                    .send_message(CoordinatorMessage::NextCheck { unix: Some(next) });
+                tracing::info!(
+                    next_unix = next,
+                    "next retraining check scheduled ({schedule})"
+                );
+            })
+            .await;
             match self.check(cluster.clone(), origin.clone()).await {
                 Ok(outcome) => match outcome.submitted {
                     Some(run) => {
@@ -158,6 +158,15 @@ impl Intake {
             }
         }
     }
+}
+
+/// Waits for the next firing of `schedule` after now, first telling `announce` when it is
+/// (seconds since the epoch): the one wait of every retraining loop, in a service or embedded.
+pub async fn next_firing(schedule: &Schedule, announce: impl FnOnce(u64)) {
+    let now = crate::actor::now_ms() / 1000;
+    let next = schedule.next_after(now);
+    announce(next);
+    tokio::time::sleep(std::time::Duration::from_secs(next.saturating_sub(now))).await;
 }
 
 /// A config a client sent reads datasets on this machine only below `roots` (canonical; empty:

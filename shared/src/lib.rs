@@ -4,7 +4,7 @@
 //! coordinator share.
 //!
 //! Modules in layers; each uses only the layers below it (the README's layout table lists them
-//! top-down, and `tests/library/layers.rs` checks every `use crate::…`):
+//! top-down, and the workspace's `tests/tests/layers.rs` checks every path a file uses):
 //!
 //! | layer | modules |
 //! |---|---|
@@ -17,9 +17,10 @@
 //! | setup | `config` (the run config), `checkpoint` (the container, kept in the store) |
 //! | method | `model` (networks, losses, maps), `picture` (a prediction drawn), `metrics`, `simulate`, `synth` |
 //! | data | `data` (datasets, fingerprints), `store` (object store, key layout) |
-//! | ground | `raster`, `parallel`, `walk`, `seed`, `ranges`, `backend` |
+//! | ground | `raster`, `parallel`, `cache` (folders renamed into place whole), `walk`, `seed`, `ranges`, `backend` |
 
 pub mod backend;
+pub mod cache;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

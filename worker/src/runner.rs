@@ -207,47 +207,146 @@ pub fn run_job(
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::path::Path;
 
     use slsg::config::Config;
-    use slsg::train::Silent;
+    use slsg::synth::{SynthOptions, write_dataset};
+    use slsg::train::{Silent, Stage};
 
     use super::*;
+
+    /// A job of run `r` on the synthetic `weave` under `dir` (`data/`, `store/`), with a tiny
+    /// model.
+    fn spec(dir: &Path, id: &str, kind: JobKind, depends_on: Option<&str>) -> JobSpec {
+        let mut config = Config::default();
+        config.model.image_size = 32;
+        config.model.width = 0.0625;
+        JobSpec {
+            id: id.into(),
+            kind,
+            run: "r".into(),
+            store: dir.join("store").display().to_string(),
+            dataset: dir.join("data"),
+            dataset_listing: None,
+            category: "weave".into(),
+            config,
+            point: BTreeMap::new(),
+            depends_on: depends_on.map(String::from),
+            retraining: None,
+            early_stopping: None,
+        }
+    }
+
+    fn synthetic_data(dir: &Path) {
+        let options = SynthOptions {
+            size: 32,
+            train: 4,
+            validation: 2,
+            test_good: 2,
+            test_per_defect: 1,
+            ..SynthOptions::default()
+        };
+        write_dataset(&dir.join("data"), &options).unwrap();
+    }
+
+    fn run(dir: &Path, spec: &JobSpec) -> JobError {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        run_job(
+            spec,
+            Device::Cpu,
+            runtime.handle().clone(),
+            &DatasetCache::new(dir.join("cache")),
+            &mut Silent,
+        )
+        .unwrap_err()
+    }
 
     #[test]
     fn a_spec_out_of_range_fails_for_good_naming_the_field_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = dir.path().join("store");
-        let mut config = Config::default();
-        config.segnet.lr = 2.0;
-        let spec = JobSpec {
-            id: "j1".into(),
-            kind: JobKind::Segnet,
-            run: "r".into(),
-            store: store.display().to_string(),
-            dataset: dir.path().join("data"),
-            dataset_listing: None,
-            category: "c".into(),
-            config,
-            point: BTreeMap::new(),
-            depends_on: Some("j0".into()),
-            retraining: None,
-            early_stopping: None,
-        };
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let error = run_job(
-            &spec,
-            Device::Cpu,
-            runtime.handle().clone(),
-            &DatasetCache::new(dir.path().join("cache")),
-            &mut Silent,
-        )
-        .unwrap_err();
+        let mut spec = spec(dir.path(), "j1", JobKind::Segnet, Some("j0"));
+        spec.config.segnet.lr = 2.0;
+        let error = run(dir.path(), &spec);
         assert_eq!(error.failure_kind(), FailureKind::Permanent);
         let message = error.to_string();
         assert!(
             message.contains("job j1") && message.contains("segnet.lr"),
             "{message}"
         );
-        assert!(!store.exists(), "nothing was written");
+        assert!(!dir.path().join("store").exists(), "nothing was written");
+    }
+
+    #[test]
+    fn a_segnet_job_without_a_usable_encoder_sends_its_upstream_job_again() {
+        let dir = tempfile::tempdir().unwrap();
+        synthetic_data(dir.path());
+        let segnet = spec(dir.path(), "s", JobKind::Segnet, Some("p"));
+        let missing = run(dir.path(), &segnet);
+        assert!(
+            matches!(&missing, JobError::Pipeline(e) if matches!(**e, PipelineError::MissingEncoder { .. })),
+            "{missing}"
+        );
+        assert_eq!(missing.failure_kind(), FailureKind::Upstream);
+        // A damaged encoder is the upstream job's to write again, too.
+        let encoder = dir.path().join("store").join(
+            RunKeys::new("r")
+                .unwrap()
+                .job("p")
+                .unwrap()
+                .encoder()
+                .as_str(),
+        );
+        std::fs::create_dir_all(encoder.parent().unwrap()).unwrap();
+        std::fs::write(&encoder, b"not a checkpoint").unwrap();
+        let damaged = run(dir.path(), &segnet);
+        assert_eq!(damaged.failure_kind(), FailureKind::Upstream, "{damaged}");
+    }
+
+    #[test]
+    fn faults_of_the_input_fail_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let no_data = run(dir.path(), &spec(dir.path(), "p", JobKind::Pretrain, None));
+        assert!(
+            no_data.to_string().contains("data"),
+            "names the folder: {no_data}"
+        );
+        assert_eq!(no_data.failure_kind(), FailureKind::Permanent);
+        synthetic_data(dir.path());
+        let orphan = run(dir.path(), &spec(dir.path(), "s", JobKind::Segnet, None));
+        assert!(matches!(orphan, JobError::NoUpstream { .. }), "{orphan}");
+        assert_eq!(orphan.failure_kind(), FailureKind::Permanent);
+        let mut unknown = spec(dir.path(), "p", JobKind::Pretrain, None);
+        unknown.category = "nope".into();
+        assert_eq!(
+            run(dir.path(), &unknown).failure_kind(),
+            FailureKind::Permanent
+        );
+    }
+
+    #[test]
+    fn what_running_again_could_change_is_retried_and_an_interruption_gives_the_lease_back() {
+        let interrupted = JobError::from(PipelineError::Train(TrainError::Interrupted {
+            stage: Stage::Segnet,
+            step: 7,
+        }));
+        assert_eq!(interrupted.failure_kind(), FailureKind::GiveBack);
+        let diverged = JobError::from(PipelineError::Train(TrainError::NonFinite {
+            stage: Stage::Segnet,
+            step: 7,
+            value: f64::NAN,
+        }));
+        assert_eq!(diverged.failure_kind(), FailureKind::Permanent);
+        let corrupt = JobError::from(PipelineError::Checkpoint(CheckpointError::Corrupt {
+            origin: "segnet-00000010.ckpt".into(),
+            reason: "checksum mismatch".into(),
+        }));
+        assert_eq!(corrupt.failure_kind(), FailureKind::Retryable);
+        assert_eq!(
+            JobError::Panicked("index out of bounds".into()).failure_kind(),
+            FailureKind::Retryable
+        );
+        for error in [&interrupted, &diverged, &corrupt] {
+            assert!(!error.is_store_outage(), "{error}");
+        }
     }
 }

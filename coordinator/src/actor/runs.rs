@@ -8,8 +8,8 @@ use slsg::job::{Plan, RunOverview};
 
 use crate::error::CoordinatorError;
 use crate::metrics::RunningJob;
-use crate::publish::RunSummary;
 use crate::run::Run;
+use crate::summary::RunSummary;
 use crate::table::Granted;
 
 /// Finished runs a service keeps in its overview.

@@ -3,7 +3,7 @@
 
 use slsg::job::{JobState, RunStatus, ServiceStatus};
 use slsg::metrics::ImageScore;
-use slsg_coordinator::publish::{RunSummary, after_model, sweep_point};
+use slsg_coordinator::summary::{RunSummary, after_model, sweep_point};
 
 use super::streams::out;
 

@@ -1,13 +1,13 @@
 //! `slsg fit`: both stages of one category in this process, through the category pipeline, into
 //! a local store at `--out` (the same files a cluster run's two jobs write).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use slsg::backend::Device;
 use slsg::fit::{PipelineError, fit_category};
 use slsg::store::layout::StageKeys;
-use slsg::store::{BlockingStore, Store};
+use slsg::store::{BlockingStore, Key, Store};
 use slsg::train::{Stage, TrainError};
 
 use super::args::{CacheArgs, CategoryArgs, ConfigArgs, GpuArgs};
@@ -74,10 +74,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.out.display()
         );
     }
-    let segnet = folder(&args.out, Stage::Segnet)?;
+    let segnet = StageKeys::fit_stage(Stage::Segnet.name())?;
+    let path = |key: &Key| args.out.join(key.as_str());
     outln!(
         "model: {} (SegNet step {} selected on validation data)",
-        segnet.join("model").display(),
+        path(segnet.model().prefix()).display(),
         fitted
             .segnet
             .validation
@@ -92,16 +93,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             outln!(
                 "maps: {}, metrics: {}",
-                segnet.join("maps").display(),
-                segnet.join("eval.json").display()
+                path(&segnet.maps()).display(),
+                path(&segnet.eval()).display()
             );
         }
         None => outln!("{} has no test split: nothing to evaluate", category.name),
     }
     Ok(())
-}
-
-/// A stage's folder below the output folder.
-fn folder(out: &Path, stage: Stage) -> anyhow::Result<PathBuf> {
-    Ok(out.join(StageKeys::fit_stage(stage.name())?.prefix().as_str()))
 }

@@ -11,6 +11,7 @@ pub mod fit;
 pub mod models;
 pub mod plan;
 pub mod predict;
+mod process;
 mod progress;
 pub mod report;
 pub mod retrain;

@@ -10,8 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use slsg::metrics::ImageScore;
 use slsg::train::{LogLines, Progress, Stage, TrainEvent};
 
+use super::process::stop_signal;
 use super::streams::errln;
-use super::worker::stop_signal;
 
 /// A bar on a terminal, log lines elsewhere.
 pub enum CommandProgress {

@@ -7,8 +7,8 @@ use anyhow::{Context, anyhow};
 use slsg::job::Plan;
 use slsg::store::Store;
 use slsg::store::layout::RunKeys;
-use slsg_coordinator::publish::RunSummary;
 use slsg_coordinator::report::{RunUrl, build_report};
+use slsg_coordinator::summary::RunSummary;
 
 use super::streams::outln;
 
@@ -23,7 +23,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let url = RunUrl::parse(&args.run).map_err(|e| anyhow!(e))?;
+    let url = RunUrl::parse(&args.run)?;
     let store = Store::open_existing(&url.store)?;
     let keys = RunKeys::new(&url.run)?;
     let runtime = tokio::runtime::Runtime::new()?;

@@ -4,7 +4,6 @@
 //! until stopped. Owns the printing; the check is `slsg::retrain`.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
 use slsg::job::ClusterConfig;
@@ -12,11 +11,12 @@ use slsg::retrain::{CheckReport, check};
 use slsg::store::{BlockingStore, Store};
 use slsg_coordinator::actor::now_ms;
 use slsg_coordinator::client::Operator;
+use slsg_coordinator::scheduler::next_firing;
 
 use super::args::{AccessArgs, CacheArgs, GpuArgs};
+use super::process::stop_signal;
 use super::streams::{errln, out, outln};
 use super::train::{Retry, run_plan};
-use super::worker::stop_signal;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -64,12 +64,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     outln!("retraining checks: {schedule}; Ctrl-C to stop");
     let runtime = tokio::runtime::Runtime::new()?;
     loop {
-        let now = now_ms() / 1000;
-        let next = schedule.next_after(now);
-        outln!("next check at {} UTC", slsg::job::utc_stamp(next));
+        let announce = |next| outln!("next check at {} UTC", slsg::job::utc_stamp(next));
         let stopped = runtime.block_on(async {
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(next.saturating_sub(now))) => false,
+                _ = next_firing(&schedule, announce) => false,
                 _ = stop_signal() => true,
             }
         });

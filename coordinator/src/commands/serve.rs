@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
 use ractor::Actor;
 use slsg::job::{ClusterConfig, Plan};
 use slsg::registry::Registry;
@@ -19,7 +18,7 @@ use slsg_coordinator::actor::{
 };
 use slsg_coordinator::dashboard::{self, Access};
 use slsg_coordinator::guard::Limits;
-use slsg_coordinator::http::{probe_routes, serve_http};
+use slsg_coordinator::http::probe_routes;
 use slsg_coordinator::probes::CoordinatorProbes;
 use slsg_coordinator::scheduler::Intake;
 use slsg_coordinator::service::{ClusterService, serve};
@@ -28,8 +27,8 @@ use tokio::sync::watch;
 
 use super::args::{CacheArgs, token_from_env};
 use super::cluster_output::{finish, reuse_line};
+use super::process::{start_http, stop_signal};
 use super::streams::outln;
-use super::worker::stop_signal;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -79,24 +78,6 @@ pub struct Args {
     /// Where retraining checks copy datasets at an object-store URL.
     #[command(flatten)]
     cache: CacheArgs,
-}
-
-/// Serves `app` on the health port in a task of its own; it ends when the task is aborted.
-pub(super) async fn start_http(
-    address: SocketAddr,
-    app: Router,
-    what: &str,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| format!("--http-listen {address}"))?;
-    let local = listener.local_addr()?;
-    outln!("{what} on http://{local}");
-    Ok(tokio::spawn(async move {
-        if let Err(e) = serve_http(listener, app, Limits::default(), std::future::pending()).await {
-            tracing::error!("the health port {local} stopped: {e}");
-        }
-    }))
 }
 
 fn seconds(text: &str) -> Result<Duration, String> {

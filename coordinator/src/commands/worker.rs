@@ -13,7 +13,7 @@ use slsg_worker::{
 };
 
 use super::args::{AccessArgs, CacheArgs, GpuArgs};
-use super::serve::start_http;
+use super::process::{start_http, stop_signal};
 use slsg_coordinator::http::probe_routes;
 
 #[derive(clap::Args)]
@@ -151,15 +151,5 @@ async fn wait_for_coordinator(
                 tokio::time::sleep(Duration::from_millis(500)).await
             }
         }
-    }
-}
-
-/// SIGTERM (what Kubernetes and systemd send) or Ctrl-C.
-pub(super) async fn stop_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
     }
 }

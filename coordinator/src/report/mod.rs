@@ -15,10 +15,10 @@ use serde::Serialize;
 use slsg::fit::report::{GalleryReason, StageFigures};
 use slsg::job::{JobResult, JobState, JobStatus, Plan};
 use slsg::metrics::{CurvePoints, Evaluation, ImageScore};
-use slsg::store::layout::{RunKeys, StageKeys};
+use slsg::store::layout::{RunKeys, RunPath, RunPathError, StageKeys};
 use slsg::store::{Key, Store, StoreError};
 
-use crate::publish::{RunSummary, sweep_point};
+use crate::summary::{RunSummary, sweep_point};
 use chart::{Histogram, LineChart, ParallelCoordinates, Series};
 use curve::TrainingCurve;
 
@@ -32,20 +32,23 @@ pub struct RunUrl {
     pub run: String,
 }
 
+/// A run URL that names no run.
+#[derive(Debug, thiserror::Error)]
+#[error("{url}: {source}")]
+pub struct RunUrlError {
+    url: String,
+    source: RunPathError,
+}
+
 impl RunUrl {
-    pub fn parse(url: &str) -> Result<RunUrl, String> {
-        let trimmed = url.trim_end_matches('/');
-        let (store, run) = trimmed
-            .rsplit_once("/runs/")
-            .or_else(|| trimmed.strip_prefix("runs/").map(|run| (".", run)))
-            .ok_or_else(|| format!("{url}: not a run URL (expected <store>/runs/<run>)"))?;
-        if store.is_empty() || store.ends_with("://") {
-            return Err(format!("{url}: no store before `/runs/`"));
-        }
-        slsg::store::validate_name(run).map_err(|e| format!("{url}: {e}"))?;
+    pub fn parse(url: &str) -> Result<RunUrl, RunUrlError> {
+        let path = RunPath::parse(url).map_err(|source| RunUrlError {
+            url: url.to_string(),
+            source,
+        })?;
         Ok(RunUrl {
-            store: store.to_string(),
-            run: run.to_string(),
+            store: path.store.to_string(),
+            run: path.run.to_string(),
         })
     }
 }

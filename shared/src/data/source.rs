@@ -14,8 +14,9 @@ use sha2::{Digest, Sha256};
 use super::fingerprint::{Manifest, all_files, fingerprint, relative_name};
 use super::layout::{resolve_categories, select_categories};
 use super::{Category, DataError, hex};
-use crate::store::layout::dataset_push_record;
-use crate::store::{Key, NameError, Store, StoreError};
+use crate::cache::{CacheError, Filling};
+use crate::store::layout::{dataset_category, dataset_file, dataset_object, dataset_push_record};
+use crate::store::{NameError, Store, StoreError};
 
 /// Whether a `[[dataset]] path` is an object-store URL rather than a folder.
 pub fn is_url(path: &Path) -> bool {
@@ -76,6 +77,13 @@ impl SourceError {
     }
 }
 
+fn filling_error(e: CacheError) -> SourceError {
+    SourceError::Cache {
+        path: e.path,
+        source: e.source,
+    }
+}
+
 fn cache_error(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
     move |source| SourceError::Cache {
         path: path.to_path_buf(),
@@ -117,7 +125,7 @@ pub struct Listing {
 impl Listing {
     /// Lists `category` under the dataset `store`; a category without objects is an error.
     pub async fn read(store: &Store, category: &str) -> Result<Listing, SourceError> {
-        let prefix = Key::new([category]).map_err(|source| SourceError::Name {
+        let prefix = dataset_category(category).map_err(|source| SourceError::Name {
             url: store.url().to_string(),
             source,
         })?;
@@ -356,22 +364,18 @@ impl DatasetCache {
             tracing::warn!(copy = %root.display(), "a cached dataset copy does not match its listing; fetching it again");
             std::fs::remove_dir_all(&root).map_err(cache_error(&root))?;
         }
-        std::fs::create_dir_all(&datasets).map_err(cache_error(&datasets))?;
-        let partial = tempfile::Builder::new()
-            .prefix(".partial-")
-            .tempdir_in(&datasets)
-            .map_err(cache_error(&datasets))?;
-        let category = partial.path().join(&listing.category);
+        let filling = Filling::start(&root).map_err(filling_error)?;
+        let category = filling.path().join(&listing.category);
         let name_error = |source| SourceError::Name {
             url: listing.url.clone(),
             source,
         };
-        let prefix = Key::new([&listing.category]).map_err(name_error)?;
+        let prefix = dataset_category(&listing.category).map_err(name_error)?;
         futures::stream::iter(listing.files.iter().map(Ok::<_, SourceError>))
             .try_for_each_concurrent(PARALLEL_DOWNLOADS, |(name, file)| {
                 let (prefix, category) = (&prefix, &category);
                 async move {
-                    let key = prefix.join_all(name.split('/')).map_err(name_error)?;
+                    let key = dataset_file(prefix, name).map_err(name_error)?;
                     let (bytes, tag) =
                         store
                             .get_tagged(&key)
@@ -406,7 +410,7 @@ impl DatasetCache {
                 }
             })
             .await?;
-        let marker = partial.path().join(COMPLETE);
+        let marker = filling.path().join(COMPLETE);
         let text = serde_json::to_vec(listing).map_err(|e| SourceError::Cache {
             path: marker.clone(),
             source: std::io::Error::other(e),
@@ -422,15 +426,10 @@ impl DatasetCache {
             bytes as f64 / 1e6,
             bytes as f64 / 1e6 / seconds.max(1e-9)
         );
-        let partial = partial.keep();
-        if let Err(source) = std::fs::rename(&partial, &root) {
-            // Another worker on this machine finished the same copy first: its copy is as good.
-            let _ = std::fs::remove_dir_all(&partial);
-            if !copy_matches(&root, listing) {
-                return Err(SourceError::Cache { path: root, source });
-            }
-        }
-        Ok(root)
+        // Another worker on this machine may finish the same copy first: its copy is as good.
+        filling
+            .finish(|root| copy_matches(root, listing))
+            .map_err(filling_error)
     }
 }
 
@@ -498,7 +497,7 @@ pub async fn push(
     futures::stream::iter(changed.iter().map(Ok::<_, SourceError>))
         .try_for_each_concurrent(PARALLEL_DOWNLOADS, |(name, _, _)| async move {
             let path = folder.join(name.as_str());
-            let key = Key::parse(name).map_err(|e| DataError::ImageName {
+            let key = dataset_object(name).map_err(|e| DataError::ImageName {
                 path: path.clone(),
                 reason: format!("cannot be a store key: {}", e.reason),
             })?;

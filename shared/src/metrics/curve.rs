@@ -1,6 +1,14 @@
 //! Area under a piecewise-linear curve up to an integration limit, as the MVTec evaluations
 //! compute it: trapezoids up to the last point below the limit, plus the trapezoid to the
-//! limit with `y` interpolated there.
+//! limit with `y` interpolated there; and the origin every threshold curve starts from.
+
+/// The curve's values with the point before the first threshold (nothing predicted) prepended.
+pub(crate) fn with_origin(values: &[f64]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(values.len() + 1);
+    out.push(0.0);
+    out.extend(values.iter().map(|v| v.clamp(0.0, 1.0)));
+    out
+}
 
 /// `∫ y dx` over `x ∈ [x[0], x_max]` (all of it when `x_max` is `None`). `x` must be ascending;
 /// repeated `x` values are allowed (vertical steps). Non-finite points are skipped.

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::pixel::{PixelStats, with_origin};
+use super::curve::with_origin;
+use super::pixel::PixelStats;
 use super::pro::mean_overlaps;
 use super::roc::RocCurve;
 

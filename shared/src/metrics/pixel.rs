@@ -1,6 +1,7 @@
 //! Per-threshold pixel statistics of a group of test images: defect-free and defect pixel
 //! counts (FPR, TPR), PRO overlaps and sPRO overlaps, accumulated one image at a time.
 
+use super::curve::with_origin;
 use super::pro::add_pro_regions;
 use super::spro::add_spro_regions;
 use super::thresholds::{PointSums, ThresholdGrid};
@@ -115,12 +116,4 @@ impl PixelStats {
         }
         best
     }
-}
-
-/// The curve's values with the point before the first threshold (nothing predicted) prepended.
-pub(crate) fn with_origin(values: &[f64]) -> Vec<f64> {
-    let mut out = Vec::with_capacity(values.len() + 1);
-    out.push(0.0);
-    out.extend(values.iter().map(|v| v.clamp(0.0, 1.0)));
-    out
 }

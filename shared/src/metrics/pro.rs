@@ -1,8 +1,7 @@
 //! PRO (per-region overlap, MVTec AD): every 8-connected component of the ground truth weighs
 //! the same; the overlap curve against the FPR is integrated up to a limit (0.3) and normalised.
 
-use super::curve::trapezoid;
-use super::pixel::with_origin;
+use super::curve::{trapezoid, with_origin};
 use super::thresholds::PointSums;
 use crate::raster::{Connectivity, Mask, label_components};
 

@@ -15,11 +15,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::cache::{CacheError, Filling};
 use crate::data::{Manifest, hex};
 use crate::infer::EvaluationSet;
 use crate::metrics::ImageScore;
 use crate::store::layout::{
-    CategoryModels, MODEL_CARD_FILE, MODEL_WEIGHTS_FILE, ModelKeys, StageKeys,
+    CategoryModels, MODEL_CARD_FILE, MODEL_WEIGHTS_FILE, ModelAlias, ModelKeys, ModelPath,
+    StageKeys,
 };
 use crate::store::{Key, NameError, Store, StoreError};
 
@@ -67,31 +69,18 @@ pub struct ModelUrl {
 
 impl ModelUrl {
     pub fn parse(url: &str) -> Result<ModelUrl, RegistryError> {
-        let fail = |message: &str| RegistryError::ModelUrl {
+        let path = ModelPath::parse(url).map_err(|e| RegistryError::ModelUrl {
             url: url.to_string(),
-            message: message.to_string(),
-        };
-        let (store, rest) = url
-            .rsplit_once("/models/")
-            .ok_or_else(|| fail("no `/models/` in it"))?;
-        if store.is_empty() || store.ends_with("://") {
-            return Err(fail("no store before `/models/`"));
-        }
-        let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
-        let (category, version) = match parts.as_slice() {
-            [category, "current"] => (category, VersionRef::Current),
-            [category, "previous"] => (category, VersionRef::Previous),
-            [category, "versions", version] => {
-                crate::store::validate_name(version).map_err(|e| fail(&e.to_string()))?;
-                (category, VersionRef::Version(version.to_string()))
-            }
-            _ => return Err(fail("it names no version")),
-        };
-        crate::store::validate_name(category).map_err(|e| fail(&e.to_string()))?;
+            message: e.to_string(),
+        })?;
         Ok(ModelUrl {
-            store: store.to_string(),
-            category: category.to_string(),
-            version,
+            store: path.store.to_string(),
+            category: path.category.to_string(),
+            version: match path.alias {
+                ModelAlias::Current => VersionRef::Current,
+                ModelAlias::Previous => VersionRef::Previous,
+                ModelAlias::Version(version) => VersionRef::Version(version.to_string()),
+            },
         })
     }
 }
@@ -327,27 +316,18 @@ impl Registry {
             .get(&keys.weights())
             .await?
             .ok_or_else(|| missing(keys.weights()))?;
-        let partial = models.join(format!(".{name}.{}.partial", std::process::id()));
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| RegistryError::Cache { path, source }
+        let cache_error = |e: CacheError| RegistryError::Cache {
+            path: e.path,
+            source: e.source,
         };
-        std::fs::create_dir_all(&partial).map_err(io(&partial))?;
+        let filling = Filling::start(&folder).map_err(cache_error)?;
         for (file, bytes) in [(MODEL_CARD_FILE, &card), (MODEL_WEIGHTS_FILE, &weights)] {
-            let path = partial.join(file);
-            std::fs::write(&path, bytes).map_err(io(&path))?;
+            let path = filling.path().join(file);
+            std::fs::write(&path, bytes).map_err(|source| RegistryError::Cache { path, source })?;
         }
-        if let Err(source) = std::fs::rename(&partial, &folder) {
-            // Another process finished the same download first: its copy is as good.
-            let _ = std::fs::remove_dir_all(&partial);
-            if !folder.join(MODEL_WEIGHTS_FILE).is_file() {
-                return Err(RegistryError::Cache {
-                    path: folder,
-                    source,
-                });
-            }
-        }
-        Ok(folder)
+        filling
+            .finish(|folder| folder.join(MODEL_WEIGHTS_FILE).is_file())
+            .map_err(cache_error)
     }
 
     /// The category that has registered `version`, if any.
@@ -366,9 +346,7 @@ impl Registry {
         let models = CategoryModels::new(category)?;
         let mut cards = Vec::new();
         for key in self.store.list(&models.versions()).await? {
-            if key.name() == "card.json"
-                && let Some(version) = models.version_of(&key)
-            {
+            if let Some(version) = models.card_version(&key) {
                 cards.push(self.card(category, version).await?);
             }
         }
@@ -380,13 +358,12 @@ impl Registry {
 
     /// Every category with a registered version.
     pub async fn categories(&self) -> Result<Vec<String>, RegistryError> {
-        let root = CategoryModels::all();
         let mut names: Vec<String> = self
             .store
-            .list(&root)
+            .list(&CategoryModels::all())
             .await?
             .iter()
-            .filter_map(|key| key.strip_prefix(&root)?.split('/').next())
+            .filter_map(CategoryModels::category_of)
             .map(str::to_string)
             .collect();
         names.dedup();

@@ -35,6 +35,13 @@ pub const MAPS_INFO_FILE: &str = "maps.json";
 /// The manifest of a model's training images, beside the model.
 const DATA_FILE: &str = "data.json";
 
+/// The folder of every category's registered models.
+const MODELS: &str = "models";
+/// The folder of every run.
+const RUNS: &str = "runs";
+/// A registered version's card, written last.
+const VERSION_CARD_FILE: &str = "card.json";
+
 /// `key/segment` for a segment written in this module (always a valid name).
 fn fixed(key: &Key, segment: &'static str) -> Key {
     key.join(segment)
@@ -65,7 +72,7 @@ pub struct RunKeys {
 impl RunKeys {
     pub fn new(run: &str) -> Result<RunKeys, NameError> {
         Ok(RunKeys {
-            root: Key::new(["runs", run])?,
+            root: Key::new([RUNS, run])?,
         })
     }
 
@@ -233,13 +240,13 @@ pub struct CategoryModels {
 impl CategoryModels {
     pub fn new(category: &str) -> Result<CategoryModels, NameError> {
         Ok(CategoryModels {
-            root: Key::new(["models", category])?,
+            root: Key::new([MODELS, category])?,
         })
     }
 
     /// Every category folder lives under this.
     pub fn all() -> Key {
-        Key::new(["models"]).expect("a valid literal")
+        Key::new([MODELS]).expect("a valid literal")
     }
 
     pub fn prefix(&self) -> &Key {
@@ -275,6 +282,130 @@ impl CategoryModels {
     pub fn version_of<'k>(&self, key: &'k Key) -> Option<&'k str> {
         key.strip_prefix(&self.versions())?.split('/').next()
     }
+
+    /// The version whose card `key` is, for a key listed under [`versions`](Self::versions).
+    pub fn card_version<'k>(&self, key: &'k Key) -> Option<&'k str> {
+        let version = self.version_of(key)?;
+        let card = self.version(version).ok()?.card();
+        (card.as_str() == key.as_str()).then_some(version)
+    }
+
+    /// The category a key listed under [`all`](Self::all) belongs to.
+    pub fn category_of(key: &Key) -> Option<&str> {
+        key.strip_prefix(&Self::all())?.split('/').next()
+    }
+}
+
+/// A run URL taken apart: `<store>/runs/<run>`, or `runs/<run>` in the current folder's store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunPath<'a> {
+    pub store: &'a str,
+    pub run: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunPathError {
+    #[error("not a run URL (expected <store>/{RUNS}/<run>)")]
+    NotARun,
+    #[error("no store before `/{RUNS}/`")]
+    NoStore,
+    #[error(transparent)]
+    Name(#[from] NameError),
+}
+
+impl<'a> RunPath<'a> {
+    /// Takes `url` apart; the run must be a valid name.
+    pub fn parse(url: &'a str) -> Result<RunPath<'a>, RunPathError> {
+        let trimmed = url.trim_end_matches('/');
+        let (store, run) = trimmed
+            .rsplit_once(&format!("/{RUNS}/"))
+            .or_else(|| {
+                trimmed
+                    .strip_prefix(&format!("{RUNS}/"))
+                    .map(|run| (".", run))
+            })
+            .ok_or(RunPathError::NotARun)?;
+        if store.is_empty() || store.ends_with("://") {
+            return Err(RunPathError::NoStore);
+        }
+        RunKeys::new(run)?;
+        Ok(RunPath { store, run })
+    }
+}
+
+/// What a model URL names below its store's `models/` folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelAlias<'a> {
+    Current,
+    Previous,
+    Version(&'a str),
+}
+
+/// A model URL taken apart: `<store>/models/<category>/current`, `…/previous` or
+/// `…/versions/<version>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelPath<'a> {
+    pub store: &'a str,
+    pub category: &'a str,
+    pub alias: ModelAlias<'a>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelPathError {
+    #[error("no `/{MODELS}/` in it")]
+    NoModels,
+    #[error("no store before `/{MODELS}/`")]
+    NoStore,
+    #[error("it names no version")]
+    NoVersion,
+    #[error(transparent)]
+    Name(#[from] NameError),
+}
+
+impl<'a> ModelPath<'a> {
+    /// Takes `url` apart (the store being any store URL: `s3://bucket/prefix`, `file:///path`, a
+    /// folder); the category and version must be valid names.
+    pub fn parse(url: &'a str) -> Result<ModelPath<'a>, ModelPathError> {
+        let (store, rest) = url
+            .rsplit_once(&format!("/{MODELS}/"))
+            .ok_or(ModelPathError::NoModels)?;
+        if store.is_empty() || store.ends_with("://") {
+            return Err(ModelPathError::NoStore);
+        }
+        let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+        let (category, alias) = match parts.as_slice() {
+            [category, "current"] => (*category, ModelAlias::Current),
+            [category, "previous"] => (*category, ModelAlias::Previous),
+            [category, "versions", version] => (*category, ModelAlias::Version(version)),
+            _ => return Err(ModelPathError::NoVersion),
+        };
+        let models = CategoryModels::new(category)?;
+        if let ModelAlias::Version(version) = alias {
+            models.version(version)?;
+        }
+        Ok(ModelPath {
+            store,
+            category,
+            alias,
+        })
+    }
+}
+
+/// `<category>/` at a dataset URL: the category folder's files under their relative names.
+pub fn dataset_category(category: &str) -> Result<Key, NameError> {
+    Key::new([category])
+}
+
+/// One file of a category at a dataset URL, by its name relative to the category folder
+/// (`train/good/000.png`).
+pub fn dataset_file(category: &Key, relative: &str) -> Result<Key, NameError> {
+    category.join_all(relative.split('/'))
+}
+
+/// One file at a dataset URL, by its name relative to the dataset folder
+/// (`<category>/train/good/000.png`).
+pub fn dataset_object(name: &str) -> Result<Key, NameError> {
+    Key::parse(name)
 }
 
 /// `models/<category>/versions/<version>/`: a model folder plus its registration card.
@@ -297,7 +428,7 @@ impl VersionKeys {
 
     /// Written last when a version is registered: its presence means the copy is whole.
     pub fn card(&self) -> Key {
-        fixed(&self.root, "card.json")
+        fixed(&self.root, VERSION_CARD_FILE)
     }
 
     pub fn prefix(&self) -> &Key {
@@ -340,6 +471,16 @@ mod tests {
             "models/tray/versions/r1-abc/weights.ckpt"
         );
         assert_eq!(models.version_of(&version.card()), Some("r1-abc"));
+        assert_eq!(models.card_version(&version.card()), Some("r1-abc"));
+        assert_eq!(models.card_version(&version.model().card()), None);
+        assert_eq!(CategoryModels::category_of(&models.current()), Some("tray"));
+        assert_eq!(
+            dataset_file(&dataset_category("tray").unwrap(), "train/good/000.png")
+                .unwrap()
+                .as_str(),
+            "tray/train/good/000.png"
+        );
+        assert!(dataset_file(&dataset_category("tray").unwrap(), "../x.png").is_err());
         assert_eq!(
             StageKeys::fit_stage("segnet").unwrap().eval().as_str(),
             "segnet/eval.json"

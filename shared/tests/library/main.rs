@@ -6,7 +6,6 @@
 
 mod common;
 mod formats;
-mod layers;
 mod metrics_hand;
 mod metrics_reference;
 mod model;

@@ -52,14 +52,17 @@ impl Case {
     }
 }
 
-/// Every file under `dir` except the output folder, with its size and contents' length.
-fn snapshot(dir: &Path) -> Vec<(String, u64)> {
+/// Every file under `dir` except the output folder, with the SHA-256 of its contents (a file
+/// rewritten at the same size is a change too).
+fn snapshot(dir: &Path) -> Vec<(String, String)> {
+    use sha2::{Digest, Sha256};
     files_under(dir)
         .into_iter()
         .filter(|f| !f.starts_with("out/") && !f.starts_with("out"))
         .map(|f| {
-            let size = std::fs::metadata(dir.join(&f)).map_or(0, |m| m.len());
-            (f, size)
+            let bytes = std::fs::read(dir.join(&f)).unwrap_or_default();
+            let digest = slsg::data::hex(&Sha256::digest(&bytes));
+            (f, digest)
         })
         .collect()
 }

@@ -238,7 +238,11 @@ fn early_stopping_spends_fewer_steps_keeps_a_model_as_good_and_survives_a_restar
         },
     );
     first.kill_hard();
-    std::thread::sleep(Duration::from_secs(2));
+    wait_until(
+        "the killed coordinator's port is free",
+        Duration::from_secs(30),
+        || std::net::TcpListener::bind(&address).is_ok(),
+    );
     let mut second = coordinator("coordinator-2.log");
     let status = second.wait(Duration::from_secs(900));
     let printed = second.output();
