@@ -1,6 +1,8 @@
 //! How runs reach a coordinator besides its own config: configs operators submit (expanded into
-//! plans off the async runtime), and retraining checks — at each firing of the config's
-//! `[retrain]` schedule, or when an operator asks — whose retraining runs are submitted.
+//! plans off the async runtime, their datasets confined to the allowed folders), and retraining
+//! checks — at each firing of the config's `[retrain]` schedule, or when an operator asks — whose
+//! retraining runs are submitted; and the one wait for a schedule's next firing that every
+//! retraining loop uses.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! One module per subcommand of `slsg`: thin handlers that parse arguments, forward to the
-//! libraries and print; no training, scheduling or storage logic lives here.
+//! libraries and print; no training, scheduling or storage logic lives here (a retraining
+//! schedule's wait is the coordinator library's, a stage's training the pipeline's).
 
 mod args;
 mod cluster_output;
