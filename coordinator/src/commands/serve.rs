@@ -72,7 +72,8 @@ pub struct Args {
     #[arg(long, allow_negative_numbers = true, default_value_t = DEFAULT_OPEN_RUNS, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     max_open_runs: u32,
     /// A folder submitted configs may read datasets from on this machine (paths and
-    /// `file://` URLs, links resolved); repeat for more. Without any, every folder may be read.
+    /// `file://` URLs; every link in a dataset must resolve below one too); repeat for more.
+    /// Without any, every folder may be read.
     #[arg(long, value_name = "DIR")]
     dataset_root: Vec<PathBuf>,
     /// Where retraining checks copy datasets at an object-store URL.
