@@ -45,7 +45,7 @@ pub enum CoordinatorError {
     )]
     RunInProgress { run: String },
     #[error(
-        "this coordinator holds {limit} open runs, its limit (--max-open-runs); submit again once one has finished"
+        "this coordinator holds its limit of {limit} open run(s) (--max-open-runs); submit again once one has finished"
     )]
     TooManyRuns { limit: usize },
     #[error("no run `{run}` in this coordinator")]

@@ -375,7 +375,7 @@ fn submissions_past_the_open_runs_limit_are_refused_in_one_line() {
     ok(submit("second"));
     let third = submit("third");
     let refusal = String::from_utf8_lossy(&third.stderr).into_owned();
-    fails_with(third, &["2 open runs", "--max-open-runs"]);
+    fails_with(third, &["limit of 2 open run(s)", "--max-open-runs"]);
     assert_eq!(refusal.trim().lines().count(), 1, "{refusal}");
     // An open run submitted again is answered as before, limit or not.
     assert!(ok(submit("second")).contains("open already"));
