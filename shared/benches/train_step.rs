@@ -18,7 +18,7 @@ use burn::tensor::Distribution;
 use burn::tensor::backend::AutodiffBackend;
 use slsg::backend::{AutotuneLevel, BackendJob, Device, GpuSettings, configure_gpu, run_on};
 use slsg::model::loss::{focal, l1, l2, lsgan_discriminator, lsgan_generator};
-use slsg::model::{ModelConfig, anomaly_probability};
+use slsg::model::{ModelConfig, anomaly_probability, random_seeded};
 
 struct Case {
     name: &'static str,
@@ -122,14 +122,16 @@ fn bench<B: AutodiffBackend>(which: Option<&str>, only_batch: Option<usize>, dev
             .into_iter()
             .filter(|b| only_batch.is_none_or(|o| o == *b))
         {
-            let x = Tensor::<B, 4>::random(
+            let x = random_seeded::<B, 4>(
                 [batch, 3, size, size],
                 Distribution::Uniform(0.0, 1.0),
+                1,
                 device,
             );
-            let target = Tensor::<B, 4>::random(
+            let target = random_seeded::<B, 4>(
                 [batch, 1, size, size],
                 Distribution::Bernoulli(0.05),
+                2,
                 device,
             );
 

@@ -6,6 +6,11 @@
 //! Every source file is read as Rust tokens (comments, strings and character literals set
 //! aside), and every path it names is resolved: the trees of `use` items (`use
 //! crate::{a::b, c};`) and the paths in code (`crate::a::f()`, `super::b::T`).
+//!
+//! The same tokens hold one more rule no compiler checks: Burn draws random numbers from one
+//! process-wide generator, so only `model::init_seeded` (under its lock) may seed or draw from
+//! it; a draw anywhere else, run beside a training in the same process (tests run in
+//! parallel), would change that training's initial weights.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -508,6 +513,76 @@ fn every_module_of_each_crate_is_in_its_order_and_the_readme_states_them() {
             "lib.rs documents `{module}`"
         );
     }
+}
+
+/// Every Rust file of the workspace: crates, their tests and benches.
+fn workspace_rust_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for folder in ["shared", "worker", "coordinator", "tests"] {
+        let mut found = Vec::new();
+        collect(&workspace().join(folder), Vec::new(), &mut found);
+        files.extend(found.into_iter().map(|(path, _)| path));
+    }
+    files
+}
+
+/// The calls in `tokens` that seed or draw from Burn's process-wide generator:
+/// `Tensor::random(…)`, `Tensor::<B, D>::random(…)` and a backend's `::seed(…)`.
+fn generator_calls(tokens: &[String]) -> Vec<String> {
+    let mut calls = Vec::new();
+    for i in 1..tokens.len().saturating_sub(1) {
+        let name = tokens[i].as_str();
+        if tokens[i - 1] != "::" || tokens[i + 1] != "(" || !matches!(name, "random" | "seed") {
+            continue;
+        }
+        let mut j = i - 1;
+        if j > 0 && tokens[j - 1] == ">" {
+            let mut depth = 0;
+            j -= 1;
+            loop {
+                match tokens[j].as_str() {
+                    ">" => depth += 1,
+                    "<" => depth -= 1,
+                    _ => {}
+                }
+                if depth == 0 || j == 0 {
+                    break;
+                }
+                j -= 1;
+            }
+            j = j.saturating_sub(1);
+        }
+        let owner = j.checked_sub(1).map_or("", |k| tokens[k].as_str());
+        if name == "seed" || owner == "Tensor" {
+            calls.push(format!("{owner}::{name}"));
+        }
+    }
+    calls
+}
+
+#[test]
+fn only_init_seeded_draws_from_burns_process_wide_generator() {
+    let allowed = workspace().join("shared/src/model/mod.rs");
+    let mut found = Vec::new();
+    for file in workspace_rust_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for call in generator_calls(&tokens(&text)) {
+            if !(file == allowed && call.ends_with("::seed")) {
+                found.push(format!("{}: {call}", file.display()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "draw from a generator of its own (model::random_seeded) instead:\n{}",
+        found.join("\n")
+    );
+    let text = "Tensor::random(s, d, &x); Tensor::<B, 4>::random([1], d, &x); Cpu::seed(&c, 1); \
+                TensorData::random::<f32, _, _>(s, d, &mut r); crate::seed::rng_for(1, &[]);";
+    assert_eq!(
+        generator_calls(&tokens(text)),
+        ["Tensor::random", "Tensor::random", "Cpu::seed"]
+    );
 }
 
 #[test]

@@ -155,19 +155,16 @@ fn upsample_axis<B: Backend>(x: Tensor<B, 4>, dim: usize) -> Tensor<B, 4> {
 mod tests {
     use super::*;
     use crate::backend::CpuTrain;
+    use crate::model::random_seeded;
     use burn::tensor::{Distribution, Tolerance};
 
     /// The same values as Burn's bilinear `interpolate`, and a gradient.
     #[test]
     fn upsample2x_matches_bilinear_interpolation() {
         let device = Default::default();
+        let normal = Distribution::Normal(0.0, 1.0);
         for [h, w] in [[1, 1], [3, 5], [8, 8]] {
-            let x = Tensor::<CpuTrain, 4>::random(
-                [2, 3, h, w],
-                Distribution::Normal(0.0, 1.0),
-                &device,
-            )
-            .require_grad();
+            let x = random_seeded::<CpuTrain, 4>([2, 3, h, w], normal, 1, &device).require_grad();
             let expected = interpolate(
                 x.clone(),
                 [2 * h, 2 * w],
@@ -180,8 +177,7 @@ mod tests {
             let grads = ours.sum().backward();
             assert!(x.grad(&grads).is_some());
         }
-        let x =
-            Tensor::<CpuTrain, 4>::random([1, 2, 2, 3], Distribution::Normal(0.0, 1.0), &device);
+        let x = random_seeded::<CpuTrain, 4>([1, 2, 2, 3], normal, 2, &device);
         assert_eq!(resize(x, [16, 24]).dims(), [1, 2, 16, 24]);
     }
 }

@@ -249,6 +249,8 @@ impl<B: Backend> Shortcut<B> {
 mod tests {
     use super::*;
     use crate::backend::CpuTrain;
+    use crate::model::random_seeded;
+    use burn::module::Param;
     use burn::tensor::{Distribution, Tolerance};
 
     /// The subsampled projection gives the strided convolution's values and input gradient, on
@@ -256,19 +258,20 @@ mod tests {
     #[test]
     fn shortcut_matches_the_strided_convolution() {
         let device = Default::default();
+        let normal = Distribution::Normal(0.0, 1.0);
+        let mut projection_conv = conv([3, 5], 1, 2).init(&device);
+        projection_conv.weight =
+            Param::from_tensor(random_seeded([5, 3, 1, 1], normal, 1, &device));
         let shortcut = Shortcut::<CpuTrain> {
-            conv: conv([3, 5], 1, 2).init(&device),
+            conv: projection_conv,
             norm: BatchNorm2dConfig::new(5).init(&device),
         };
         for [h, w] in [[8usize, 8], [7, 5], [1, 3]] {
-            let x = Tensor::<CpuTrain, 4>::random(
-                [2, 3, h, w],
-                Distribution::Normal(0.0, 1.0),
-                &device,
-            );
-            let projection = Tensor::<CpuTrain, 4>::random(
+            let x = random_seeded::<CpuTrain, 4>([2, 3, h, w], normal, 2, &device);
+            let projection = random_seeded::<CpuTrain, 4>(
                 [2, 5, h.div_ceil(2), w.div_ceil(2)],
-                Distribution::Normal(0.0, 1.0),
+                normal,
+                3,
                 &device,
             );
             // Each result with the gradient of its own copy of the input.

@@ -29,6 +29,7 @@ pub use sg_block::{SgBlock, SgBlockConfig, position_encoding};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
+use burn::tensor::Distribution;
 use burn::tensor::backend::AutodiffBackend;
 
 use crate::backend::Cpu;
@@ -41,6 +42,21 @@ pub fn images_tensor<B: Backend>(
     device: &B::Device,
 ) -> Tensor<B, 4> {
     Tensor::from_data(TensorData::new(data, [n, 3, size, size]), device)
+}
+
+/// A `shape` tensor drawn from `distribution` by a generator of its own seeded with `seed`,
+/// never Burn's process-wide one: concurrent draws elsewhere cannot change it, nor it them.
+pub fn random_seeded<B: Backend, const D: usize>(
+    shape: [usize; D],
+    distribution: Distribution,
+    seed: u64,
+    device: &B::Device,
+) -> Tensor<B, D> {
+    let mut rng = crate::seed::rng_for(seed, &[]);
+    Tensor::from_data(
+        TensorData::random::<f32, _, _>(shape, distribution, &mut rng),
+        device,
+    )
 }
 
 /// A network's config: builds the network on any backend.
@@ -73,7 +89,9 @@ network_config!(
 /// weights are drawn by the CPU backend and copied to `device` (GPU backends draw other
 /// numbers from the same seed). Burn draws initial weights from one process-wide generator and
 /// materialises parameters lazily, so concurrent trainings (embedded workers, parallel tests)
-/// would interleave their draws: seeding, building and materialising happen under one lock.
+/// would interleave their draws: seeding, building and materialising happen under one lock, and
+/// nothing else in the workspace draws from that generator (random test inputs come from
+/// [`random_seeded`], networks from here; `tests/tests/layers.rs` holds every file to that).
 pub fn init_seeded<B: Backend, C: NetworkConfig>(
     config: &C,
     seed: u64,

@@ -12,7 +12,8 @@ use slsg::infer::Detector;
 use slsg::model::loss::{focal, l1, l2, lsgan_discriminator, lsgan_generator};
 use slsg::model::{
     DiscriminatorConfig, EncoderConfig, GptNetConfig, ModelConfig, SegNetConfig, SgBlockConfig,
-    anomaly_maps, anomaly_probability, images_tensor, init_seeded, trainable_parameters,
+    anomaly_maps, anomaly_probability, images_tensor, init_seeded, random_seeded,
+    trainable_parameters,
 };
 use slsg::raster::{resize_rgb, write_chw};
 
@@ -25,9 +26,10 @@ fn tiny() -> EncoderConfig {
 }
 
 fn batch(n: usize, size: usize) -> Tensor<B, 4> {
-    Tensor::random(
+    random_seeded(
         [n, 3, size, size],
         Distribution::Uniform(0.0, 1.0),
+        n as u64,
         &Default::default(),
     )
 }
@@ -36,7 +38,7 @@ fn batch(n: usize, size: usize) -> Tensor<B, 4> {
 fn output_shapes() {
     let device = Default::default();
     let x = batch(2, 64);
-    let encoder = tiny().init::<B>(&device);
+    let encoder = init_seeded::<B, _>(&tiny(), 1, &device);
     let f = encoder.forward(x.clone());
     let dims = [
         f.stem.dims(),
@@ -56,43 +58,40 @@ fn output_shapes() {
         ]
     );
 
-    let pooled = tiny()
-        .with_skip_max_pool(false)
-        .init::<B>(&device)
-        .forward(x.clone());
+    let pooled =
+        init_seeded::<B, _>(&tiny().with_skip_max_pool(false), 2, &device).forward(x.clone());
     assert_eq!(
         [pooled.layer1.dims(), pooled.layer4.dims()],
         [[2, 8, 16, 16], [2, 64, 2, 2]]
     );
 
-    let gpt = GptNetConfig::new(tiny())
-        .with_aux_hidden(8)
-        .init::<B>(&device)
+    let gpt = init_seeded::<B, _>(&GptNetConfig::new(tiny()).with_aux_hidden(8), 3, &device)
         .forward(x.clone());
     assert_eq!(
         [gpt.image.dims(), gpt.auxiliary.dims()],
         [[2, 3, 64, 64]; 2]
     );
-    let gpt_pooled = GptNetConfig::new(tiny().with_skip_max_pool(false))
-        .init::<B>(&device)
-        .forward(x.clone());
+    let gpt_pooled = init_seeded::<B, _>(
+        &GptNetConfig::new(tiny().with_skip_max_pool(false)),
+        4,
+        &device,
+    )
+    .forward(x.clone());
     assert_eq!(gpt_pooled.image.dims(), [2, 3, 64, 64]);
 
-    let d = DiscriminatorConfig::new()
-        .with_width(0.125)
-        .init::<B>(&device)
+    let d = init_seeded::<B, _>(&DiscriminatorConfig::new().with_width(0.125), 5, &device)
         .forward(x.clone());
     assert_eq!(d.dims(), [2, 1, 8, 8]);
 
-    let sg = SgBlockConfig::new(64)
-        .init::<B>(&device)
-        .forward(f.layer4.clone());
+    let sg = init_seeded::<B, _>(&SgBlockConfig::new(64), 6, &device).forward(f.layer4.clone());
     assert_eq!(sg.dims(), [2, 64, 4, 4]);
 
-    let seg = SegNetConfig::new(tiny())
-        .with_sg_skip_channels(8)
-        .init::<B>(&device)
-        .forward(x);
+    let seg = init_seeded::<B, _>(
+        &SegNetConfig::new(tiny()).with_sg_skip_channels(8),
+        7,
+        &device,
+    )
+    .forward(x);
     assert_eq!(
         [seg.logits.dims(), seg.aux_logits.dims()],
         [[2, 2, 64, 64]; 2]
@@ -140,11 +139,13 @@ fn missing_gradients<M: AutodiffModule<B>>(
 fn gradients_reach_every_trainable_parameter() {
     let device = Default::default();
     let x = batch(2, 64);
-    let target = Tensor::<B, 4>::random([2, 1, 64, 64], Distribution::Bernoulli(0.3), &device);
+    let target = random_seeded::<B, 4>([2, 1, 64, 64], Distribution::Bernoulli(0.3), 8, &device);
 
-    let segnet = SegNetConfig::new(tiny())
-        .with_sg_skip_channels(8)
-        .init::<B>(&device);
+    let segnet = init_seeded::<B, _>(
+        &SegNetConfig::new(tiny()).with_sg_skip_channels(8),
+        9,
+        &device,
+    );
     let out = segnet.forward(x.clone());
     let loss = focal(out.logits.clone(), target.clone(), 4.0)
         + l1(anomaly_probability(out.logits), target.clone())
@@ -156,10 +157,8 @@ fn gradients_reach_every_trainable_parameter() {
         "SegNet"
     );
 
-    let gpt = GptNetConfig::new(tiny()).init::<B>(&device);
-    let d = DiscriminatorConfig::new()
-        .with_width(0.125)
-        .init::<B>(&device);
+    let gpt = init_seeded::<B, _>(&GptNetConfig::new(tiny()), 10, &device);
+    let d = init_seeded::<B, _>(&DiscriminatorConfig::new().with_width(0.125), 11, &device);
     let reconstruction = gpt.forward(x.clone());
     let loss = lsgan_generator(d.forward(reconstruction.image.clone()))
         + l1(reconstruction.image, x.clone())
@@ -206,9 +205,11 @@ fn segnet_overfits_a_fixed_batch() {
     }
     let x = Tensor::<B, 4>::from_data(TensorData::new(images, [n, 3, 64, 64]), &device);
     let target = Tensor::<B, 4>::from_data(TensorData::new(masks, [n, 1, 64, 64]), &device);
-    let mut model = SegNetConfig::new(tiny())
-        .with_sg_skip_channels(8)
-        .init::<B>(&device);
+    let mut model = init_seeded::<B, _>(
+        &SegNetConfig::new(tiny()).with_sg_skip_channels(8),
+        12,
+        &device,
+    );
     let mut optimizer = SgdConfig::new()
         .with_momentum(Some(
             MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
@@ -254,10 +255,10 @@ fn position_similarity_moves_neighbours_to_repeated_content() {
     let x = Tensor::<Cpu, 4>::from_data(TensorData::new(features, [1, 4, h, w]), &device);
     let identity = || Tensor::<Cpu, 2>::eye(4, &device).reshape([4, 4, 1, 1]);
     let block = |subtract: bool| {
-        let mut block = SgBlockConfig::new(4)
+        let config = SgBlockConfig::new(4)
             .with_reduction(1)
-            .with_subtract_position(subtract)
-            .init::<Cpu>(&device);
+            .with_subtract_position(subtract);
+        let mut block = init_seeded::<Cpu, _>(&config, 16, &device);
         for conv in [&mut block.f, &mut block.g] {
             conv.weight = Param::from_tensor(identity());
             conv.bias = Some(Param::from_tensor(Tensor::zeros([4], &device)));
@@ -309,11 +310,11 @@ fn full_size_parameter_counts() {
     let config = ModelConfig::default();
     // torchvision's resnet18 has 11 689 512 parameters, 513 000 of them in the classifier.
     assert_eq!(
-        trainable_parameters(&config.encoder().init::<B>(&device)),
+        trainable_parameters(&init_seeded::<B, _>(&config.encoder(), 13, &device)),
         11_176_512
     );
-    let segnet = trainable_parameters(&config.segnet().init::<B>(&device));
-    let gpt = trainable_parameters(&config.gpt_net().init::<B>(&device));
+    let segnet = trainable_parameters(&init_seeded::<B, _>(&config.segnet(), 14, &device));
+    let gpt = trainable_parameters(&init_seeded::<B, _>(&config.gpt_net(), 15, &device));
     println!("SegNet {segnet} parameters (the paper reports 20.46 M), GPT-Net {gpt}");
     assert!(
         (15_000_000..25_000_000).contains(&segnet),
