@@ -1,14 +1,20 @@
 # syntax=docker/dockerfile:1
 # The slsg container images, both running the `slsg` binary as a non-root user:
 #   docker build --target cpu  -t slsg:cpu .    Debian slim, Burn's CPU backend
-#   docker build --target cuda -t slsg:cuda .   NVIDIA's CUDA runtime (with NVRTC, which Burn's
-#                                               CUDA backend compiles its kernels with), built
-#                                               with `--features cuda`
-# The k8s/ overlays use these tags. The build needs only crates.io (no protoc, no CUDA toolkit).
+#   docker build --target cuda -t slsg:cuda .   NVIDIA's CUDA 12.6 runtime with NVRTC, which
+#                                               Burn's CUDA backend compiles its kernels with,
+#                                               and the CUDA headers every kernel includes;
+#                                               built with `--features cuda`
+# The k8s/ overlays use these images. The build needs only crates.io and the base images (no
+# protoc, no CUDA toolkit in the build stage). The CUDA image needs an NVIDIA driver that
+# supports CUDA 12.6 on the node (NVIDIA's table: 560 or newer).
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
+# The runtime, the headers' image and CUDARC_CUDA_VERSION below name one CUDA release (a test
+# checks that they agree).
 ARG CUDA_IMAGE=nvidia/cuda:12.6.3-runtime-ubuntu24.04
+ARG CUDA_HEADERS_IMAGE=nvidia/cuda:12.6.3-devel-ubuntu24.04
 
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS source
 WORKDIR /src
@@ -21,6 +27,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -m 0755 target/release/slsg /usr/local/bin/slsg
 
 FROM source AS build-cuda
+# The CUDA API version the bindings are generated for: the runtime image's, not the newest the
+# bindings know (there is no nvcc here to ask).
+ENV CUDARC_CUDA_VERSION=12060
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p slsg-coordinator --bin slsg --features cuda \
@@ -39,7 +48,13 @@ WORKDIR /home/slsg
 ENTRYPOINT ["/usr/local/bin/slsg"]
 CMD ["--help"]
 
+# Only its headers are used: NVRTC compiles each kernel against `cuda_runtime.h` and the headers
+# it includes, which the runtime image lacks.
+FROM ${CUDA_HEADERS_IMAGE} AS cuda-headers
+
 FROM ${CUDA_IMAGE} AS cuda
+COPY --from=cuda-headers /usr/local/cuda-12.6/targets/x86_64-linux/include /opt/cuda/include
+ENV CUDA_PATH=/opt/cuda
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \

@@ -31,7 +31,7 @@ pub struct Unavailable(pub String);
 pub trait Probes: Send + Sync + 'static {
     /// The process can still make progress (its actors run).
     fn alive(&self) -> impl Future<Output = Result<(), Unavailable>> + Send;
-    /// The process can do its work now (its state is loaded, its store answers).
+    /// The process can take work now (its state is loaded).
     fn ready(&self) -> impl Future<Output = Result<(), Unavailable>> + Send;
     /// Every metric, in the Prometheus text format.
     fn metrics(&self) -> impl Future<Output = Result<String, Unavailable>> + Send;

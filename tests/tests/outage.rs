@@ -1,7 +1,8 @@
 //! A store outage in the middle of a run: the S3 server `.ci/run` starts is stopped for longer
 //! than a lease (its requests refused), then started again on its data. Leases live on
 //! (heartbeats need no store), the job waits the outage out without using an attempt, the
-//! coordinator never exits, and the run finishes.
+//! coordinator never exits and stays ready (its Service must keep routing workers to it), and
+//! the run finishes.
 
 use std::path::Path;
 use std::process::Command;
@@ -51,12 +52,15 @@ fn a_store_outage_longer_than_a_lease_loses_nothing() {
     );
     let address = format!("127.0.0.1:{}", free_port());
     let url = format!("http://{address}");
+    let http = format!("127.0.0.1:{}", free_port());
     let mut coordinator = Process::start(
         &[
             "coordinator",
             path(&config),
             "--listen",
             &address,
+            "--http-listen",
+            &http,
             "--insecure",
             "--once",
             "--linger",
@@ -100,6 +104,11 @@ fn a_store_outage_longer_than_a_lease_loses_nothing() {
     );
     assert!(coordinator.is_running(), "{}", coordinator.output());
     assert!(worker.is_running(), "{}", worker.output());
+    let ready = http_get(&http, "/readyz");
+    assert!(
+        matches!(ready, Ok((200, _))),
+        "ready during the outage: {ready:?}"
+    );
     drop(outage);
 
     let status = coordinator.wait(Duration::from_secs(900));

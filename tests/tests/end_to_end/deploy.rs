@@ -11,9 +11,16 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use slsg_coordinator::service::MAX_LEASE_WAIT;
 use slsg_tests::*;
 
 const OVERLAYS: [&str; 3] = ["cpu", "gpu", "seaweedfs"];
+
+/// The registry the overlays name, for operators to replace with theirs.
+const REGISTRY: &str = "registry.example.com";
+
+/// The namespace everything is rendered into.
+const NAMESPACE: &str = "slsg";
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -108,6 +115,19 @@ fn every_overlay_renders_and_validates_strictly() {
             coordinator["spec"]["strategy"]["type"], "Recreate",
             "{overlay}"
         );
+        // Stopping the coordinator waits for lease waits in flight, then for the journal.
+        let grace = coordinator["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+            .as_u64()
+            .unwrap_or(30);
+        assert!(
+            grace >= 2 * MAX_LEASE_WAIT.as_secs() + 30,
+            "{overlay}: the coordinator's shutdown needs time, got {grace} s"
+        );
+        assert_eq!(
+            container(&objects, "slsg-coordinator")["startupProbe"]["httpGet"]["path"],
+            "/readyz",
+            "{overlay}"
+        );
         let worker = object(&objects, "Deployment", "slsg-worker");
         let grace = worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
             .as_u64()
@@ -116,6 +136,10 @@ fn every_overlay_renders_and_validates_strictly() {
             grace >= 120,
             "{overlay}: a checkpoint needs time, got {grace} s"
         );
+        // Workers roll one by one without a surge pod: a GPU pool has no spare GPU for one.
+        let rolling = &worker["spec"]["strategy"]["rollingUpdate"];
+        assert_eq!(rolling["maxSurge"], 0, "{overlay}");
+        assert_eq!(rolling["maxUnavailable"], 1, "{overlay}");
         object(&objects, "PodDisruptionBudget", "slsg-worker");
         for name in ["slsg-coordinator", "slsg-worker"] {
             let container = container(&objects, name);
@@ -153,7 +177,310 @@ fn every_overlay_renders_and_validates_strictly() {
     }
 }
 
-/// The `FROM … AS <stage>` stages of the Dockerfile, with their instructions.
+/// The pod templates of every Deployment in `objects`, by name.
+fn pods(objects: &[Value]) -> Vec<(&str, &Value)> {
+    objects
+        .iter()
+        .filter(|o| o["kind"] == "Deployment")
+        .map(|o| {
+            (
+                o["metadata"]["name"].as_str().unwrap(),
+                &o["spec"]["template"],
+            )
+        })
+        .collect()
+}
+
+/// Where a pod breaks the "restricted" Pod Security Standard (Kubernetes 1.32), one line each.
+fn restricted_violations(name: &str, pod: &Value) -> Vec<String> {
+    const VOLUME_TYPES: [&str; 8] = [
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    ];
+    let spec = &pod["spec"];
+    let pod_context = &spec["securityContext"];
+    let mut found = Vec::new();
+    for host in ["hostNetwork", "hostPID", "hostIPC"] {
+        if spec[host] == true {
+            found.push(format!("{name}: {host}"));
+        }
+    }
+    for volume in spec["volumes"].as_array().into_iter().flatten() {
+        let kind = volume
+            .as_object()
+            .unwrap()
+            .keys()
+            .find(|k| *k != "name")
+            .unwrap();
+        if !VOLUME_TYPES.contains(&kind.as_str()) {
+            found.push(format!("{name}: a {kind} volume"));
+        }
+    }
+    let containers = spec["containers"]
+        .as_array()
+        .into_iter()
+        .chain(spec["initContainers"].as_array())
+        .flatten();
+    for container in containers {
+        let context = &container["securityContext"];
+        let either = |field: &str| {
+            if context[field].is_null() {
+                &pod_context[field]
+            } else {
+                &context[field]
+            }
+        };
+        if either("runAsNonRoot") != true {
+            found.push(format!("{name}: runAsNonRoot is not set"));
+        }
+        if either("runAsUser") == 0 {
+            found.push(format!("{name}: runs as user 0"));
+        }
+        if !matches!(
+            either("seccompProfile")["type"].as_str(),
+            Some("RuntimeDefault" | "Localhost")
+        ) {
+            found.push(format!(
+                "{name}: no RuntimeDefault or Localhost seccomp profile"
+            ));
+        }
+        if context["allowPrivilegeEscalation"] != false {
+            found.push(format!("{name}: privilege escalation is not refused"));
+        }
+        if context["privileged"] == true {
+            found.push(format!("{name}: privileged"));
+        }
+        if !strings(&context["capabilities"]["drop"]).contains(&"ALL".to_string()) {
+            found.push(format!("{name}: capabilities are not all dropped"));
+        }
+        for added in strings(&context["capabilities"]["add"]) {
+            if added != "NET_BIND_SERVICE" {
+                found.push(format!("{name}: adds capability {added}"));
+            }
+        }
+        for port in container["ports"].as_array().into_iter().flatten() {
+            if port["hostPort"].as_u64().is_some_and(|p| p != 0) {
+                found.push(format!("{name}: a host port"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_pod_is_restricted_and_passes_the_manifest_linter() {
+    let checkov = check_tool("checkov");
+    for overlay in OVERLAYS {
+        let objects = render(overlay);
+        let namespace = object(&objects, "Namespace", NAMESPACE);
+        assert_eq!(
+            namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"], "restricted",
+            "{overlay}: the namespace enforces the restricted profile"
+        );
+        for o in objects.iter().filter(|o| o["kind"] != "Namespace") {
+            assert_eq!(
+                o["metadata"]["namespace"], NAMESPACE,
+                "{overlay}: {} {}",
+                o["kind"], o["metadata"]["name"]
+            );
+        }
+        let account = object(&objects, "ServiceAccount", "slsg");
+        assert_eq!(account["automountServiceAccountToken"], false, "{overlay}");
+        for (name, pod) in pods(&objects) {
+            let violations = restricted_violations(name, pod);
+            assert!(violations.is_empty(), "{overlay}: {violations:#?}");
+            let spec = &pod["spec"];
+            assert_eq!(spec["serviceAccountName"], "slsg", "{overlay} {name}");
+            assert_eq!(
+                spec["automountServiceAccountToken"], false,
+                "{overlay} {name}: no API token"
+            );
+            for volume in spec["volumes"].as_array().unwrap() {
+                if volume["emptyDir"].is_object() {
+                    assert!(
+                        volume["emptyDir"]["sizeLimit"].is_string(),
+                        "{overlay} {name}: {volume}"
+                    );
+                }
+            }
+            let container = &spec["containers"][0];
+            for bound in ["requests", "limits"] {
+                assert!(
+                    container["resources"][bound]["ephemeral-storage"].is_string(),
+                    "{overlay} {name}: ephemeral-storage {bound}"
+                );
+            }
+            // Caches other libraries write go to a writable volume (the root is read-only).
+            let writable: Vec<String> = container["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["readOnly"] != true)
+                .map(|m| format!("{}/", m["mountPath"].as_str().unwrap()))
+                .collect();
+            for variable in container["env"].as_array().into_iter().flatten() {
+                let variable_name = variable["name"].as_str().unwrap();
+                if variable_name.contains("CACHE") {
+                    let value = variable["value"].as_str().expect("a literal path");
+                    assert!(
+                        writable.iter().any(|m| value.starts_with(m.as_str())),
+                        "{overlay} {name}: {variable_name}={value} is not on a writable volume"
+                    );
+                }
+            }
+            let labels = &pod["metadata"]["labels"];
+            for label in [
+                "app.kubernetes.io/name",
+                "app.kubernetes.io/instance",
+                "app.kubernetes.io/component",
+            ] {
+                assert!(labels[label].is_string(), "{overlay} {name}: {label}");
+                let deployment = object(&objects, "Deployment", name);
+                assert_eq!(
+                    deployment["spec"]["selector"]["matchLabels"][label], labels[label],
+                    "{overlay} {name}: selects on {label}"
+                );
+            }
+        }
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(format!("{overlay}.yaml"));
+        std::fs::write(&file, render_yaml(overlay)).unwrap();
+        run(Command::new(&checkov)
+            .args([
+                "--framework",
+                "kubernetes",
+                "--quiet",
+                "--compact",
+                "--skip-download",
+                "--file",
+            ])
+            .arg(&file));
+    }
+}
+
+/// Whether a label selector (`matchLabels`, `matchExpressions` with `In`) selects `labels`.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    let by_labels = selector["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| labels[k] == *v);
+    let by_expressions = selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|e| {
+            assert_eq!(e["operator"], "In", "{e}");
+            strings(&e["values"])
+                .iter()
+                .any(|v| labels[e["key"].as_str().unwrap()] == *v)
+        });
+    by_labels && by_expressions
+}
+
+/// The ingress rules of every NetworkPolicy that selects the pod labelled `labels`.
+fn ingress_rules<'a>(objects: &'a [Value], labels: &Value) -> Vec<&'a Value> {
+    objects
+        .iter()
+        .filter(|o| o["kind"] == "NetworkPolicy" && selects(&o["spec"]["podSelector"], labels))
+        .flat_map(|o| o["spec"]["ingress"].as_array().into_iter().flatten())
+        .collect()
+}
+
+#[test]
+fn network_policies_let_through_only_the_traffic_slsg_needs() {
+    for overlay in OVERLAYS {
+        let objects = render(overlay);
+        let labels = |name: &str| {
+            &object(&objects, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
+        };
+        for (name, pod) in pods(&objects) {
+            let types: Vec<String> = objects
+                .iter()
+                .filter(|o| o["kind"] == "NetworkPolicy")
+                .filter(|o| selects(&o["spec"]["podSelector"], &pod["metadata"]["labels"]))
+                .flat_map(|o| strings(&o["spec"]["policyTypes"]))
+                .collect();
+            for kind in ["Ingress", "Egress"] {
+                assert!(
+                    types.iter().any(|t| t == kind),
+                    "{overlay} {name}: no {kind} policy: {types:?}"
+                );
+            }
+        }
+        // Each rule names its sources and ports: nothing is open to everyone.
+        for (name, _) in pods(&objects) {
+            for rule in ingress_rules(&objects, labels(name)) {
+                assert!(
+                    rule["from"].is_array() && rule["ports"].is_array(),
+                    "{overlay} {name}: {rule}"
+                );
+            }
+        }
+        // gRPC from workers only.
+        let grpc: Vec<&Value> = ingress_rules(&objects, labels("slsg-coordinator"))
+            .into_iter()
+            .filter(|r| {
+                r["ports"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["port"] == "grpc")
+            })
+            .collect();
+        assert_eq!(grpc.len(), 1, "{overlay}");
+        for source in grpc[0]["from"].as_array().unwrap() {
+            assert!(source["namespaceSelector"].is_null(), "{overlay}: {source}");
+            assert!(
+                selects(&source["podSelector"], labels("slsg-worker"))
+                    && !selects(&source["podSelector"], labels("slsg-coordinator")),
+                "{overlay}: {source}"
+            );
+        }
+        // Metrics from the monitoring namespace only.
+        for name in ["slsg-coordinator", "slsg-worker"] {
+            let metrics: Vec<&Value> = ingress_rules(&objects, labels(name))
+                .into_iter()
+                .filter(|r| {
+                    r["ports"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|p| p["port"] == "http")
+                })
+                .collect();
+            assert_eq!(metrics.len(), 1, "{overlay} {name}");
+            assert_eq!(
+                metrics[0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+                "monitoring",
+                "{overlay} {name}"
+            );
+        }
+        // The in-cluster store takes requests from slsg's own pods only.
+        if overlay == "seaweedfs" {
+            let store = ingress_rules(&objects, labels("slsg-s3"));
+            assert_eq!(store.len(), 1);
+            for source in store[0]["from"].as_array().unwrap() {
+                assert!(
+                    selects(&source["podSelector"], labels("slsg-worker"))
+                        && selects(&source["podSelector"], labels("slsg-coordinator"))
+                        && !selects(&source["podSelector"], labels("slsg-s3")),
+                    "{source}"
+                );
+            }
+        }
+    }
+}
+
+/// The `FROM … AS <stage>` stages of the Dockerfile, with their instructions (the `FROM` line
+/// first).
 fn dockerfile_stages(text: &str) -> BTreeMap<String, Vec<String>> {
     let joined = text.replace("\\\n", " ");
     let mut stages = BTreeMap::new();
@@ -170,7 +497,7 @@ fn dockerfile_stages(text: &str) -> BTreeMap<String, Vec<String>> {
                 .expect("every stage is named")
                 .to_string();
             current = Some(name.clone());
-            stages.insert(name, Vec::new());
+            stages.insert(name, vec![line.to_string()]);
         } else if let Some(stage) = &current {
             stages.get_mut(stage).expect("stage").push(line.to_string());
         }
@@ -217,15 +544,69 @@ fn the_dockerfile_lints_clean_and_builds_what_the_workspace_has() {
             .parse()
             .expect("a numeric user");
         assert_ne!(uid, 0, "{target}: runs as root");
-        // The manifests run the image as that user, under the overlay's tag.
+        // The manifests run the image as that user: the workers under the overlay's tag, the
+        // coordinator (which needs no GPU) always on the CPU image.
         let overlay = if tag == "cuda" { "gpu" } else { "cpu" };
         let objects = render(overlay);
-        for name in ["slsg-coordinator", "slsg-worker"] {
+        for (name, image) in [("slsg-coordinator", "cpu"), ("slsg-worker", tag)] {
             let pod = &object(&objects, "Deployment", name)["spec"]["template"]["spec"];
             assert_eq!(pod["securityContext"]["runAsUser"], uid, "{overlay} {name}");
-            assert_eq!(pod["containers"][0]["image"], format!("slsg:{tag}"));
+            assert_eq!(
+                pod["containers"][0]["image"],
+                format!("{REGISTRY}/slsg:{image}"),
+                "{overlay} {name}"
+            );
         }
     }
+    // The CUDA image holds the headers NVRTC compiles every kernel against, where the CUDA
+    // backend looks for them, from the same CUDA release as its runtime and its bindings.
+    let text = std::fs::read_to_string(&dockerfile).unwrap();
+    let argument = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("ARG {name}=")))
+            .unwrap_or_else(|| panic!("ARG {name}"))
+            .to_string()
+    };
+    let release = |image: &str| {
+        let tag = image.split(':').nth(1).expect("a tagged image");
+        let version: Vec<u32> = tag
+            .split('-')
+            .next()
+            .unwrap()
+            .split('.')
+            .map(|n| n.parse().expect("a numeric CUDA release"))
+            .collect();
+        (version[0], version[1])
+    };
+    let runtime = argument("CUDA_IMAGE");
+    let headers = argument("CUDA_HEADERS_IMAGE");
+    let (major, minor) = release(&runtime);
+    assert_eq!(release(&headers), (major, minor), "{runtime} {headers}");
+    assert!(
+        headers.contains("-devel-"),
+        "{headers}: the toolkit's headers"
+    );
+    assert_eq!(
+        stages["cuda-headers"][0],
+        "FROM ${CUDA_HEADERS_IMAGE} AS cuda-headers"
+    );
+    assert_eq!(stages["cuda"][0], "FROM ${CUDA_IMAGE} AS cuda");
+    let cuda_path = stages["cuda"]
+        .iter()
+        .find_map(|l| l.strip_prefix("ENV CUDA_PATH="))
+        .expect("CUDA_PATH, where the CUDA backend looks for headers");
+    assert!(
+        stages["cuda"].contains(&format!(
+            "COPY --from=cuda-headers /usr/local/cuda-{major}.{minor}/targets/x86_64-linux/include {cuda_path}/include"
+        )),
+        "{:?}",
+        stages["cuda"]
+    );
+    assert!(
+        stages["build-cuda"].contains(&format!("ENV CUDARC_CUDA_VERSION={major}0{minor}0")),
+        "the bindings follow the runtime's CUDA {major}.{minor}: {:?}",
+        stages["build-cuda"]
+    );
     // Every cargo build names a package, binary and feature the workspace has.
     let builds: Vec<&String> = stages
         .values()
@@ -282,13 +663,25 @@ fn local_args(container: &Value, mounts: &BTreeMap<String, PathBuf>) -> Vec<Stri
         .collect()
 }
 
-/// A rendered container's environment: literal values, and Secret keys from `secrets`.
-fn local_env(container: &Value, secrets: &BTreeMap<(&str, &str), String>) -> Vec<(String, String)> {
+/// A rendered container's environment: literal values (paths in its volumes moved with them),
+/// and Secret keys from `secrets`.
+fn local_env(
+    container: &Value,
+    mounts: &BTreeMap<String, PathBuf>,
+    secrets: &BTreeMap<(&str, &str), String>,
+) -> Vec<(String, String)> {
     let mut env = Vec::new();
     for variable in container["env"].as_array().expect("env") {
         let name = variable["name"].as_str().unwrap().to_string();
         if let Some(value) = variable["value"].as_str() {
-            env.push((name, value.to_string()));
+            let local = mounts
+                .iter()
+                .find_map(|(mount, local)| {
+                    let rest = value.strip_prefix(mount.as_str())?;
+                    Some(format!("{}{rest}", local.display()))
+                })
+                .unwrap_or_else(|| value.to_string());
+            env.push((name, local));
             continue;
         }
         let reference = &variable["valueFrom"]["secretKeyRef"];
@@ -476,8 +869,8 @@ fn the_rendered_command_lines_train_a_run_over_tls() {
         coordinator_args.contains(&format!("127.0.0.1:{grpc_port}")),
         "{coordinator_args:?}"
     );
-    let coordinator_env = local_env(coordinator, &secrets);
-    let worker_env = local_env(worker, &secrets);
+    let coordinator_env = local_env(coordinator, &coordinator_mounts, &secrets);
+    let worker_env = local_env(worker, &worker_mounts, &secrets);
     let coordinator_process = Process::start_isolated(
         &as_refs(&coordinator_args),
         &env_refs(&coordinator_env),
