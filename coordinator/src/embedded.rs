@@ -7,7 +7,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorRef};
 use slsg::job::Plan;
 use slsg::store::Store;
-use slsg_worker::{JobRunner, WorkerActor, WorkerArgs, WorkerMetrics};
+use slsg_worker::{DEFAULT_STALL_SECONDS, JobRunner, WorkerActor, WorkerArgs, WorkerMetrics};
 use tokio::sync::watch;
 
 use crate::actor::{
@@ -27,14 +27,33 @@ pub struct Embedded {
     coordinator_task: tokio::task::JoinHandle<()>,
 }
 
+/// How the embedded worker slots run their jobs.
+pub struct Slots {
+    pub runner: JobRunner,
+    /// How long a job's progress may stand still before it counts as stalled.
+    pub stall: Duration,
+    /// Where every slot reports its jobs (one set of metrics, as in a worker process).
+    pub metrics: WorkerMetrics,
+}
+
+impl Slots {
+    /// Slots running their jobs with `runner`, with the default stall limit.
+    pub fn new(runner: JobRunner) -> Self {
+        Self {
+            runner,
+            stall: Duration::from_secs(DEFAULT_STALL_SECONDS),
+            metrics: WorkerMetrics::default(),
+        }
+    }
+}
+
 impl Embedded {
-    /// Starts the coordinator for `plan` and the plan's worker slots, which run their jobs
-    /// with `runner`; with `retry_failed`, jobs an earlier attempt at the run failed for good
-    /// get fresh attempts.
+    /// Starts the coordinator for `plan` and the plan's worker slots; with `retry_failed`,
+    /// jobs an earlier attempt at the run failed for good get fresh attempts.
     pub async fn start(
         plan: Plan,
         store: Store,
-        runner: JobRunner,
+        slots: Slots,
         retry_failed: bool,
     ) -> Result<Embedded, CoordinatorError> {
         let (finished_sender, finished) = watch::channel(None);
@@ -66,8 +85,9 @@ impl Embedded {
                 name: format!("worker-{i}"),
                 device,
                 runtime: tokio::runtime::Handle::current(),
-                runner: runner.clone(),
-                metrics: WorkerMetrics::default(),
+                runner: slots.runner.clone(),
+                metrics: slots.metrics.clone(),
+                stall: slots.stall,
             };
             let (_, task) = Actor::spawn(None, WorkerActor::<LocalLink>::default(), args).await?;
             workers.push(task);

@@ -8,6 +8,7 @@ pub mod client;
 pub mod dashboard;
 pub mod embedded;
 pub mod error;
+pub mod fence;
 pub mod guard;
 pub mod http;
 pub mod lease;
@@ -26,4 +27,4 @@ pub mod table;
 #[cfg(test)]
 mod testing;
 pub mod tls;
-mod writer;
+pub mod writer;

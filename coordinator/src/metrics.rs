@@ -85,6 +85,8 @@ pub struct WorkerPresence {
 pub struct MetricsSnapshot {
     pub overview: ServiceStatus,
     pub running: Vec<RunningJob>,
+    /// Jobs a worker asking now would be given, over every open run.
+    pub leasable: usize,
     /// Workers heard from within [`crate::presence::WORKER_SEEN_MS`], by name.
     pub workers: Vec<WorkerPresence>,
     pub counters: CoordinatorCounters,
@@ -158,6 +160,13 @@ pub fn encode(snapshot: &MetricsSnapshot, store_errors: u64) -> Result<String, s
         jobs,
     );
     registry.register("runs", "Runs the coordinator shows, by state", runs);
+    let leasable = Gauge::<i64>::default();
+    leasable.set(snapshot.leasable as i64);
+    registry.register(
+        "jobs_leasable",
+        "Jobs a worker asking now would be given (ready and within their run's step budget): what to scale workers on",
+        leasable,
+    );
     let workers = Gauge::<i64>::default();
     workers.set(snapshot.workers.len() as i64);
     registry.register(

@@ -1,6 +1,7 @@
 //! What the health ports answer: for the coordinator, alive while its actor answers, ready once
 //! its runs are loaded (whatever its store does), metrics from one snapshot of its tables; for
-//! a worker process, alive while one of its slots runs, and its slots' metrics.
+//! a worker process, alive while one of its slots runs and no job is stalled, and its slots'
+//! metrics.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -94,6 +95,9 @@ pub struct WorkerProbes {
 
 impl Probes for WorkerProbes {
     async fn alive(&self) -> Result<(), Unavailable> {
+        if let Some(stalled) = self.metrics.stalled() {
+            return Err(Unavailable(stalled));
+        }
         if self.metrics.alive() {
             Ok(())
         } else {

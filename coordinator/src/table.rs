@@ -799,6 +799,25 @@ impl JobTable {
         }
     }
 
+    /// Jobs a worker asking now would be given: ready, and within the step budget. What an
+    /// autoscaler should scale workers on (queued jobs also count those still waiting for an
+    /// upstream job).
+    pub fn leasable(&self) -> usize {
+        let Some(budget) = self.budget else {
+            return self.ready.len();
+        };
+        let usage = self.steps_in_use();
+        self.ready
+            .iter()
+            .filter(|&&i| {
+                matches!(
+                    budget_room(&budget, &usage, &self.entries[i].spec),
+                    BudgetRoom::Fits
+                )
+            })
+            .count()
+    }
+
     /// The jobs that hold a lease now.
     pub fn running_jobs(&self) -> Vec<JobStatus> {
         self.entries
@@ -915,6 +934,20 @@ mod tests {
             !table.complete(&first.lease_id, "w1", Box::new(result())),
             "a lease completes once"
         );
+    }
+
+    #[test]
+    fn only_jobs_a_worker_could_take_now_are_leasable() {
+        let mut table = JobTable::new(&plan());
+        assert_eq!(table.leasable(), 1, "the SegNet jobs wait for pre-training");
+        let first = table.lease("w1", 0, next_id).unwrap();
+        assert_eq!(table.leasable(), 0);
+        assert!(table.complete(&first.lease_id, "w1", Box::new(result())));
+        assert_eq!(table.leasable(), 2);
+        let second = table.lease("w1", 1, next_id).unwrap();
+        assert_eq!(table.leasable(), 1);
+        assert!(table.fail(&second.lease_id, "w1", "lost", FailureKind::Retryable));
+        assert_eq!(table.leasable(), 2, "a retry is leasable again");
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! runs — written by a thread of their own: updates are applied to the writer's copy and the
 //! copy is stored, bursts coalesced, so the actor never serialises a whole table nor waits for
 //! the store unless it asks to. A failed write is retried with a growing pause until one
-//! succeeds, so the stored copy catches up after a store outage.
+//! succeeds, so the stored copy catches up after a store outage. The process can wait for its
+//! writers to end (before it lets another coordinator write).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
@@ -19,6 +21,38 @@ type Update<T> = Box<dyn FnOnce(&mut T) + Send>;
 
 /// The longest pause between two tries of a failed write.
 const MOST_PAUSE: Duration = Duration::from_secs(30);
+
+/// Writer threads of this process still running: each ends once every handle to its document
+/// is gone and its last write has returned.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// Waits up to `limit` for every writer thread of this process to end; whether they did.
+pub async fn writers_finished(limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while RUNNING.load(Ordering::SeqCst) > 0 {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
+
+/// Counts a writer thread as running while it lives.
+struct Running;
+
+impl Running {
+    fn start() -> Running {
+        RUNNING.fetch_add(1, Ordering::SeqCst);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 pub struct DocumentWriter<T> {
     sender: Sender<(Update<T>, Option<Waiter>)>,
@@ -42,9 +76,13 @@ impl<T: Serialize + Send + 'static> DocumentWriter<T> {
         runtime: tokio::runtime::Handle,
     ) -> std::io::Result<DocumentWriter<T>> {
         let (sender, receiver) = std::sync::mpsc::channel();
+        let running = Running::start();
         std::thread::Builder::new()
             .name(name.to_string())
-            .spawn(move || keep(&receiver, &store, &key, document, &runtime))?;
+            .spawn(move || {
+                let _running = running;
+                keep(&receiver, &store, &key, document, &runtime)
+            })?;
         Ok(DocumentWriter { sender })
     }
 

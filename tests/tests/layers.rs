@@ -44,7 +44,7 @@ const LIBRARY: &[&str] = &[
 
 /// The worker's modules, top to bottom.
 const WORKER: &[&str] = &[
-    "actor", "grpc", "access", "runner", "metrics", "progress", "link",
+    "actor", "grpc", "access", "runner", "metrics", "progress", "watchdog", "link",
 ];
 
 /// The coordinator library's modules, top to bottom (the binary's `commands` sit on all of
@@ -68,6 +68,7 @@ const COORDINATOR: &[&str] = &[
     "presence",
     "metrics",
     "writer",
+    "fence",
     "http",
     "guard",
     "tls",

@@ -1,12 +1,13 @@
 //! The worker actor, one per device slot: lease → run the job on its own thread → heartbeat
 //! with progress while it runs → report the result → lease again. A job that panics is reported
 //! as a retryable failure carrying the panic's message. On shutdown the running job checkpoints
-//! and its lease is given back.
+//! and its lease is given back. A job whose step stands still too long is failed as stalled:
+//! its lease goes back and the slot reports itself not alive until the job's thread ends.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use slsg::backend::Device;
@@ -20,6 +21,7 @@ use crate::link::{CoordinatorLink, LeaseOutcome, LeasedJob, LinkError};
 use crate::metrics::{JobOutcome, WorkerMetrics};
 use crate::progress::JobSignals;
 use crate::runner::{JobError, JobFailure, run_job};
+use crate::watchdog::Watchdog;
 
 /// Runs a leased job to its end on the calling thread (a dedicated one, never the runtime's).
 pub type JobRunner = Arc<
@@ -72,6 +74,8 @@ pub struct WorkerArgs<L> {
     pub runner: JobRunner,
     /// Where the slot reports its jobs for the process's metrics endpoint.
     pub metrics: WorkerMetrics,
+    /// How long a job's progress may stand still before the job counts as stalled.
+    pub stall: Duration,
 }
 
 pub struct WorkerState<L> {
@@ -83,8 +87,10 @@ pub struct WorkerState<L> {
 struct Running {
     lease_id: String,
     signals: JobSignals,
-    /// The coordinator took the lease back: the result is not reported.
+    /// The coordinator took the lease back, or the job stalled and its lease was given back:
+    /// the result is not reported.
     cancelled: bool,
+    watchdog: Watchdog,
     thread: JoinHandle<()>,
 }
 
@@ -186,6 +192,7 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
                             lease_id,
                             signals,
                             cancelled: false,
+                            watchdog: Watchdog::new(state.args.stall, Instant::now()),
                             thread,
                         });
                     }
@@ -210,6 +217,11 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
                     && !running.cancelled
                 {
                     let progress = running.signals.latest();
+                    if let Some(still) = running.watchdog.observe(progress.as_ref(), Instant::now())
+                    {
+                        stalled(&state.args, running, still).await;
+                        return Ok(());
+                    }
                     match state
                         .args
                         .link
@@ -273,6 +285,28 @@ impl<L: CoordinatorLink> Actor for WorkerActor<L> {
         }
         Ok(())
     }
+}
+
+/// A job stood still for `still`: its lease goes back as a retryable failure, the job is asked
+/// to stop (a slow step may still hear it), and the slot reports itself not alive until the
+/// job's thread ends, so that a supervisor restarts a process whose device hangs.
+async fn stalled<L: CoordinatorLink>(args: &WorkerArgs<L>, running: &mut Running, still: Duration) {
+    let message = format!(
+        "the job stalled: no progress for {} s at {} (--stall-seconds {})",
+        still.as_secs(),
+        running.watchdog.position(),
+        args.stall.as_secs()
+    );
+    tracing::error!(worker = %args.name, lease = %running.lease_id, "{message}; giving its lease back");
+    running.cancelled = true;
+    running.signals.request_stop();
+    args.metrics
+        .job_stalled(&args.name, format!("{}: {message}", args.name));
+    let failure: Result<JobResult, JobFailure> = Err(JobFailure {
+        kind: FailureKind::Retryable,
+        message,
+    });
+    report_end(args.link.as_ref(), &args.name, &running.lease_id, &failure).await;
 }
 
 /// Runs a job on this thread, a panic reported as a retryable failure carrying its message.

@@ -10,6 +10,7 @@ mod link;
 mod metrics;
 mod progress;
 mod runner;
+mod watchdog;
 
 pub use access::{Access, ClientTls, is_loopback_host};
 pub use actor::{JobRunner, WorkerActor, WorkerArgs, WorkerMessage, pipeline_runner};
@@ -20,3 +21,4 @@ pub use link::{
 pub use metrics::{JobOutcome, Labels, ProgressGauges, WorkerMetrics};
 pub use progress::JobSignals;
 pub use runner::{JobError, JobFailure, run_job};
+pub use watchdog::DEFAULT_STALL_SECONDS;

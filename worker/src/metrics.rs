@@ -78,6 +78,8 @@ struct Slot {
     device: String,
     running: Option<RunningJob>,
     stopped: bool,
+    /// Why the slot's job counts as stalled (its thread may be hung for good).
+    stalled: Option<String>,
 }
 
 struct RunningJob {
@@ -123,8 +125,21 @@ impl WorkerMetrics {
                 device: device.to_string(),
                 running: None,
                 stopped: false,
+                stalled: None,
             },
         );
+    }
+
+    /// The slot's job stopped moving: until it ends, the process is not alive.
+    pub(crate) fn job_stalled(&self, worker: &str, reason: String) {
+        if let Some(slot) = self.slots().get_mut(worker) {
+            slot.stalled = Some(reason);
+        }
+    }
+
+    /// Why a slot's job counts as stalled, if one does.
+    pub fn stalled(&self) -> Option<String> {
+        self.slots().values().find_map(|slot| slot.stalled.clone())
     }
 
     pub(crate) fn slot_stopped(&self, worker: &str) {
@@ -149,6 +164,7 @@ impl WorkerMetrics {
     pub(crate) fn job_ended(&self, worker: &str, outcome: JobOutcome) {
         if let Some(slot) = self.slots().get_mut(worker) {
             slot.running = None;
+            slot.stalled = None;
         }
         self.ended
             .get_or_create(&vec![("outcome", outcome.name().to_string())])

@@ -703,6 +703,7 @@ impl CoordinatorState {
         MetricsSnapshot {
             overview: self.overview(),
             running: self.runs.running_jobs(),
+            leasable: self.runs.leasable(),
             workers: self.presence.active(now_ms()),
             counters: self.counters.clone(),
         }

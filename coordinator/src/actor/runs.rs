@@ -260,6 +260,11 @@ impl RunBook {
             .collect()
     }
 
+    /// Jobs of the open runs a worker asking now would be given.
+    pub fn leasable(&self) -> usize {
+        self.open.iter().map(|run| run.table.leasable()).sum()
+    }
+
     pub fn running_jobs(&self) -> Vec<RunningJob> {
         self.open
             .iter()

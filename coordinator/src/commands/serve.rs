@@ -17,12 +17,14 @@ use slsg_coordinator::actor::{
     CoordinatorActor, CoordinatorArgs, CoordinatorMessage, DEFAULT_OPEN_RUNS, Mode,
 };
 use slsg_coordinator::dashboard::{self, Access};
+use slsg_coordinator::fence::{CoordinatorLock, DEFAULT_LOCK_SECONDS};
 use slsg_coordinator::guard::Limits;
 use slsg_coordinator::http::probe_routes;
 use slsg_coordinator::probes::CoordinatorProbes;
 use slsg_coordinator::scheduler::Intake;
 use slsg_coordinator::service::{ClusterService, serve};
 use slsg_coordinator::tls::{Security, ServerTls};
+use slsg_coordinator::writer::writers_finished;
 use tokio::sync::watch;
 
 use super::args::{CacheArgs, token_from_env};
@@ -76,9 +78,31 @@ pub struct Args {
     /// Without any, every folder may be read.
     #[arg(long, value_name = "DIR")]
     dataset_root: Vec<PathBuf>,
+    /// Seconds the store's coordinator lock lives without renewal: another coordinator on the
+    /// same store waits, and takes over once this one has been silent that long; this one
+    /// stops if it cannot renew the lock for three quarters of it (a store outage).
+    #[arg(long, allow_negative_numbers = true, default_value_t = DEFAULT_LOCK_SECONDS, value_parser = clap::value_parser!(u64).range(4..=3600))]
+    lock_seconds: u64,
     /// Where retraining checks copy datasets at an object-store URL.
     #[command(flatten)]
     cache: CacheArgs,
+}
+
+/// How long a stopping coordinator waits for its last journal writes before it lets the next
+/// coordinator start at once (past it, the next one waits for the lock to go silent).
+const WRITERS_FINISH: Duration = Duration::from_secs(60);
+
+/// The exit status of a coordinator that lost the store lock (to a takeover or an outage).
+const LOST_LOCK_STATUS: i32 = 3;
+
+/// This coordinator as the lock names it to others.
+fn holder_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "an unnamed host".into());
+    format!("the coordinator on {host} (process {})", std::process::id())
 }
 
 fn seconds(text: &str) -> Result<Duration, String> {
@@ -147,6 +171,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             None => None,
         };
+        let lock = CoordinatorLock::new(
+            store.clone(),
+            holder_name(),
+            Duration::from_secs(args.lock_seconds),
+        );
+        let held = lock
+            .acquire(|state| tracing::warn!("waiting for the store lock: {state}"))
+            .await;
+        tracing::info!("holding the store lock (epoch {})", held.epoch());
+        let lost = held.lost();
+        tokio::spawn(async move {
+            let lost = lost.await;
+            tracing::error!("{lost}: stopping at once, so that one coordinator writes to the store");
+            std::process::exit(LOST_LOCK_STATUS);
+        });
         let (finished_sender, mut finished) = watch::channel(None);
         let run = plan.run.clone();
         let heartbeat = Duration::from_secs(plan.resources.heartbeat_seconds);
@@ -218,6 +257,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         actor.stop(None);
         let _ = task.await;
+        if writers_finished(WRITERS_FINISH).await {
+            if let Err(e) = held.release().await {
+                tracing::warn!("releasing the store lock failed ({e}); the next coordinator waits for it to lapse");
+            }
+        } else {
+            tracing::warn!("journal writes still running after {} s; the next coordinator waits for the store lock to lapse", WRITERS_FINISH.as_secs());
+        }
         let summary = finished.borrow_and_update().clone();
         Ok::<_, anyhow::Error>(summary)
     })?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use slsg::job::{ClusterConfig, Plan};
 use slsg::store::Store;
 use slsg_coordinator::actor::CoordinatorMessage;
-use slsg_coordinator::embedded::Embedded;
+use slsg_coordinator::embedded::{Embedded, Slots};
 use slsg_worker::pipeline_runner;
 
 use super::args::{CacheArgs, GpuArgs};
@@ -82,8 +82,13 @@ pub fn run_plan(plan: Plan, cache: &CacheArgs, gpu: &GpuArgs, retry: &Retry) -> 
     let store_url = plan.store.clone();
     let runtime = tokio::runtime::Runtime::new()?;
     let summary = runtime.block_on(async move {
-        let embedded =
-            Embedded::start(plan, store, pipeline_runner(false, cache), retry.failed).await?;
+        let embedded = Embedded::start(
+            plan,
+            store,
+            Slots::new(pipeline_runner(false, cache)),
+            retry.failed,
+        )
+        .await?;
         outln!("{}", reuse_line(&embedded.status().await?));
         let watcher = tokio::spawn(report_progress(
             embedded.coordinator.clone(),

@@ -8,8 +8,8 @@ use ractor::{Actor, ActorRef};
 use slsg::backend::Device;
 use slsg_coordinator::probes::WorkerProbes;
 use slsg_worker::{
-    CoordinatorLink, GrpcLink, LinkError, WorkerActor, WorkerArgs, WorkerMessage, WorkerMetrics,
-    pipeline_runner,
+    CoordinatorLink, DEFAULT_STALL_SECONDS, GrpcLink, LinkError, WorkerActor, WorkerArgs,
+    WorkerMessage, WorkerMetrics, pipeline_runner,
 };
 
 use super::args::{AccessArgs, CacheArgs, GpuArgs};
@@ -34,6 +34,10 @@ pub struct Args {
     /// Address to serve `/healthz`, `/readyz` and `/metrics` (Prometheus) on; none by default.
     #[arg(long)]
     http_listen: Option<std::net::SocketAddr>,
+    /// A job whose step stands still this many seconds is stalled: its lease goes back and
+    /// `/healthz` fails until the job's thread ends (10 to 86 400).
+    #[arg(long, allow_negative_numbers = true, default_value_t = DEFAULT_STALL_SECONDS, value_parser = clap::value_parser!(u64).range(10..=86_400))]
+    stall_seconds: u64,
     #[command(flatten)]
     access: AccessArgs,
     #[command(flatten)]
@@ -94,6 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 runtime: tokio::runtime::Handle::current(),
                 runner: pipeline_runner(true, args.cache.datasets()),
                 metrics: metrics.clone(),
+                stall: Duration::from_secs(args.stall_seconds),
             };
             let spawned = Actor::spawn(None, WorkerActor::<GrpcLink>::default(), worker_args)
                 .await

@@ -53,6 +53,45 @@ pub fn service_runs() -> Key {
     Key::new(["service", "runs.json"]).expect("a valid literal")
 }
 
+/// The folder of the coordinator lock's markers: one coordinator writes to a store at a time.
+pub fn coordinator_lock() -> Key {
+    Key::new(["service", "lock"]).expect("a valid literal")
+}
+
+/// One marker of the coordinator lock: `service/lock/<epoch>/<beat>` (20 digits each, so that
+/// they sort as numbers) or `service/lock/<epoch>/released`.
+pub fn coordinator_lock_marker(epoch: u64, marker: LockMarker) -> Key {
+    let name = match marker {
+        LockMarker::Beat(beat) => format!("{beat:020}"),
+        LockMarker::Released => LOCK_RELEASED.to_string(),
+    };
+    coordinator_lock()
+        .join_all([format!("{epoch:020}"), name])
+        .expect("digits and a literal are valid names")
+}
+
+/// A marker of the coordinator lock, read back from a listing: its epoch and what it marks;
+/// `None` for any other key.
+pub fn lock_marker_of(key: &Key) -> Option<(u64, LockMarker)> {
+    let (epoch, name) = key.strip_prefix(&coordinator_lock())?.split_once('/')?;
+    let epoch = epoch.parse().ok()?;
+    let marker = if name == LOCK_RELEASED {
+        LockMarker::Released
+    } else {
+        LockMarker::Beat(name.parse().ok()?)
+    };
+    Some((epoch, marker))
+}
+
+/// What a coordinator lock marker says: its holder was alive (beat `n`) or let the lock go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LockMarker {
+    Beat(u64),
+    Released,
+}
+
+const LOCK_RELEASED: &str = "released";
+
 /// What `slsg dataset push` sent to a dataset URL.
 pub fn dataset_push_record() -> Key {
     Key::new(["slsg-push.json"]).expect("a valid literal")
@@ -439,6 +478,30 @@ impl VersionKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_markers_sort_as_numbers_and_read_back() {
+        let beat = coordinator_lock_marker(3, LockMarker::Beat(12));
+        assert_eq!(
+            beat.as_str(),
+            "service/lock/00000000000000000003/00000000000000000012"
+        );
+        assert!(coordinator_lock_marker(10, LockMarker::Beat(0)) > beat);
+        assert_eq!(lock_marker_of(&beat), Some((3, LockMarker::Beat(12))));
+        let released = coordinator_lock_marker(u64::MAX, LockMarker::Released);
+        assert_eq!(
+            lock_marker_of(&released),
+            Some((u64::MAX, LockMarker::Released))
+        );
+        for other in [
+            "service/runs.json",
+            "service/lock/x/1",
+            "service/lock/1/x",
+            "service/lock/1",
+        ] {
+            assert_eq!(lock_marker_of(&Key::parse(other).unwrap()), None, "{other}");
+        }
+    }
 
     #[test]
     fn keys_follow_the_documented_layout() {

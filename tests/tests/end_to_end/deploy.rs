@@ -14,7 +14,10 @@ use serde_json::Value;
 use slsg_coordinator::service::MAX_LEASE_WAIT;
 use slsg_tests::*;
 
-const OVERLAYS: [&str; 3] = ["cpu", "gpu", "seaweedfs"];
+const OVERLAYS: [&str; 4] = ["cpu", "gpu", "seaweedfs", "autoscale"];
+
+/// The overlays whose workers run on GPUs.
+const GPU_OVERLAYS: [&str; 2] = ["gpu", "autoscale"];
 
 /// The registry the overlays name, for operators to replace with theirs.
 const REGISTRY: &str = "registry.example.com";
@@ -155,7 +158,7 @@ fn every_overlay_renders_and_validates_strictly() {
         let gpu_limit =
             &container(&objects, "slsg-worker")["resources"]["limits"]["nvidia.com/gpu"];
         let pod = &worker["spec"]["template"]["spec"];
-        if overlay == "gpu" {
+        if GPU_OVERLAYS.contains(&overlay) {
             assert_eq!(gpu_limit, 1);
             assert!(pod["tolerations"][0]["key"] == "nvidia.com/gpu");
             assert!(pod["nodeSelector"].is_object());
@@ -477,6 +480,50 @@ fn network_policies_let_through_only_the_traffic_slsg_needs() {
             }
         }
     }
+}
+
+#[test]
+fn the_autoscale_overlay_scales_workers_on_the_jobs_they_can_take() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("autoscale.yaml");
+    std::fs::write(&file, render_yaml("autoscale")).unwrap();
+    // KEDA's own schema, offline.
+    let checked = run(Command::new("node")
+        .arg(workspace().join("tests/tools/validate_keda.mjs"))
+        .arg(workspace().join(".tools/check/keda/node_modules"))
+        .arg(&file));
+    assert_eq!(checked.trim(), "1", "one ScaledObject checked");
+
+    let objects = render("autoscale");
+    let scaled = object(&objects, "ScaledObject", "slsg-worker");
+    let spec = &scaled["spec"];
+    assert_eq!(spec["scaleTargetRef"]["name"], "slsg-worker");
+    let worker = object(&objects, "Deployment", "slsg-worker");
+    assert!(
+        worker["spec"]["replicas"].is_null(),
+        "an apply must not reset the autoscaler's worker count"
+    );
+    // Scaling down never outpaces a removed worker's checkpoint, nor follows a short dip.
+    let grace = worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        .as_u64()
+        .unwrap();
+    let down = &spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"];
+    let window = down["stabilizationWindowSeconds"].as_u64().unwrap();
+    assert!(
+        window >= 2 * grace,
+        "scale-down window {window} s, grace {grace} s"
+    );
+    for policy in down["policies"].as_array().unwrap() {
+        assert_eq!(policy["type"], "Pods");
+        assert_eq!(policy["value"], 1, "one worker at a time");
+        assert!(policy["periodSeconds"].as_u64().unwrap() >= grace);
+    }
+    // On the jobs workers can take now, which the coordinator exports (tests/tests/end_to_end/
+    // observability.rs), never on queued jobs that wait for an upstream job.
+    let query = spec["triggers"][0]["metadata"]["query"].as_str().unwrap();
+    assert!(query.contains("slsg_jobs_leasable"), "{query}");
+    assert!(!query.contains("queued"), "{query}");
+    assert_eq!(spec["triggers"][0]["type"], "prometheus");
 }
 
 /// The `FROM … AS <stage>` stages of the Dockerfile, with their instructions (the `FROM` line

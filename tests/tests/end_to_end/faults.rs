@@ -77,6 +77,9 @@ impl Cluster {
                 "--once",
                 "--linger",
                 "10s",
+                // A coordinator killed here is replaced at once: the store lock lapses fast.
+                "--lock-seconds",
+                "4",
             ],
             &[],
             self.dir.path().join(log),

@@ -12,6 +12,7 @@ mod datasets;
 mod deploy;
 mod embedded;
 mod faults;
+mod fence;
 mod fit;
 mod gpu;
 mod malformed;

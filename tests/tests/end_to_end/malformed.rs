@@ -1323,6 +1323,16 @@ fn flags_out_of_range_are_named() {
             vec![
                 "worker",
                 "--coordinator",
+                "http://127.0.0.1:1",
+                "--stall-seconds",
+                "5",
+            ],
+            vec!["--stall-seconds"],
+        ),
+        (
+            vec![
+                "worker",
+                "--coordinator",
                 "not a url",
                 "--connect-seconds",
                 "1",
@@ -1372,6 +1382,16 @@ fn flags_out_of_range_are_named() {
                 "0",
             ],
             vec!["--max-open-runs"],
+        ),
+        (
+            vec![
+                "coordinator",
+                "nowhere.toml",
+                "--insecure",
+                "--lock-seconds",
+                "3",
+            ],
+            vec!["--lock-seconds"],
         ),
         (
             vec![

@@ -116,6 +116,14 @@ fn metrics_parse_and_count_the_jobs_that_status_shows() {
     });
     assert_eq!(http_get(&http, "/healthz").unwrap().0, 200);
     assert_eq!(http_get(&http, "/nowhere").unwrap().0, 404);
+    // Before any worker: every job is queued, but only the pre-training jobs can be leased
+    // (what an autoscaler scales on).
+    let before = scrape(&http);
+    assert_eq!(
+        metric_job_counts(&before, "observed"),
+        BTreeMap::from([("queued".to_string(), 6)])
+    );
+    assert_eq!(value(&before, "slsg_jobs_leasable", None), 2.0);
     // An operator follows the run from its start; off a terminal the watch prints lines.
     let mut watcher = Process::start(
         &["status", &url, "--run", "observed", "--watch"],
@@ -177,6 +185,7 @@ fn metrics_parse_and_count_the_jobs_that_status_shows() {
     assert_eq!(value(&samples, "slsg_leases_granted_total", None), 6.0);
     assert_eq!(value(&samples, "slsg_lease_wait_seconds_count", None), 6.0);
     assert_eq!(value(&samples, "slsg_workers_connected", None), 1.0);
+    assert_eq!(value(&samples, "slsg_jobs_leasable", None), 0.0);
     assert_eq!(
         value(
             &samples,

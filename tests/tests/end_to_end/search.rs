@@ -202,6 +202,9 @@ fn early_stopping_spends_fewer_steps_keeps_a_model_as_good_and_survives_a_restar
                 "--once",
                 "--linger",
                 "10s",
+                // The killed coordinator's store lock lapses fast.
+                "--lock-seconds",
+                "4",
             ],
             &[],
             dir.path().join(log),

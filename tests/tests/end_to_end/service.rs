@@ -227,7 +227,15 @@ struct Service {
 impl Service {
     fn coordinator(&self, config: &Path, log: &str) -> Process {
         Process::start(
-            &["coordinator", path(config), "--listen", &self.address],
+            // A coordinator killed here is replaced at once: the store lock lapses fast.
+            &[
+                "coordinator",
+                path(config),
+                "--listen",
+                &self.address,
+                "--lock-seconds",
+                "4",
+            ],
             &token(),
             self.dir.join(log),
         )
