@@ -397,6 +397,20 @@ fn ingress_rules<'a>(objects: &'a [Value], labels: &Value) -> Vec<&'a Value> {
         .collect()
 }
 
+/// The rules among `rules` that open the port named `port`.
+fn rules_on_port<'a>(rules: Vec<&'a Value>, port: &str) -> Vec<&'a Value> {
+    rules
+        .into_iter()
+        .filter(|r| {
+            r["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["port"] == port)
+        })
+        .collect()
+}
+
 #[test]
 fn network_policies_let_through_only_the_traffic_slsg_needs() {
     for overlay in OVERLAYS {
@@ -428,16 +442,7 @@ fn network_policies_let_through_only_the_traffic_slsg_needs() {
             }
         }
         // gRPC from workers only.
-        let grpc: Vec<&Value> = ingress_rules(&objects, labels("slsg-coordinator"))
-            .into_iter()
-            .filter(|r| {
-                r["ports"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|p| p["port"] == "grpc")
-            })
-            .collect();
+        let grpc = rules_on_port(ingress_rules(&objects, labels("slsg-coordinator")), "grpc");
         assert_eq!(grpc.len(), 1, "{overlay}");
         for source in grpc[0]["from"].as_array().unwrap() {
             assert!(source["namespaceSelector"].is_null(), "{overlay}: {source}");
@@ -449,16 +454,7 @@ fn network_policies_let_through_only_the_traffic_slsg_needs() {
         }
         // Metrics from the monitoring namespace only.
         for name in ["slsg-coordinator", "slsg-worker"] {
-            let metrics: Vec<&Value> = ingress_rules(&objects, labels(name))
-                .into_iter()
-                .filter(|r| {
-                    r["ports"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .any(|p| p["port"] == "http")
-                })
-                .collect();
+            let metrics = rules_on_port(ingress_rules(&objects, labels(name)), "http");
             assert_eq!(metrics.len(), 1, "{overlay} {name}");
             assert_eq!(
                 metrics[0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],

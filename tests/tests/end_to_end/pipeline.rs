@@ -124,6 +124,27 @@ fn fit_and_a_cluster_run_write_the_same_artifacts() {
     }
 }
 
+/// A one-category run `name` in `dir` (synthetic data, a local store, two worker slots), its
+/// store folder, and a dataset cache for its runner.
+fn one_category_run(dir: &Path, name: &str) -> (Plan, std::path::PathBuf, DatasetCache) {
+    let data = synthetic_data(dir);
+    let store = dir.join("store");
+    let config = write_config(
+        dir,
+        &RunConfig {
+            name,
+            store: path(&store),
+            data: &data,
+            categories: &["weave"],
+            learning_rates: &[0.1],
+            segnet_steps: 20,
+        },
+    );
+    let cluster = ClusterConfig::load(&config).unwrap();
+    let plan = Plan::expand(&cluster, &format!("{name}.toml"), 2).unwrap();
+    (plan, store, DatasetCache::new(dir.join("cache")))
+}
+
 /// Panics at a step of the first attempt, as a device that runs out of memory mid-training does.
 struct PanicAt {
     step: Option<u64>,
@@ -148,22 +169,7 @@ impl Progress for PanicAt {
 #[test]
 fn a_panicking_job_is_failed_with_its_message_retried_and_the_run_ends() {
     let dir = tempfile::tempdir().unwrap();
-    let data = synthetic_data(dir.path());
-    let store = dir.path().join("store");
-    let config = write_config(
-        dir.path(),
-        &RunConfig {
-            name: "panics",
-            store: path(&store),
-            data: &data,
-            categories: &["weave"],
-            learning_rates: &[0.1],
-            segnet_steps: 20,
-        },
-    );
-    let cluster = ClusterConfig::load(&config).unwrap();
-    let plan = Plan::expand(&cluster, "panics.toml", 2).unwrap();
-    let cache = DatasetCache::new(dir.path().join("cache"));
+    let (plan, store, cache) = one_category_run(dir.path(), "panics");
     let runner: JobRunner = Arc::new(move |job, device, runtime, signals| {
         let step = (job.spec.kind == JobKind::Segnet && job.attempt == 1).then_some(5);
         let mut progress = PanicAt {
@@ -254,22 +260,7 @@ impl Progress for HangAt {
 #[test]
 fn a_stalled_job_gives_its_lease_back_and_its_worker_is_not_alive_until_it_returns() {
     let dir = tempfile::tempdir().unwrap();
-    let data = synthetic_data(dir.path());
-    let store = dir.path().join("store");
-    let config = write_config(
-        dir.path(),
-        &RunConfig {
-            name: "stalls",
-            store: path(&store),
-            data: &data,
-            categories: &["weave"],
-            learning_rates: &[0.1],
-            segnet_steps: 20,
-        },
-    );
-    let cluster = ClusterConfig::load(&config).unwrap();
-    let plan = Plan::expand(&cluster, "stalls.toml", 2).unwrap();
-    let cache = DatasetCache::new(dir.path().join("cache"));
+    let (plan, store, cache) = one_category_run(dir.path(), "stalls");
     let gate = Gate::default();
     let hung = gate.clone();
     let runner: JobRunner = Arc::new(move |job, device, runtime, signals| {
