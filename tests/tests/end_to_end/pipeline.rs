@@ -9,7 +9,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use slsg::data::DatasetCache;
-use slsg::job::{ClusterConfig, JobKind, JobState, Plan};
+use slsg::job::{ClusterConfig, JobKind, JobState, JobStatus, Plan, RunStatus};
 use slsg::store::Store;
 use slsg::train::{Progress, TrainEvent};
 use slsg_coordinator::embedded::{Embedded, Slots};
@@ -145,6 +145,22 @@ fn one_category_run(dir: &Path, name: &str) -> (Plan, std::path::PathBuf, Datase
     (plan, store, DatasetCache::new(dir.join("cache")))
 }
 
+/// The run's SegNet job, checked done on its second attempt (the fault used the first).
+fn segnet_done_on_its_second_attempt(status: &RunStatus) -> &JobStatus {
+    let segnet = status
+        .jobs
+        .iter()
+        .find(|j| j.kind == JobKind::Segnet)
+        .unwrap();
+    assert!(
+        matches!(segnet.state, JobState::Done { .. }),
+        "{:?}",
+        segnet.state
+    );
+    assert_eq!(segnet.attempts, 2, "the fault used one attempt");
+    segnet
+}
+
 /// Panics at a step of the first attempt, as a device that runs out of memory mid-training does.
 struct PanicAt {
     step: Option<u64>,
@@ -190,18 +206,7 @@ fn a_panicking_job_is_failed_with_its_message_retried_and_the_run_ends() {
         })
         .expect("the run ends");
 
-    let segnet = summary
-        .status
-        .jobs
-        .iter()
-        .find(|j| j.kind == JobKind::Segnet)
-        .unwrap();
-    assert!(
-        matches!(segnet.state, JobState::Done { .. }),
-        "{:?}",
-        segnet.state
-    );
-    assert_eq!(segnet.attempts, 2, "the panic used one attempt");
+    let segnet = segnet_done_on_its_second_attempt(&summary.status);
     let error = segnet.last_error.as_deref().unwrap_or_default();
     assert!(
         error.contains("the job panicked: device out of memory (injected at step 5)"),
@@ -342,18 +347,7 @@ fn a_stalled_job_gives_its_lease_back_and_its_worker_is_not_alive_until_it_retur
         })
         .expect("the run ends");
 
-    let segnet = summary
-        .status
-        .jobs
-        .iter()
-        .find(|j| j.kind == JobKind::Segnet)
-        .unwrap();
-    assert!(
-        matches!(segnet.state, JobState::Done { .. }),
-        "{:?}",
-        segnet.state
-    );
-    assert_eq!(segnet.attempts, 2, "the stall used one attempt");
+    segnet_done_on_its_second_attempt(&summary.status);
     assert_eq!(
         metrics.stalled(),
         None,
