@@ -184,10 +184,10 @@ impl CoordinatorLock {
         }
     }
 
-    /// Waits until this coordinator holds the lock. `waiting` is told the holder's name (and
-    /// the store's failure, if it fails) each time they change; the store is asked again after
-    /// a failure.
-    pub async fn acquire(&self, mut waiting: impl FnMut(&str)) -> Held {
+    /// Waits until this coordinator holds the lock; `waiting` is told the holder's name each
+    /// time it changes. A store that fails meanwhile is an error: nothing has been opened yet,
+    /// and a restart asks again.
+    pub async fn acquire(&self, mut waiting: impl FnMut(&str)) -> Result<Held, FenceError> {
         let mut view = Waiting::default();
         let mut told = String::new();
         let mut tell = |message: String| {
@@ -197,43 +197,31 @@ impl CoordinatorLock {
             }
         };
         loop {
-            let decision = match self.store.list(&coordinator_lock()).await {
-                Ok(keys) => view.decide(latest(&keys), Instant::now(), self.lifetime),
-                Err(e) => {
-                    tell(format!("the store failed: {e}"));
-                    tokio::time::sleep(beat_every(self.lifetime)).await;
-                    continue;
-                }
-            };
-            match decision {
+            let keys = self.store.list(&coordinator_lock()).await?;
+            match view.decide(latest(&keys), Instant::now(), self.lifetime) {
                 Decision::Take { epoch, settle } => {
                     let started = Instant::now();
                     let first = coordinator_lock_marker(epoch, LockMarker::Beat(0));
-                    match self
-                        .store
-                        .put_new(&first, self.holder.clone().into_bytes())
-                        .await
-                    {
-                        Ok(true) => {
-                            let held = self.hold(epoch, started);
-                            if settle {
-                                tell(format!(
-                                    "took the lock over from a silent holder; waiting {} s before writing",
-                                    self.lifetime.as_secs()
-                                ));
-                                tokio::time::sleep(self.lifetime).await;
-                            }
-                            return held;
-                        }
-                        Ok(false) => {}
-                        Err(e) => tell(format!("the store failed: {e}")),
+                    let holder = self.holder.clone().into_bytes();
+                    // Another coordinator created this epoch first: look again.
+                    if !self.store.put_new(&first, holder).await? {
+                        continue;
                     }
+                    let held = self.hold(epoch, started);
+                    if settle {
+                        tell(format!(
+                            "took the lock over from a silent holder; waiting {} s before writing",
+                            self.lifetime.as_secs()
+                        ));
+                        tokio::time::sleep(self.lifetime).await;
+                    }
+                    return Ok(held);
                 }
                 Decision::Wait { latest } => {
                     let marker = coordinator_lock_marker(latest.epoch, latest.marker);
-                    let holder = match self.store.get(&marker).await {
-                        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-                        _ => "another coordinator".into(),
+                    let holder = match self.store.get(&marker).await? {
+                        Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                        None => "another coordinator".into(),
                     };
                     tell(format!("the store lock is held by {holder}"));
                     tokio::time::sleep(beat_every(self.lifetime)).await;

@@ -752,6 +752,7 @@ async fn stored_status(
 mod tests {
     use super::*;
     use crate::testing::plan_in;
+    use slsg::store::layout::service_runs;
 
     /// A coordinator actor on a local store in a temporary folder.
     struct Started {
@@ -873,6 +874,23 @@ mod tests {
         ));
         let open = started.runs().await;
         started.stop().await;
+        // The service's list is written by a thread of its own, which may still be writing
+        // (a coordinator process waits for it before letting the next one start).
+        let listed = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let stored = store
+                    .get(&service_runs())
+                    .await
+                    .unwrap()
+                    .unwrap_or_default();
+                if String::from_utf8_lossy(&stored).contains("second") {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(listed.is_ok(), "the service's list names the submitted run");
         // Started again on the same store, with the same config: the config's run is not
         // opened twice, and the submitted run is recovered from the service's list.
         let restarted = start(&store, Mode::Service, vec![plan_in("config", &url)], 2).await;

@@ -178,7 +178,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
         let held = lock
             .acquire(|state| tracing::warn!("waiting for the store lock: {state}"))
-            .await;
+            .await
+            .context("taking the store's coordinator lock")?;
         tracing::info!("holding the store lock (epoch {})", held.epoch());
         let lost = held.lost();
         tokio::spawn(async move {

@@ -223,14 +223,22 @@ impl Store {
         Ok(self.get_tagged(key).await?.map(|(bytes, _)| bytes))
     }
 
-    /// Every key under `prefix`, sorted.
+    /// Every key under `prefix`, sorted. A bucket that does not exist yet holds none (servers
+    /// that create buckets on the first write, as SeaweedFS does, answer a listing of a new one
+    /// with S3's `NoSuchBucket`; elsewhere the first write fails, naming it).
     pub async fn list(&self, prefix: &Key) -> Result<Vec<Key>, StoreError> {
-        let metas: Vec<_> = self
+        let listed: Result<Vec<_>, _> = self
             .inner
             .list(Some(&ObjectPath::from(prefix.as_str())))
             .try_collect()
-            .await
-            .map_err(self.error(prefix))?;
+            .await;
+        let metas = match listed {
+            Ok(metas) => metas,
+            // object_store keeps a listing's HTTP status to itself; S3's error code is in the
+            // message it keeps.
+            Err(e) if e.to_string().contains("NoSuchBucket") => Vec::new(),
+            Err(e) => return Err(self.error(prefix)(e)),
+        };
         let mut keys = metas
             .into_iter()
             .map(|m| Key::parse(m.location.as_ref()))
