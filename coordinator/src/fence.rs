@@ -236,10 +236,9 @@ impl CoordinatorLock {
         let (store, holder, lifetime) = (self.store.clone(), self.holder.clone(), self.lifetime);
         let beats = tokio::spawn(async move {
             let (standing_sender, standing_receiver) = watch::channel(standing);
-            let watchdog = tokio::spawn(watch_standing(standing_receiver, lifetime));
             let result = tokio::select! {
                 lost = beat(&store, &holder, epoch, lifetime, standing_sender) => lost,
-                lost = watchdog => lost.unwrap_or(Lost::Lapsed { seconds: validity(lifetime).as_secs() }),
+                lost = watch_standing(standing_receiver, lifetime) => lost,
             };
             let _ = lost_sender.send(Some(result));
         });

@@ -111,6 +111,15 @@ impl Process {
         assert!(status.success(), "kill -TERM failed");
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, …) with `kill`.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// `kill -9`: no signal handler runs, nothing is flushed.
     pub fn kill_hard(&mut self) {
         let _ = self.child.kill();

@@ -1,7 +1,8 @@
 //! One coordinator per store: a second coordinator started on the store of a running one waits
 //! for the store lock without serving or writing anything, takes over within the lock's
 //! lifetime once the first is killed with `kill -9`, and a coordinator stopped cleanly lets the
-//! next one start at once. The store is the real S3 server `.ci/run` starts, in a bucket that
+//! next one start at once; a holder paused past the lifetime is taken over and, running again,
+//! stops with status 3. The store is the real S3 server `.ci/run` starts, in a bucket that
 //! does not exist until the first coordinator writes.
 
 use std::time::{Duration, Instant};
@@ -161,4 +162,34 @@ fn a_second_coordinator_waits_for_the_store_lock_and_takes_over_after_a_kill() {
         "{}",
         third.process.output()
     );
+
+    // A holder that stalls (a paused process, a frozen machine) past the lock's lifetime is
+    // taken over; when it runs again it stops at once, with status 3, writing nothing more.
+    let fourth = coordinator(&config, dir.path(), "coordinator-4.log");
+    wait_until(
+        "the fourth names the holder",
+        Duration::from_secs(60),
+        || {
+            fourth
+                .process
+                .output()
+                .contains("the store lock is held by")
+        },
+    );
+    let mut third = third;
+    third.process.signal("STOP");
+    wait_until(
+        "the fourth coordinator is ready",
+        Duration::from_secs(120),
+        || fourth.ready(),
+    );
+    third.process.signal("CONT");
+    let status = third.process.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(3), "{}", third.process.output());
+    assert!(
+        third.process.output().contains("stopping at once"),
+        "{}",
+        third.process.output()
+    );
+    assert!(fourth.ready(), "{}", fourth.process.output());
 }
