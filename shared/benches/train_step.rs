@@ -3,19 +3,20 @@
 //! batch 1 and 16; prints a Markdown table. The PyTorch side of the comparison is
 //! `bench/torch_reference.py` (same architecture, same sizes).
 //!
-//! `cargo bench -p slsg --bench train_step [-- full|mid|tiny [BATCH] [gpt|segnet|inference]
-//! [--device cpu|wgpu|cuda:N]]` (one part only: the others print `-`)
+//! `cargo bench -p slsg --bench train_step [-- full|mid|tiny [BATCH] [--device cpu|wgpu|cuda:N]]`
 //!
 //! Every timed step ends by reading its loss (or its maps) back, so a GPU backend's queued work
 //! is inside the time; the first step of each kind (kernel compilation, tuning) is not.
 
 use std::time::Instant;
 
+use burn::module::AutodiffModule;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
+use burn::optim::{AdamConfig, GradientsParams, Optimizer, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use slsg::backend::{AutotuneLevel, BurnDevice, Device, GpuSettings, configure_gpu};
+use burn::tensor::backend::AutodiffBackend;
+use slsg::backend::{AutotuneLevel, BackendJob, Device, GpuSettings, configure_gpu, run_on};
 use slsg::model::loss::{focal, l1, l2, lsgan_discriminator, lsgan_generator};
 use slsg::model::{ModelConfig, anomaly_probability, random_seeded};
 
@@ -24,11 +25,6 @@ struct Case {
     model: ModelConfig,
     batches: [usize; 2],
     repeats: usize,
-}
-
-/// Seconds per step, or `None` when `part` leaves the step out.
-fn timed_part(part: Option<&str>, name: &str, repeats: usize, step: impl FnMut()) -> Option<f64> {
-    part.is_none_or(|p| p == name).then(|| timed(repeats, step))
 }
 
 fn timed(repeats: usize, mut step: impl FnMut()) -> f64 {
@@ -54,10 +50,6 @@ fn main() {
         .find(|a| ["full", "mid", "tiny"].contains(&a.as_str()))
         .cloned();
     let only_batch: Option<usize> = args.iter().find_map(|b| b.parse().ok());
-    let part = args
-        .iter()
-        .find(|a| ["gpt", "segnet", "inference"].contains(&a.as_str()))
-        .cloned();
     if device.is_gpu() {
         let level = std::env::var("SLSG_AUTOTUNE")
             .ok()
@@ -74,11 +66,23 @@ fn main() {
         "device: {device}; threads: {}",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let device = device.training().expect("the device is available");
-    bench(which.as_deref(), only_batch, part.as_deref(), &device);
+    run_on(device, Bench { which, only_batch }).expect("the device is available");
 }
 
-fn bench(which: Option<&str>, only_batch: Option<usize>, part: Option<&str>, device: &BurnDevice) {
+struct Bench {
+    which: Option<String>,
+    only_batch: Option<usize>,
+}
+
+impl BackendJob for Bench {
+    type Output = ();
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) {
+        bench::<B>(self.which.as_deref(), self.only_batch, &device);
+    }
+}
+
+fn bench<B: AutodiffBackend>(which: Option<&str>, only_batch: Option<usize>, device: &B::Device) {
     let cases = [
         Case {
             name: "full",
@@ -118,23 +122,23 @@ fn bench(which: Option<&str>, only_batch: Option<usize>, part: Option<&str>, dev
             .into_iter()
             .filter(|b| only_batch.is_none_or(|o| o == *b))
         {
-            let x = random_seeded::<4>(
+            let x = random_seeded::<B, 4>(
                 [batch, 3, size, size],
                 Distribution::Uniform(0.0, 1.0),
                 1,
                 device,
             );
-            let target = random_seeded::<4>(
+            let target = random_seeded::<B, 4>(
                 [batch, 1, size, size],
                 Distribution::Bernoulli(0.05),
                 2,
                 device,
             );
 
-            let mut generator = case.model.gpt_net().init(device);
-            let mut discriminator = case.model.discriminator().init(device);
+            let mut generator = case.model.gpt_net().init::<B>(device);
+            let mut discriminator = case.model.discriminator().init::<B>(device);
             let (mut og, mut od) = (AdamConfig::new().init(), AdamConfig::new().init());
-            let gpt = timed_part(part, "gpt", case.repeats, || {
+            let gpt = timed(case.repeats, || {
                 let fake = generator.forward(x.clone()).image.detach();
                 let loss_d = lsgan_discriminator(
                     discriminator.forward(fake),
@@ -148,14 +152,14 @@ fn bench(which: Option<&str>, only_batch: Option<usize>, part: Option<&str>, dev
                     + l2(r.auxiliary, x.clone());
                 let grads = GradientsParams::from_grads(loss.clone().backward(), &generator);
                 generator = og.step(1e-3, generator.clone(), grads);
-                let _ = loss.into_scalar::<f32>();
+                let _ = loss.into_scalar();
             });
 
-            let mut segnet = case.model.segnet().init(device);
+            let mut segnet = case.model.segnet().init::<B>(device);
             let mut sgd = SgdConfig::new()
                 .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
                 .init();
-            let seg = timed_part(part, "segnet", case.repeats, || {
+            let seg = timed(case.repeats, || {
                 let features = segnet
                     .encoder
                     .valid()
@@ -167,29 +171,23 @@ fn bench(which: Option<&str>, only_batch: Option<usize>, part: Option<&str>, dev
                     + focal(out.aux_logits, target.clone(), 4.0).mul_scalar(0.3);
                 let grads = GradientsParams::from_grads(loss.clone().backward(), &segnet);
                 segnet = sgd.step(0.04, segnet.clone(), grads);
-                let _ = loss.into_scalar::<f32>();
+                let _ = loss.into_scalar();
             });
 
             let inference_model = segnet.valid();
             let input = x.clone().inner();
-            let inference = timed_part(part, "inference", case.repeats, || {
+            let inference = timed(case.repeats, || {
                 let _ =
                     anomaly_probability(inference_model.forward(input.clone()).logits).into_data();
             });
             println!(
-                "| {} ({}×{}, width {}) | {batch} | {} | {} | {} |",
+                "| {} ({}×{}, width {}) | {batch} | {gpt:.3} | {seg:.3} | {:.1} |",
                 case.name,
                 size,
                 size,
                 case.model.width,
-                shown(gpt, 3),
-                shown(seg, 3),
-                shown(inference.map(|s| batch as f64 / s), 1),
+                batch as f64 / inference
             );
         }
     }
-}
-
-fn shown(value: Option<f64>, decimals: usize) -> String {
-    value.map_or("-".into(), |v| format!("{v:.decimals$}"))
 }

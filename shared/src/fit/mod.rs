@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::DeviceError;
@@ -158,12 +159,12 @@ impl StageOutput {
     }
 }
 
-/// [`pretrain_stage`] on Burn's `device` (with autodiff).
-fn pretrain_stage_in(
+/// [`pretrain_stage`] on backend `B`.
+fn pretrain_stage_in<B: AutodiffBackend>(
     prepared: &Prepared,
     config: &Config,
     out: &StageOutput,
-    device: &Device,
+    device: &B::Device,
     progress: &mut dyn Progress,
 ) -> Result<StageResult, PipelineError> {
     let start = Instant::now();
@@ -175,7 +176,7 @@ fn pretrain_stage_in(
         threads: config.threads(),
     };
     let mut curve = Curve::open(out.store.clone(), out.keys.curve(), progress)?;
-    let trained = pretrain(&inputs, device, &mut out.checkpoints(), &mut curve);
+    let trained = pretrain::<B>(&inputs, device, &mut out.checkpoints(), &mut curve);
     curve.flush()?;
     let generator = trained?;
     let steps = config.pretrain.total_steps(prepared.train_paths.len());
@@ -186,7 +187,7 @@ fn pretrain_stage_in(
         seed: config.seed,
         extra: Default::default(),
     });
-    checkpoint.put_module(ENCODER_SECTION, &generator.encoder);
+    checkpoint.put_module::<B, _>(ENCODER_SECTION, &generator.encoder);
     out.store.put(&out.keys.encoder(), checkpoint.encode())?;
     out.finish(StageResult {
         steps,
@@ -207,26 +208,26 @@ pub enum SegnetFrom<'a> {
     Version(&'a str),
 }
 
-/// [`segnet_stage`] on Burn's `device` (with autodiff).
+/// [`segnet_stage`] on backend `B`.
 #[allow(clippy::too_many_arguments)]
-fn segnet_stage_in(
+fn segnet_stage_in<B: AutodiffBackend>(
     category: &Category,
     prepared: &Prepared,
     config: &Config,
     from: SegnetFrom<'_>,
     retraining: Option<&Retraining>,
     out: &StageOutput,
-    device: &Device,
+    device: &B::Device,
     progress: &mut dyn Progress,
 ) -> Result<StageResult, PipelineError> {
     let start = Instant::now();
     let segnet_start = match from {
-        SegnetFrom::Encoder(key) => {
-            SegnetStart::Encoder(Box::new(load_encoder(&out.store, key, config, device)?))
-        }
+        SegnetFrom::Encoder(key) => SegnetStart::Encoder(Box::new(load_encoder::<B>(
+            &out.store, key, config, device,
+        )?)),
         SegnetFrom::Version(version) => {
             let (model, card) =
-                load_version(&out.store, &category.name, version, device)?.into_parts();
+                load_version::<B>(&out.store, &category.name, version, device)?.into_parts();
             if card.model != config.model {
                 return Err(PipelineError::Architecture {
                     version: version.to_string(),
@@ -297,7 +298,7 @@ fn segnet_stage_in(
         batch_size: config.inference.batch_size,
     };
     let mut curve = Curve::open(out.store.clone(), out.keys.curve(), progress)?;
-    let trained = train_segnet(
+    let trained = train_segnet::<B>(
         &inputs,
         segnet_start,
         device,
@@ -337,11 +338,11 @@ fn segnet_stage_in(
 
     let gate = match (retraining, &inputs.validation_set, evaluation_set) {
         (Some(retraining), Some(set), Some(evaluation_set)) => {
-            let current = load_version(
+            let current = load_version::<B::InnerBackend>(
                 &out.store,
                 &category.name,
                 &retraining.current,
-                &device.clone().inner(),
+                device,
             )?;
             let new_images: Vec<&image::RgbImage> = prepared
                 .new_validation
@@ -360,7 +361,7 @@ fn segnet_stage_in(
                 evaluation_set,
                 &new_images,
                 config.inference.batch_size,
-                &device.clone().inner(),
+                device,
             )?)
         }
         _ => None,
@@ -372,7 +373,7 @@ fn segnet_stage_in(
     out.store.put(&model.card(), files.card)?;
     out.store.put_json(&out.keys.data(), &prepared.manifest)?;
 
-    let detector = Detector::new(outcome.model, card, device.clone().inner());
+    let detector = Detector::new(outcome.model, card, device.clone());
     let (evaluation, inference_images_per_second) = if category.test.is_empty() {
         (None, None)
     } else {
@@ -430,12 +431,12 @@ fn segnet_stage_in(
 }
 
 /// A registered version of `category` from the store.
-pub fn load_version(
+pub fn load_version<B: Backend>(
     store: &BlockingStore,
     category: &str,
     version: &str,
-    device: &Device,
-) -> Result<Detector, PipelineError> {
+    device: &B::Device,
+) -> Result<Detector<B>, PipelineError> {
     let keys = CategoryModels::new(category)?.version(version)?.model();
     let read = |key: Key| -> Result<(Vec<u8>, String), PipelineError> {
         let location = store.describe(&key);
@@ -458,12 +459,12 @@ pub fn load_version(
 }
 
 /// The encoder a pre-training stage stored at `key`.
-fn load_encoder(
+fn load_encoder<B: Backend>(
     store: &BlockingStore,
     key: &Key,
     config: &Config,
-    device: &Device,
-) -> Result<Encoder, PipelineError> {
+    device: &B::Device,
+) -> Result<Encoder<B>, PipelineError> {
     let location = store.describe(key);
     let bytes = store
         .get(key)?
@@ -474,7 +475,8 @@ fn load_encoder(
         .and_then(|checkpoint| {
             checkpoint.load_module(
                 ENCODER_SECTION,
-                config.model.encoder().init(device),
+                config.model.encoder().init::<B>(device),
+                device,
                 &location,
             )
         })
@@ -489,12 +491,12 @@ pub struct Fitted {
     pub reused: Vec<Stage>,
 }
 
-/// [`fit_category`] on Burn's `device` (with autodiff).
-fn fit_category_in(
+/// [`fit_category`] on backend `B`.
+fn fit_category_in<B: AutodiffBackend>(
     category: &Category,
     config: &Config,
     store: &BlockingStore,
-    device: &Device,
+    device: &B::Device,
     progress: &mut dyn Progress,
 ) -> Result<Fitted, PipelineError> {
     claim_for(store, config)?;
@@ -506,7 +508,7 @@ fn fit_category_in(
             reused.push(Stage::Pretrain);
             result
         }
-        None => pretrain_stage_in(&prepared, config, &pretrain_out, device, progress)?,
+        None => pretrain_stage_in::<B>(&prepared, config, &pretrain_out, device, progress)?,
     };
     let segnet_out = StageOutput::fit(store, Stage::Segnet)?;
     let segnet = match segnet_out.finished()? {
@@ -514,7 +516,7 @@ fn fit_category_in(
             reused.push(Stage::Segnet);
             result
         }
-        None => segnet_stage_in(
+        None => segnet_stage_in::<B>(
             category,
             &prepared,
             config,

@@ -1,5 +1,5 @@
 //! Inference: a trained SegNet's anomaly maps brought back to each image's original size, with
-//! image scores, batched and timed, on the device named; the test split scored by a
+//! image scores, batched and timed, on the backend a device names; the test split scored by a
 //! detector. The saved model (card and weights) lives in `bundle`.
 
 mod bundle;
@@ -12,10 +12,12 @@ pub use bundle::{
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{BurnDevice, Device, DeviceError};
+use crate::backend::{BackendJob, Device, DeviceError, run_on};
 
 use crate::metrics::{AnomalyMap, ImageScore};
 use crate::model::{SegNet, anomaly_maps, images_tensor};
@@ -31,15 +33,14 @@ pub struct Prediction {
 }
 
 /// A trained SegNet ready to score images of any size.
-pub struct Detector {
-    model: SegNet,
+pub struct Detector<B: Backend> {
+    model: SegNet<B>,
     card: ModelCard,
-    device: BurnDevice,
+    device: B::Device,
 }
 
-impl Detector {
-    /// `device` is where `model` lives, without autodiff.
-    pub fn new(model: SegNet, card: ModelCard, device: BurnDevice) -> Self {
+impl<B: Backend> Detector<B> {
+    pub fn new(model: SegNet<B>, card: ModelCard, device: B::Device) -> Self {
         Self {
             model,
             card,
@@ -52,11 +53,11 @@ impl Detector {
     }
 
     /// The network and its card.
-    pub fn into_parts(self) -> (SegNet, ModelCard) {
+    pub fn into_parts(self) -> (SegNet<B>, ModelCard) {
         (self.model, self.card)
     }
 
-    pub fn model(&self) -> &SegNet {
+    pub fn model(&self) -> &SegNet<B> {
         &self.model
     }
 
@@ -78,7 +79,7 @@ impl Detector {
                 &mut data[i * 3 * plane..(i + 1) * 3 * plane],
             );
         }
-        let input = images_tensor(data, images.len(), size as usize, &self.device);
+        let input = images_tensor::<B>(data, images.len(), size as usize, &self.device);
         anomaly_maps(&self.model, input)
             .into_iter()
             .zip(images)
@@ -121,7 +122,7 @@ pub trait Predictor {
     fn predict_all(&self, images: &[RgbImage], batch_size: usize) -> (Vec<Prediction>, Duration);
 }
 
-impl Predictor for Detector {
+impl<B: Backend> Predictor for Detector<B> {
     fn card(&self) -> &ModelCard {
         Detector::card(self)
     }
@@ -142,7 +143,14 @@ pub enum DetectorError {
 /// Reads a model folder written by [`save_model`] onto `device`. The backends are instantiated
 /// here, once, rather than in every command that predicts.
 pub fn load_detector(dir: &Path, device: Device) -> Result<Box<dyn Predictor>, DetectorError> {
-    Ok(Box::new(load_model(dir, &device.inference()?)?))
+    struct Load<'a>(&'a Path);
+    impl BackendJob for Load<'_> {
+        type Output = Result<Box<dyn Predictor>, ModelError>;
+        fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+            Ok(Box::new(load_model::<B::InnerBackend>(self.0, &device)?))
+        }
+    }
+    Ok(run_on(device, Load(dir))??)
 }
 
 /// A test image and the model's score of it.
@@ -183,8 +191,8 @@ pub enum TestRunError<E: std::error::Error + 'static> {
 
 /// Predicts every test image of `category` in batches, hands each map to `sink` (to write it
 /// somewhere) and computes every metric.
-pub fn evaluate_test_split<E: std::error::Error + 'static>(
-    detector: &Detector,
+pub fn evaluate_test_split<B: Backend, E: std::error::Error + 'static>(
+    detector: &Detector<B>,
     category: &crate::data::Category,
     batch_size: usize,
     sink: &mut dyn FnMut(&crate::data::TestImage, &AnomalyMap) -> Result<(), E>,

@@ -6,8 +6,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer, adaptor::OptimizerAdaptor};
 use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
 use image::RgbImage;
 
 use super::masking::inpainting_mask;
@@ -42,33 +43,43 @@ struct MaskedBatch {
     masked: Vec<f32>,
 }
 
-/// Trains GPT-Net on `device` (an autodiff device), resuming from the latest checkpoint in
-/// `store`, and returns it.
-pub fn pretrain(
+type GeneratorOptimizer<B> = OptimizerAdaptor<Adam, GptNet<B>, B>;
+type DiscriminatorOptimizer<B> = OptimizerAdaptor<Adam, Discriminator<B>, B>;
+
+/// Trains GPT-Net (resuming from the latest checkpoint in `store`) and returns it.
+pub fn pretrain<B: AutodiffBackend>(
     inputs: &PretrainInputs,
-    device: &Device,
+    device: &B::Device,
     store: &mut dyn CheckpointStore,
     progress: &mut dyn Progress,
-) -> Result<GptNet, TrainError> {
+) -> Result<GptNet<B>, TrainError> {
     let c = &inputs.config;
     let mut clock = FirstStepClock::start();
     let seed = crate::seed::derive_seed(inputs.seed, &[INIT_STREAM]);
-    let mut generator: GptNet = init_seeded(&inputs.model.gpt_net(), seed, device);
-    let mut discriminator: Discriminator =
+    let mut generator: GptNet<B> = init_seeded(&inputs.model.gpt_net(), seed, device);
+    let mut discriminator: Discriminator<B> =
         init_seeded(&inputs.model.discriminator(), seed ^ 1, device);
     let adam = AdamConfig::new()
         .with_beta_1(c.adam_betas[0] as f32)
         .with_beta_2(c.adam_betas[1] as f32);
-    let mut optimizer_g = adam.init();
-    let mut optimizer_d = adam.init();
+    let mut optimizer_g: GeneratorOptimizer<B> = adam.init();
+    let mut optimizer_d: DiscriminatorOptimizer<B> = adam.init();
     let total = c.total_steps(inputs.normals.len());
     let mut step = 0;
     if let Some(checkpoint) = latest_checkpoint(store, Stage::Pretrain.name())? {
         let origin = store.describe(Stage::Pretrain.name(), checkpoint.meta.step);
-        generator = checkpoint.load_module("generator", generator, &origin)?;
-        discriminator = checkpoint.load_module("discriminator", discriminator, &origin)?;
-        optimizer_g = checkpoint.load_optimizer("optimizer_generator", optimizer_g, &origin)?;
-        optimizer_d = checkpoint.load_optimizer("optimizer_discriminator", optimizer_d, &origin)?;
+        generator = checkpoint.load_module("generator", generator, device, &origin)?;
+        discriminator = checkpoint.load_module("discriminator", discriminator, device, &origin)?;
+        optimizer_g = optimizer_g.load_record(checkpoint.load_record(
+            "optimizer_generator",
+            device,
+            &origin,
+        )?);
+        optimizer_d = optimizer_d.load_record(checkpoint.load_record(
+            "optimizer_discriminator",
+            device,
+            &origin,
+        )?);
         step = checkpoint.meta.step;
         progress.on_event(&TrainEvent::Resumed {
             stage: Stage::Pretrain,
@@ -93,10 +104,10 @@ pub fn pretrain(
         })
     };
     let save = |step: u64,
-                g: &GptNet,
-                d: &Discriminator,
-                og: &ModuleOptimizer,
-                od: &ModuleOptimizer,
+                g: &GptNet<B>,
+                d: &Discriminator<B>,
+                og: &GeneratorOptimizer<B>,
+                od: &DiscriminatorOptimizer<B>,
                 store: &mut dyn CheckpointStore| {
         let mut checkpoint = Checkpoint::new(CheckpointMeta {
             stage: Stage::Pretrain.name().into(),
@@ -105,10 +116,10 @@ pub fn pretrain(
             seed: inputs.seed,
             extra: Default::default(),
         });
-        checkpoint.put_module("generator", g);
-        checkpoint.put_module("discriminator", d);
-        checkpoint.put_optimizer("optimizer_generator", og);
-        checkpoint.put_optimizer("optimizer_discriminator", od);
+        checkpoint.put_module::<B, _>("generator", g);
+        checkpoint.put_module::<B, _>("discriminator", d);
+        checkpoint.put_record::<B, _>("optimizer_generator", og.to_record());
+        checkpoint.put_record::<B, _>("optimizer_discriminator", od.to_record());
         save_checkpoint(store, &checkpoint, c.keep_checkpoints)
     };
 
@@ -121,8 +132,8 @@ pub fn pretrain(
     let mut producer = producer;
     while let Some(batch) = producer.next() {
         let n = batch.images.len() / (3 * size * size);
-        let x = images_tensor(batch.images, n, size, device);
-        let masked = images_tensor(batch.masked, n, size, device);
+        let x = images_tensor::<B>(batch.images, n, size, device);
+        let masked = images_tensor::<B>(batch.masked, n, size, device);
 
         let fake = generator.forward(masked.clone()).image.detach();
         let loss_d = lsgan_discriminator(
@@ -196,8 +207,8 @@ pub fn pretrain(
     Ok(generator)
 }
 
-fn scalar(t: Tensor<1>) -> f64 {
-    f64::from(t.into_scalar::<f32>())
+fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
+    t.into_scalar().elem::<f64>()
 }
 
 /// Batch `index`: images from the epoch permutation, each with its own in-painting mask.

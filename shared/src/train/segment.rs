@@ -1,14 +1,20 @@
 //! SegNet training (docs/method.md §5): the pre-trained encoder (frozen by default), batches of
 //! normal and simulated images from the CPU producer, focal + L1 + auxiliary loss (Eq. 11), SGD
-//! with momentum and weight decay under a cosine schedule; periodic validation keeps the
+//! with momentum and weight decay under Burn's cosine schedule; periodic validation keeps the
 //! best model. Every step's loss is checked, so a diverged run stops at the step it diverged.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use burn::lr_scheduler::LrScheduler;
+use burn::lr_scheduler::cosine::CosineAnnealingLrScheduler;
+use burn::module::AutodiffModule;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig};
+use burn::optim::{
+    GradientsParams, Optimizer, Sgd, SgdConfig, adaptor::OptimizerAdaptor, decay::WeightDecayConfig,
+};
 use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
 
 use super::progress::{
     FirstStepClock, Progress, Stage, StepReport, StoppedEarly, TrainEvent, ValidationReport,
@@ -42,16 +48,16 @@ pub struct SegmentInputs {
 }
 
 /// Where SegNet training starts (a checkpoint of the same job, when there is one, wins).
-pub enum SegnetStart {
+pub enum SegnetStart<B: Backend> {
     /// A pre-trained encoder; the rest of the network initialised from the seed.
-    Encoder(Box<Encoder>),
+    Encoder(Box<Encoder<B>>),
     /// A whole trained SegNet, fine-tuned.
-    Model(Box<SegNet>),
+    Model(Box<SegNet<B>>),
 }
 
 /// The selected model and how it was selected.
-pub struct SegmentOutcome {
-    pub model: SegNet,
+pub struct SegmentOutcome<B: Backend> {
+    pub model: SegNet<B>,
     pub steps: u64,
     pub best_step: u64,
     pub validation: Option<ValidationReport>,
@@ -59,20 +65,21 @@ pub struct SegmentOutcome {
     pub stopped_early: Option<StoppedEarly>,
 }
 
-/// Trains SegNet from `start` on `device` (an autodiff device), resuming from the latest
-/// checkpoint in `store`.
-pub fn train_segnet(
+type SegnetOptimizer<B> = OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, SegNet<B>, B>;
+
+/// Trains SegNet from `start` (resuming from the latest checkpoint in `store`).
+pub fn train_segnet<B: AutodiffBackend>(
     inputs: &SegmentInputs,
-    start: SegnetStart,
-    device: &Device,
+    start: SegnetStart<B>,
+    device: &B::Device,
     store: &mut dyn CheckpointStore,
     progress: &mut dyn Progress,
-) -> Result<SegmentOutcome, TrainError> {
+) -> Result<SegmentOutcome<B::InnerBackend>, TrainError> {
     let c = &inputs.config;
     let mut clock = FirstStepClock::start();
-    let mut model: SegNet = match start {
+    let mut model: SegNet<B> = match start {
         SegnetStart::Encoder(encoder) => {
-            let mut model: SegNet = init_seeded(
+            let mut model: SegNet<B> = init_seeded(
                 &inputs.model.segnet(),
                 crate::seed::derive_seed(inputs.seed, &[INIT_STREAM]),
                 device,
@@ -82,7 +89,7 @@ pub fn train_segnet(
         }
         SegnetStart::Model(model) => *model,
     };
-    let mut optimizer = SgdConfig::new()
+    let mut optimizer: SegnetOptimizer<B> = SgdConfig::new()
         .with_momentum(Some(
             MomentumConfig::new()
                 .with_momentum(c.momentum)
@@ -92,14 +99,20 @@ pub fn train_segnet(
             (c.weight_decay > 0.0).then(|| WeightDecayConfig::new(c.weight_decay as f32)),
         )
         .init();
+    let mut schedule = c.learning_rate_schedule();
     let mut step = 0;
-    let mut best: Option<(SegNet, ValidationReport)> = None;
+    let mut best: Option<(SegNet<B::InnerBackend>, ValidationReport)> = None;
     if let Some(checkpoint) = latest_checkpoint(store, Stage::Segnet.name())? {
         let origin = store.describe(Stage::Segnet.name(), checkpoint.meta.step);
-        model = checkpoint.load_module("model", model, &origin)?;
-        optimizer = checkpoint.load_optimizer("optimizer", optimizer, &origin)?;
+        model = checkpoint.load_module("model", model, device, &origin)?;
+        optimizer = optimizer.load_record(checkpoint.load_record("optimizer", device, &origin)?);
+        schedule = schedule.load_record::<B>(checkpoint.load_record::<B, usize>(
+            "lr_schedule",
+            device,
+            &origin,
+        )?);
         if checkpoint.has("best") {
-            let best_model = checkpoint.load_module("best", model.valid(), &origin)?;
+            let best_model = checkpoint.load_module("best", model.valid(), device, &origin)?;
             let report = checkpoint
                 .meta
                 .extra
@@ -127,9 +140,10 @@ pub fn train_segnet(
     let mut batches =
         (step < c.steps).then(|| batch_producer(inputs.simulator.clone(), producer_config));
     let save = |step: u64,
-                model: &SegNet,
-                optimizer: &ModuleOptimizer,
-                best: &Option<(SegNet, ValidationReport)>,
+                model: &SegNet<B>,
+                optimizer: &SegnetOptimizer<B>,
+                schedule: &CosineAnnealingLrScheduler,
+                best: &Option<(SegNet<B::InnerBackend>, ValidationReport)>,
                 store: &mut dyn CheckpointStore| {
         let mut checkpoint = Checkpoint::new(CheckpointMeta {
             stage: Stage::Segnet.name().into(),
@@ -138,10 +152,11 @@ pub fn train_segnet(
             seed: inputs.seed,
             extra: Default::default(),
         });
-        checkpoint.put_module("model", model);
-        checkpoint.put_optimizer("optimizer", optimizer);
+        checkpoint.put_module::<B, _>("model", model);
+        checkpoint.put_record::<B, _>("optimizer", optimizer.to_record());
+        checkpoint.put_record::<B, _>("lr_schedule", schedule.to_record::<B>());
         if let Some((best_model, report)) = best {
-            checkpoint.put_module("best", best_model);
+            checkpoint.put_module::<B::InnerBackend, _>("best", best_model);
             checkpoint.meta.extra.insert(
                 "best".into(),
                 serde_json::to_value(report).expect("report serialises"),
@@ -161,9 +176,9 @@ pub fn train_segnet(
     let mut stopped_early = None;
     while let Some(batch) = batches.as_mut().and_then(Iterator::next) {
         let n = batch.len();
-        let x = images_tensor(batch.images, n, size, device);
+        let x = images_tensor::<B>(batch.images, n, size, device);
         let target =
-            Tensor::<4>::from_data(TensorData::new(batch.masks, [n, 1, size, size]), device);
+            Tensor::<B, 4>::from_data(TensorData::new(batch.masks, [n, 1, size, size]), device);
         let segmentation = if c.freeze_encoder {
             let features = model
                 .encoder
@@ -180,7 +195,7 @@ pub fn train_segnet(
         let loss = focal_loss.clone().mul_scalar(c.alpha[0])
             + l1_loss.clone().mul_scalar(c.alpha[1])
             + aux_loss.clone().mul_scalar(c.alpha[2]);
-        let learning_rate = c.learning_rate(step);
+        let learning_rate = schedule.step();
         let grads = GradientsParams::from_grads(loss.clone().backward(), &model);
         model = optimizer.step(learning_rate, model, grads);
 
@@ -191,9 +206,9 @@ pub fn train_segnet(
         if step % c.log_every == 0 || step == c.steps {
             let losses = vec![
                 ("total", total_loss),
-                ("focal", f64::from(focal_loss.into_scalar::<f32>())),
-                ("l1", f64::from(l1_loss.into_scalar::<f32>())),
-                ("auxiliary", f64::from(aux_loss.into_scalar::<f32>())),
+                ("focal", focal_loss.into_scalar().elem::<f64>()),
+                ("l1", l1_loss.into_scalar().elem::<f64>()),
+                ("auxiliary", aux_loss.into_scalar().elem::<f64>()),
             ];
             let images_per_second = window.1 as f64 / window.0.elapsed().as_secs_f64();
             window = (Instant::now(), 0);
@@ -216,7 +231,7 @@ pub fn train_segnet(
                 set,
                 inputs.image_score,
                 inputs.batch_size,
-                &device.clone().inner(),
+                device,
             )
             .map_err(|e| match e {
                 EvalError::NonFinite { value, .. } => TrainError::NonFinite {
@@ -249,7 +264,7 @@ pub fn train_segnet(
         let stop = progress.stop_requested();
         let ending = stopped_early.is_some();
         if step % c.checkpoint_every == 0 || step == c.steps || stop || ending {
-            save(step, &model, &optimizer, &best, store)?;
+            save(step, &model, &optimizer, &schedule, &best, store)?;
             progress.on_event(&TrainEvent::Checkpoint {
                 stage: Stage::Segnet,
                 step,

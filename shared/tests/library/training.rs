@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::{AutodiffModule, Module, ModuleMapper, Param};
 use burn::prelude::*;
-use slsg::backend::cpu_device;
+use slsg::backend::CpuTrain;
 use slsg::config::{PretrainConfig, SegnetConfig};
 use slsg::metrics::ImageScore;
 use slsg::model::init_seeded;
@@ -19,6 +19,8 @@ use slsg::train::{
 use crate::common;
 
 use common::{checkpoints, model, normals, simulator, tensors};
+
+type B = CpuTrain;
 
 /// Stops training once a given step has been reported.
 struct StopAt {
@@ -49,7 +51,7 @@ fn max_difference(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
 #[test]
 fn pretraining_resumes_where_it_stopped() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let device = cpu_device().autodiff();
+    let device = Default::default();
     let inputs = PretrainInputs {
         model: model(),
         config: PretrainConfig {
@@ -64,7 +66,7 @@ fn pretraining_resumes_where_it_stopped() {
         threads: 2,
     };
     let straight_dir = tempfile::tempdir().unwrap();
-    let straight = pretrain(
+    let straight = pretrain::<B>(
         &inputs,
         &device,
         &mut checkpoints(&straight_dir, &runtime),
@@ -74,7 +76,7 @@ fn pretraining_resumes_where_it_stopped() {
 
     let resumed_dir = tempfile::tempdir().unwrap();
     let mut store = checkpoints(&resumed_dir, &runtime);
-    let stopped = pretrain(
+    let stopped = pretrain::<B>(
         &inputs,
         &device,
         &mut store,
@@ -88,7 +90,7 @@ fn pretraining_resumes_where_it_stopped() {
         "{:?}",
         stopped.err()
     );
-    let resumed = pretrain(&inputs, &device, &mut store, &mut Silent).unwrap();
+    let resumed = pretrain::<B>(&inputs, &device, &mut store, &mut Silent).unwrap();
 
     let difference = max_difference(&tensors(&straight.valid()), &tensors(&resumed.valid()));
     assert!(difference <= 1e-6, "parameters differ by {difference}");
@@ -97,7 +99,7 @@ fn pretraining_resumes_where_it_stopped() {
 #[test]
 fn segnet_training_resumes_where_it_stopped() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let device = cpu_device().autodiff();
+    let device = Default::default();
     let config = SimulationConfig::default();
     let textures = TextureBank::procedural(32, 32, 4, 1);
     let simulator = Arc::new(Simulator::new(config.clone(), normals(4), textures.clone()).unwrap());
@@ -120,11 +122,11 @@ fn segnet_training_resumes_where_it_stopped() {
         threads: 2,
         batch_size: 4,
     };
-    let encoder = init_seeded(&model().encoder(), 1, &device);
+    let encoder = init_seeded::<B, _>(&model().encoder(), 1, &device);
     let encoder = || encoder.clone();
 
     let straight_dir = tempfile::tempdir().unwrap();
-    let straight = train_segnet(
+    let straight = train_segnet::<B>(
         &inputs(),
         SegnetStart::Encoder(Box::new(encoder())),
         &device,
@@ -135,7 +137,7 @@ fn segnet_training_resumes_where_it_stopped() {
 
     let resumed_dir = tempfile::tempdir().unwrap();
     let mut store = checkpoints(&resumed_dir, &runtime);
-    let stopped = train_segnet(
+    let stopped = train_segnet::<B>(
         &inputs(),
         SegnetStart::Encoder(Box::new(encoder())),
         &device,
@@ -151,7 +153,7 @@ fn segnet_training_resumes_where_it_stopped() {
         stopped.err()
     );
     // The encoder passed in is ignored: the checkpoint's is used.
-    let resumed = train_segnet(
+    let resumed = train_segnet::<B>(
         &inputs(),
         SegnetStart::Encoder(Box::new(encoder())),
         &device,
@@ -171,8 +173,8 @@ fn segnet_training_resumes_where_it_stopped() {
 /// Every weight NaN: the state a diverged run leaves behind.
 struct Poison;
 
-impl ModuleMapper for Poison {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+impl<Bk: Backend> ModuleMapper<Bk> for Poison {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<Bk, D>>) -> Param<Tensor<Bk, D>> {
         param.map(|t| t.mul_scalar(f32::NAN))
     }
 }
@@ -180,7 +182,7 @@ impl ModuleMapper for Poison {
 #[test]
 fn fine_tuning_a_diverged_model_stops_at_its_first_step() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let device = cpu_device().autodiff();
+    let device = Default::default();
     let simulator = simulator(4);
     let inputs = SegmentInputs {
         model: model(),
@@ -198,9 +200,9 @@ fn fine_tuning_a_diverged_model_stops_at_its_first_step() {
         threads: 2,
         batch_size: 4,
     };
-    let diverged = init_seeded(&model().segnet(), 1, &device).map(&mut Poison);
+    let diverged = init_seeded::<B, _>(&model().segnet(), 1, &device).map(&mut Poison);
     let dir = tempfile::tempdir().unwrap();
-    let trained = train_segnet(
+    let trained = train_segnet::<B>(
         &inputs,
         SegnetStart::Model(Box::new(diverged)),
         &device,
