@@ -3,7 +3,8 @@
 //! batch 1 and 16; prints a Markdown table. The PyTorch side of the comparison is
 //! `bench/torch_reference.py` (same architecture, same sizes).
 //!
-//! `cargo bench -p slsg --bench train_step [-- full|mid|tiny [BATCH] [--device cpu|wgpu|cuda:N]]`
+//! `cargo bench -p slsg --bench train_step [-- full|mid|tiny [BATCH] [gpt|segnet|inference]
+//! [--device cpu|wgpu|cuda:N]]` (one part only: the others print `-`)
 //!
 //! Every timed step ends by reading its loss (or its maps) back, so a GPU backend's queued work
 //! is inside the time; the first step of each kind (kernel compilation, tuning) is not.
@@ -25,6 +26,11 @@ struct Case {
     model: ModelConfig,
     batches: [usize; 2],
     repeats: usize,
+}
+
+/// Seconds per step, or `None` when `part` leaves the step out.
+fn timed_part(part: Option<&str>, name: &str, repeats: usize, step: impl FnMut()) -> Option<f64> {
+    part.is_none_or(|p| p == name).then(|| timed(repeats, step))
 }
 
 fn timed(repeats: usize, mut step: impl FnMut()) -> f64 {
@@ -50,6 +56,10 @@ fn main() {
         .find(|a| ["full", "mid", "tiny"].contains(&a.as_str()))
         .cloned();
     let only_batch: Option<usize> = args.iter().find_map(|b| b.parse().ok());
+    let part = args
+        .iter()
+        .find(|a| ["gpt", "segnet", "inference"].contains(&a.as_str()))
+        .cloned();
     if device.is_gpu() {
         let level = std::env::var("SLSG_AUTOTUNE")
             .ok()
@@ -66,23 +76,42 @@ fn main() {
         "device: {device}; threads: {}",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    run_on(device, Bench { which, only_batch }).expect("the device is available");
+    run_on(
+        device,
+        Bench {
+            which,
+            only_batch,
+            part,
+        },
+    )
+    .expect("the device is available");
 }
 
 struct Bench {
     which: Option<String>,
     only_batch: Option<usize>,
+    part: Option<String>,
 }
 
 impl BackendJob for Bench {
     type Output = ();
 
     fn run<B: AutodiffBackend>(self, device: B::Device) {
-        bench::<B>(self.which.as_deref(), self.only_batch, &device);
+        bench::<B>(
+            self.which.as_deref(),
+            self.only_batch,
+            self.part.as_deref(),
+            &device,
+        );
     }
 }
 
-fn bench<B: AutodiffBackend>(which: Option<&str>, only_batch: Option<usize>, device: &B::Device) {
+fn bench<B: AutodiffBackend>(
+    which: Option<&str>,
+    only_batch: Option<usize>,
+    part: Option<&str>,
+    device: &B::Device,
+) {
     let cases = [
         Case {
             name: "full",
@@ -138,7 +167,7 @@ fn bench<B: AutodiffBackend>(which: Option<&str>, only_batch: Option<usize>, dev
             let mut generator = case.model.gpt_net().init::<B>(device);
             let mut discriminator = case.model.discriminator().init::<B>(device);
             let (mut og, mut od) = (AdamConfig::new().init(), AdamConfig::new().init());
-            let gpt = timed(case.repeats, || {
+            let gpt = timed_part(part, "gpt", case.repeats, || {
                 let fake = generator.forward(x.clone()).image.detach();
                 let loss_d = lsgan_discriminator(
                     discriminator.forward(fake),
@@ -159,7 +188,7 @@ fn bench<B: AutodiffBackend>(which: Option<&str>, only_batch: Option<usize>, dev
             let mut sgd = SgdConfig::new()
                 .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
                 .init();
-            let seg = timed(case.repeats, || {
+            let seg = timed_part(part, "segnet", case.repeats, || {
                 let features = segnet
                     .encoder
                     .valid()
@@ -176,18 +205,24 @@ fn bench<B: AutodiffBackend>(which: Option<&str>, only_batch: Option<usize>, dev
 
             let inference_model = segnet.valid();
             let input = x.clone().inner();
-            let inference = timed(case.repeats, || {
+            let inference = timed_part(part, "inference", case.repeats, || {
                 let _ =
                     anomaly_probability(inference_model.forward(input.clone()).logits).into_data();
             });
             println!(
-                "| {} ({}×{}, width {}) | {batch} | {gpt:.3} | {seg:.3} | {:.1} |",
+                "| {} ({}×{}, width {}) | {batch} | {} | {} | {} |",
                 case.name,
                 size,
                 size,
                 case.model.width,
-                batch as f64 / inference
+                shown(gpt, 3),
+                shown(seg, 3),
+                shown(inference.map(|s| batch as f64 / s), 1),
             );
         }
     }
+}
+
+fn shown(value: Option<f64>, decimals: usize) -> String {
+    value.map_or("-".into(), |v| format!("{v:.decimals$}"))
 }
