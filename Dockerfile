@@ -5,8 +5,9 @@
 #                                               Burn's CUDA backend compiles its kernels with,
 #                                               and the CUDA headers every kernel includes;
 #                                               built with `--features cuda`
-# The k8s/ overlays use these images. The build needs only crates.io and the base images (no
-# protoc, no CUDA toolkit in the build stage). The CUDA image needs an NVIDIA driver that
+# The k8s/ overlays use these images. The build needs only crates.io, the base images and, for
+# the CUDA image, Debian's LLVM packages (scripts/llvm.sh; no protoc, no CUDA toolkit in the
+# build stage). The CUDA image needs an NVIDIA driver that
 # supports CUDA 12.6 on the node (NVIDIA's table: 560 or newer).
 
 ARG RUST_VERSION=1.95
@@ -27,12 +28,20 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -m 0755 target/release/slsg /usr/local/bin/slsg
 
 FROM source AS build-cuda
+# Burn's CUDA backend links LLVM statically (CubeCL's PTX code generator): scripts/llvm.sh
+# fetches Debian's LLVM 22 and checks it; building against it takes a C++ compiler and the
+# libraries LLVM was built with.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends curl g++ libxml2-dev libz3-dev libzstd-dev zlib1g-dev \
+    && rm -rf /var/lib/apt/lists/*
 # The CUDA API version the bindings are generated for: the runtime image's, not the newest the
 # bindings know (there is no nvcc here to ask).
 ENV CUDARC_CUDA_VERSION=12060
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p slsg-coordinator --bin slsg --features cuda \
+    eval "$(SLSG_LLVM_DIR=/opt/llvm scripts/llvm.sh)" \
+    && cargo build --release --locked -p slsg-coordinator --bin slsg --features cuda \
     && install -m 0755 target/release/slsg /usr/local/bin/slsg
 
 FROM debian:${DEBIAN_RELEASE}-slim AS cpu
@@ -55,9 +64,10 @@ FROM ${CUDA_HEADERS_IMAGE} AS cuda-headers
 FROM ${CUDA_IMAGE} AS cuda
 COPY --from=cuda-headers /usr/local/cuda-12.6/targets/x86_64-linux/include /opt/cuda/include
 ENV CUDA_PATH=/opt/cuda
+# The libraries the statically linked LLVM calls (zlib and zstd are in the base image).
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates libxml2 libz3-4 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --create-home --home-dir /home/slsg slsg
 COPY --from=build-cuda /usr/local/bin/slsg /usr/local/bin/slsg

@@ -116,6 +116,7 @@ fn init_logging() -> Result<(), String> {
 }
 
 fn main() -> std::process::ExitCode {
+    slsg::backend::default_to_cpu();
     if let Err(e) = init_logging() {
         errln!("error: {e}");
         return std::process::ExitCode::from(2);

@@ -11,13 +11,11 @@
 
 use std::time::Instant;
 
-use burn::module::AutodiffModule;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, GradientsParams, Optimizer, SgdConfig};
+use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use burn::tensor::backend::AutodiffBackend;
-use slsg::backend::{AutotuneLevel, BackendJob, Device, GpuSettings, configure_gpu, run_on};
+use slsg::backend::{AutotuneLevel, BurnDevice, Device, GpuSettings, configure_gpu};
 use slsg::model::loss::{focal, l1, l2, lsgan_discriminator, lsgan_generator};
 use slsg::model::{ModelConfig, anomaly_probability, random_seeded};
 
@@ -76,42 +74,11 @@ fn main() {
         "device: {device}; threads: {}",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    run_on(
-        device,
-        Bench {
-            which,
-            only_batch,
-            part,
-        },
-    )
-    .expect("the device is available");
+    let device = device.training().expect("the device is available");
+    bench(which.as_deref(), only_batch, part.as_deref(), &device);
 }
 
-struct Bench {
-    which: Option<String>,
-    only_batch: Option<usize>,
-    part: Option<String>,
-}
-
-impl BackendJob for Bench {
-    type Output = ();
-
-    fn run<B: AutodiffBackend>(self, device: B::Device) {
-        bench::<B>(
-            self.which.as_deref(),
-            self.only_batch,
-            self.part.as_deref(),
-            &device,
-        );
-    }
-}
-
-fn bench<B: AutodiffBackend>(
-    which: Option<&str>,
-    only_batch: Option<usize>,
-    part: Option<&str>,
-    device: &B::Device,
-) {
+fn bench(which: Option<&str>, only_batch: Option<usize>, part: Option<&str>, device: &BurnDevice) {
     let cases = [
         Case {
             name: "full",
@@ -151,21 +118,21 @@ fn bench<B: AutodiffBackend>(
             .into_iter()
             .filter(|b| only_batch.is_none_or(|o| o == *b))
         {
-            let x = random_seeded::<B, 4>(
+            let x = random_seeded::<4>(
                 [batch, 3, size, size],
                 Distribution::Uniform(0.0, 1.0),
                 1,
                 device,
             );
-            let target = random_seeded::<B, 4>(
+            let target = random_seeded::<4>(
                 [batch, 1, size, size],
                 Distribution::Bernoulli(0.05),
                 2,
                 device,
             );
 
-            let mut generator = case.model.gpt_net().init::<B>(device);
-            let mut discriminator = case.model.discriminator().init::<B>(device);
+            let mut generator = case.model.gpt_net().init(device);
+            let mut discriminator = case.model.discriminator().init(device);
             let (mut og, mut od) = (AdamConfig::new().init(), AdamConfig::new().init());
             let gpt = timed_part(part, "gpt", case.repeats, || {
                 let fake = generator.forward(x.clone()).image.detach();
@@ -181,10 +148,10 @@ fn bench<B: AutodiffBackend>(
                     + l2(r.auxiliary, x.clone());
                 let grads = GradientsParams::from_grads(loss.clone().backward(), &generator);
                 generator = og.step(1e-3, generator.clone(), grads);
-                let _ = loss.into_scalar();
+                let _ = loss.into_scalar::<f32>();
             });
 
-            let mut segnet = case.model.segnet().init::<B>(device);
+            let mut segnet = case.model.segnet().init(device);
             let mut sgd = SgdConfig::new()
                 .with_momentum(Some(MomentumConfig::new().with_dampening(0.0)))
                 .init();
@@ -200,7 +167,7 @@ fn bench<B: AutodiffBackend>(
                     + focal(out.aux_logits, target.clone(), 4.0).mul_scalar(0.3);
                 let grads = GradientsParams::from_grads(loss.clone().backward(), &segnet);
                 segnet = sgd.step(0.04, segnet.clone(), grads);
-                let _ = loss.into_scalar();
+                let _ = loss.into_scalar::<f32>();
             });
 
             let inference_model = segnet.valid();

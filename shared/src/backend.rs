@@ -1,28 +1,32 @@
-//! The compute backends, chosen in this one place: Burn's `Flex` CPU backend everywhere, Burn's
+//! The compute devices, chosen in this one place: Burn's `Flex` CPU backend everywhere, Burn's
 //! wgpu backend with the `wgpu` feature, Burn's CUDA backend with the `cuda` feature. Code
-//! elsewhere is generic over `Backend`; a [`BackendJob`] is run on the backend a [`Device`] names.
+//! elsewhere takes a Burn device; a [`Device`] names one and checks it is there first.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use burn::backend::{Autodiff, Flex};
-use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
-/// The CPU backend and its autodiff wrapper.
-pub type Cpu = Flex;
-pub type CpuTrain = Autodiff<Cpu>;
+/// Burn's one device type: a backend, an adapter or GPU on it, and whether autodiff records.
+pub use burn::tensor::Device as BurnDevice;
 
-#[cfg(feature = "cuda")]
-pub type Cuda = burn::backend::Cuda;
-#[cfg(feature = "cuda")]
-pub type CudaTrain = Autodiff<Cuda>;
+/// The CPU device every build has (Burn's Flex backend), without autodiff.
+pub fn cpu_device() -> BurnDevice {
+    BurnDevice::flex()
+}
 
-#[cfg(feature = "wgpu")]
-pub type Wgpu = burn::backend::Wgpu;
-#[cfg(feature = "wgpu")]
-pub type WgpuTrain = Autodiff<Wgpu>;
+/// Makes the CPU Burn's default device in this process unless `BURN_DEVICE` already names
+/// one. Burn otherwise defaults to the first GPU runtime built in, which a machine without a
+/// GPU cannot start, and a few of Burn's own paths (an optimiser's restored state) use the
+/// default device. Call it first thing in `main`, before any thread starts.
+pub fn default_to_cpu() {
+    if std::env::var_os("BURN_DEVICE").is_none() {
+        // SAFETY: called before the process starts any thread, so nothing reads the
+        // environment concurrently.
+        unsafe { std::env::set_var("BURN_DEVICE", "flex") };
+    }
+}
 
 /// GPUs a machine may name by index (`cuda:0` to `cuda:63`, `wgpu:0` to `wgpu:63`).
 pub const MAX_GPU_DEVICES: usize = 64;
@@ -114,7 +118,7 @@ impl Device {
             #[cfg(not(feature = "cuda"))]
             Device::Cuda(_) => Err(self.not_built("cuda")),
             #[cfg(feature = "wgpu")]
-            Device::Wgpu(index) => adapters::wgpu_device(self, index).map(|_| ()),
+            Device::Wgpu(index) => adapters::wgpu_device(self, index).map(drop),
             #[cfg(not(feature = "wgpu"))]
             Device::Wgpu(_) => Err(self.not_built("wgpu")),
         }
@@ -244,26 +248,41 @@ mod cubecl_settings {
             AutotuneLevel::Extensive => Level::Extensive,
             AutotuneLevel::Full => Level::Full,
         };
-        config.autotune.cache = CacheConfig::File(settings.cache.clone());
-        config.compilation.cache = Some(CacheConfig::File(settings.cache.clone()));
+        config.environment.path = CacheConfig::Directory(settings.cache.clone());
+        config.compilation.cache = true;
         CubeClRuntimeConfig::set(config);
     }
 }
 
 #[cfg(feature = "wgpu")]
 mod adapters {
-    use burn::backend::wgpu::WgpuDevice;
-    use burn::backend::wgpu::graphics::{AutoGraphicsApi, GraphicsApi};
+    use std::collections::HashMap;
+    use std::sync::Mutex;
 
-    use super::{Device, DeviceError};
+    use burn::tensor::DeviceKind;
+    use burn::tensor::wgpu::{WgpuBackend, wgpu};
+
+    use super::{BurnDevice, Device, DeviceError};
+
+    /// The graphics APIs listed: those Burn's wgpu backend runs kernels on natively.
+    fn graphics_apis() -> wgpu::Backends {
+        wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12
+    }
+
+    /// Burn's name for the graphics API an adapter is on.
+    fn pinned(api: wgpu::Backend) -> WgpuBackend {
+        match api {
+            wgpu::Backend::Vulkan => WgpuBackend::Vulkan,
+            wgpu::Backend::Metal => WgpuBackend::Metal,
+            wgpu::Backend::Dx12 => WgpuBackend::Dx12,
+            _ => WgpuBackend::Auto,
+        }
+    }
 
     /// One line per adapter wgpu lists: `0 llvmpipe (LLVM 15.0.6, 256 bits) [Cpu]`.
     fn describe(adapters: &[wgpu::AdapterInfo]) -> String {
         if adapters.is_empty() {
-            return format!(
-                "wgpu lists no {:?} adapter (install the GPU's driver, or Mesa's `mesa-vulkan-drivers` for a CPU one)",
-                AutoGraphicsApi::backend()
-            );
+            return "wgpu lists no Vulkan, Metal or DirectX 12 adapter (install the GPU's driver, or Mesa's `mesa-vulkan-drivers` for a CPU one)".to_string();
         }
         let listed: Vec<String> = adapters
             .iter()
@@ -273,26 +292,54 @@ mod adapters {
         format!("wgpu lists {}", listed.join(", "))
     }
 
-    /// The adapters of the graphics API Burn's wgpu backend uses here, in wgpu's order.
+    /// The adapters of the graphics APIs Burn's wgpu backend uses here, in wgpu's order.
     fn list() -> Vec<wgpu::AdapterInfo> {
-        let backend = AutoGraphicsApi::backend();
         // No debug flags: with them the Vulkan loader's own complaint about a missing driver
         // is logged as an error above the one-line refusal this listing leads to.
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-            backends: backend.into(),
+            backends: graphics_apis(),
             flags: wgpu::InstanceFlags::empty(),
             ..wgpu::InstanceDescriptor::new_without_display_handle()
         });
-        burn::cubecl::future::block_on(instance.enumerate_adapters(backend.into()))
+        burn::cubecl::future::block_on(instance.enumerate_adapters(graphics_apis()))
             .into_iter()
             .map(|adapter| adapter.get_info())
             .collect()
     }
 
-    /// Burn's name for the adapter `device` means, or why there is none. Burn picks adapters
-    /// by kind and rank among that kind, and panics when one is missing, so the choice is made
-    /// here first.
-    pub fn wgpu_device(device: Device, index: Option<usize>) -> Result<WgpuDevice, DeviceError> {
+    /// Burn's device for the adapter `device` means, or why there is none. Burn picks
+    /// adapters by kind and rank among that kind, and panics when one is missing, so the
+    /// choice is made here first. Burn starts a runtime once per adapter: the device it
+    /// returns is kept and handed out again.
+    pub fn wgpu_device(device: Device, index: Option<usize>) -> Result<BurnDevice, DeviceError> {
+        type Started = HashMap<(DeviceKind, WgpuBackend), BurnDevice>;
+        static STARTED: Mutex<Option<Started>> = Mutex::new(None);
+        let kind = device_kind(device, index)?;
+        let mut started = STARTED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let started = started.get_or_insert_with(HashMap::new);
+        if let Some(burn_device) = started.get(&kind) {
+            return Ok(burn_device.clone());
+        }
+        let burn_device = BurnDevice::wgpu_options()
+            .device_kind(kind.0.clone())
+            .graphics_api(kind.1)
+            .init()
+            .map_err(|e| DeviceError::Unavailable {
+                device: device.to_string(),
+                reason: format!("Burn's wgpu runtime did not start: {e}"),
+            })?;
+        started.insert(kind, burn_device.clone());
+        Ok(burn_device)
+    }
+
+    /// The adapter `device` means, as Burn selects it: a kind, a rank among the adapters of
+    /// that kind on one graphics API, and that API.
+    fn device_kind(
+        device: Device,
+        index: Option<usize>,
+    ) -> Result<(DeviceKind, WgpuBackend), DeviceError> {
         let adapters = list();
         let unavailable = |reason: String| DeviceError::Unavailable {
             device: device.to_string(),
@@ -302,7 +349,7 @@ mod adapters {
             return if adapters.is_empty() {
                 Err(unavailable(describe(&adapters)))
             } else {
-                Ok(WgpuDevice::DefaultDevice)
+                Ok((DeviceKind::DefaultDevice, WgpuBackend::Auto))
             };
         };
         let Some(chosen) = adapters.get(index) else {
@@ -313,13 +360,14 @@ mod adapters {
         };
         let rank = adapters[..index]
             .iter()
-            .filter(|a| a.device_type == chosen.device_type)
+            .filter(|a| a.device_type == chosen.device_type && a.backend == chosen.backend)
             .count();
+        let api = pinned(chosen.backend);
         match chosen.device_type {
-            wgpu::DeviceType::DiscreteGpu => Ok(WgpuDevice::DiscreteGpu(rank)),
-            wgpu::DeviceType::IntegratedGpu => Ok(WgpuDevice::IntegratedGpu(rank)),
-            wgpu::DeviceType::VirtualGpu => Ok(WgpuDevice::VirtualGpu(rank)),
-            wgpu::DeviceType::Cpu if rank == 0 => Ok(WgpuDevice::Cpu),
+            wgpu::DeviceType::DiscreteGpu => Ok((DeviceKind::DiscreteGpu(rank), api)),
+            wgpu::DeviceType::IntegratedGpu => Ok((DeviceKind::IntegratedGpu(rank), api)),
+            wgpu::DeviceType::VirtualGpu => Ok((DeviceKind::VirtualGpu(rank), api)),
+            wgpu::DeviceType::Cpu if rank == 0 => Ok((DeviceKind::Cpu, api)),
             _ => Err(unavailable(format!(
                 "Burn's wgpu backend cannot select adapter {index} ({} [{:?}]); {}",
                 chosen.name,
@@ -374,38 +422,33 @@ pub fn built_backends() -> Vec<&'static str> {
     backends
 }
 
-/// Burn's wgpu device for `wgpu` (`None`) or `wgpu:N`, or why there is none.
-#[cfg(feature = "wgpu")]
-pub fn wgpu_device(index: Option<usize>) -> Result<burn::backend::wgpu::WgpuDevice, DeviceError> {
-    adapters::wgpu_device(Device::Wgpu(index), index)
-}
-
-/// Work generic over the training backend, run by [`run_on`].
-pub trait BackendJob {
-    type Output;
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output;
-}
-
-/// Runs `job` on the backend of `device`. A GPU runtime is only touched when asked for, so a
-/// machine without a driver never loads it.
-pub fn run_on<J: BackendJob>(device: Device, job: J) -> Result<J::Output, DeviceError> {
-    match device {
-        Device::Cpu => Ok(job.run::<CpuTrain>(Default::default())),
-        #[cfg(feature = "cuda")]
-        Device::Cuda(index) => {
-            device.check()?;
-            Ok(job.run::<CudaTrain>(burn::backend::cuda::CudaDevice::new(index)))
+impl Device {
+    /// Burn's device for inference on this device, checked first: a GPU runtime is only
+    /// touched when asked for, so a machine without a driver never loads it.
+    pub fn inference(self) -> Result<BurnDevice, DeviceError> {
+        match self {
+            Device::Cpu => Ok(cpu_device()),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(index) => {
+                self.check()?;
+                Ok(BurnDevice::cuda(index))
+            }
+            #[cfg(feature = "wgpu")]
+            Device::Wgpu(index) => adapters::wgpu_device(self, index),
+            #[allow(
+                unreachable_patterns,
+                reason = "reached in builds without a GPU backend"
+            )]
+            other => Err(other
+                .check()
+                .err()
+                .unwrap_or(DeviceError::Unknown(other.to_string()))),
         }
-        #[cfg(feature = "wgpu")]
-        Device::Wgpu(index) => Ok(job.run::<WgpuTrain>(adapters::wgpu_device(device, index)?)),
-        #[allow(
-            unreachable_patterns,
-            reason = "reached in builds without a GPU backend"
-        )]
-        other => Err(other
-            .check()
-            .err()
-            .unwrap_or(DeviceError::Unknown(other.to_string()))),
+    }
+
+    /// Burn's device for training on this device: [`Device::inference`] with autodiff.
+    pub fn training(self) -> Result<BurnDevice, DeviceError> {
+        self.inference().map(BurnDevice::autodiff)
     }
 }
 

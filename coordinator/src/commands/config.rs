@@ -1,7 +1,7 @@
 //! `slsg config`: checks a training config, prints it with every default, counts parameters.
 //! Forwards to `slsg::config`; owns only the printing.
 
-use slsg::backend::CpuTrain;
+use slsg::backend::cpu_device;
 use slsg::model::trainable_parameters;
 
 use super::args::ConfigArgs;
@@ -25,7 +25,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         out!("{}", config.to_toml());
     }
     if args.params {
-        let device = Default::default();
+        let device = cpu_device().autodiff();
         let m = &config.model;
         outln!(
             "trainable parameters at {}×{} px, width {}:",
@@ -35,19 +35,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
         outln!(
             "  encoder (ResNet-18)  {:>12}",
-            trainable_parameters(&m.encoder().init::<CpuTrain>(&device))
+            trainable_parameters(&m.encoder().init(&device))
         );
         outln!(
             "  GPT-Net              {:>12}",
-            trainable_parameters(&m.gpt_net().init::<CpuTrain>(&device))
+            trainable_parameters(&m.gpt_net().init(&device))
         );
         outln!(
             "  D-Net                {:>12}",
-            trainable_parameters(&m.discriminator().init::<CpuTrain>(&device))
+            trainable_parameters(&m.discriminator().init(&device))
         );
         outln!(
             "  SegNet               {:>12}   (the paper reports 20.46 M)",
-            trainable_parameters(&m.segnet().init::<CpuTrain>(&device))
+            trainable_parameters(&m.segnet().init(&device))
         );
     }
     Ok(())

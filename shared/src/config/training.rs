@@ -1,7 +1,6 @@
 //! The `[pretrain]`, `[segnet]` and `[validation]` sections of the run config (docs/method.md
 //! §3, §5, §6), with their defaults and range checks.
 
-use burn::lr_scheduler::cosine::{CosineAnnealingLrScheduler, CosineAnnealingLrSchedulerConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::ranges::{InvalidField, Section};
@@ -156,13 +155,13 @@ impl Default for SegnetConfig {
 }
 
 impl SegnetConfig {
-    /// Burn's cosine annealing from `lr` to `min_lr` over `steps`: its k-th call (from 0) gives
-    /// `min_lr + ½(lr − min_lr)(1 + cos(πk/steps))`. Its record (the calls made) is checkpointed.
-    pub fn learning_rate_schedule(&self) -> CosineAnnealingLrScheduler {
-        CosineAnnealingLrSchedulerConfig::new(self.lr, self.steps as usize)
-            .with_min_lr(self.min_lr)
-            .init()
-            .expect("validate() keeps lr in (0, 1], min_lr in [0, lr] and steps ≥ 1")
+    /// The learning rate of the step after `done` steps: cosine annealing from `lr` to `min_lr`
+    /// over `steps`, `min_lr + ½(lr − min_lr)(1 + cos(π·done/steps))`, the values Burn 0.21's
+    /// cosine scheduler gave (computed from the step, so a resume needs no schedule state).
+    pub fn learning_rate(&self, done: u64) -> f64 {
+        let progress = done as f64 / self.steps.max(1) as f64;
+        self.min_lr
+            + 0.5 * (self.lr - self.min_lr) * (1.0 + (std::f64::consts::PI * progress).cos())
     }
 
     pub fn validate(&self, prefix: &str) -> Result<(), InvalidField> {

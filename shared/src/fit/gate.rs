@@ -13,16 +13,16 @@ use crate::registry::{GateReport, GateScores};
 use crate::train::{ValidationSet, score};
 
 /// One model under comparison.
-pub struct Contender<'a, B: Backend> {
-    pub model: &'a SegNet<B>,
+pub struct Contender<'a> {
+    pub model: &'a SegNet,
     /// Its registered version (`None` for the candidate).
     pub version: Option<String>,
     pub threshold: Option<f64>,
     pub image_score: ImageScore,
 }
 
-impl<'a, B: Backend> Contender<'a, B> {
-    pub fn registered(detector: &'a Detector<B>, version: &str) -> Self {
+impl<'a> Contender<'a> {
+    pub fn registered(detector: &'a Detector, version: &str) -> Self {
         Contender {
             model: detector.model(),
             version: Some(version.to_string()),
@@ -34,16 +34,16 @@ impl<'a, B: Backend> Contender<'a, B> {
 
 /// Both contenders measured on `set` and on `new_images` (at the model's size); a model whose
 /// maps are not finite is an error.
-pub fn measure<B: Backend>(
-    candidate: Contender<'_, B>,
-    current: Contender<'_, B>,
+pub fn measure(
+    candidate: Contender<'_>,
+    current: Contender<'_>,
     set: &ValidationSet,
     evaluation_set: EvaluationSet,
     new_images: &[&RgbImage],
     batch_size: usize,
-    device: &B::Device,
+    device: &Device,
 ) -> Result<GateReport, EvalError> {
-    let scores = |contender: Contender<'_, B>| -> Result<GateScores, EvalError> {
+    let scores = |contender: Contender<'_>| -> Result<GateScores, EvalError> {
         let measured = score(
             contender.model,
             set,
@@ -78,13 +78,13 @@ pub fn measure<B: Backend>(
 }
 
 /// The share of `images` whose image score reaches `threshold`; `None` without images.
-pub fn false_alarm_rate<B: Backend>(
-    model: &SegNet<B>,
+pub fn false_alarm_rate(
+    model: &SegNet,
     images: &[&RgbImage],
     threshold: f64,
     image_score: ImageScore,
     batch_size: usize,
-    device: &B::Device,
+    device: &Device,
 ) -> Option<f64> {
     if images.is_empty() {
         return None;
@@ -97,7 +97,7 @@ pub fn false_alarm_rate<B: Backend>(
         for (i, image) in chunk.iter().enumerate() {
             write_chw(image, &mut data[i * plane..(i + 1) * plane]);
         }
-        let maps = anomaly_maps(model, images_tensor::<B>(data, chunk.len(), size, device));
+        let maps = anomaly_maps(model, images_tensor(data, chunk.len(), size, device));
         alarms += maps
             .iter()
             .filter(|map| image_score.score(map) >= threshold)

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::DeviceError;
@@ -159,12 +158,12 @@ impl StageOutput {
     }
 }
 
-/// [`pretrain_stage`] on backend `B`.
-fn pretrain_stage_in<B: AutodiffBackend>(
+/// [`pretrain_stage`] on Burn's `device` (with autodiff).
+fn pretrain_stage_in(
     prepared: &Prepared,
     config: &Config,
     out: &StageOutput,
-    device: &B::Device,
+    device: &Device,
     progress: &mut dyn Progress,
 ) -> Result<StageResult, PipelineError> {
     let start = Instant::now();
@@ -176,7 +175,7 @@ fn pretrain_stage_in<B: AutodiffBackend>(
         threads: config.threads(),
     };
     let mut curve = Curve::open(out.store.clone(), out.keys.curve(), progress)?;
-    let trained = pretrain::<B>(&inputs, device, &mut out.checkpoints(), &mut curve);
+    let trained = pretrain(&inputs, device, &mut out.checkpoints(), &mut curve);
     curve.flush()?;
     let generator = trained?;
     let steps = config.pretrain.total_steps(prepared.train_paths.len());
@@ -187,7 +186,7 @@ fn pretrain_stage_in<B: AutodiffBackend>(
         seed: config.seed,
         extra: Default::default(),
     });
-    checkpoint.put_module::<B, _>(ENCODER_SECTION, &generator.encoder);
+    checkpoint.put_module(ENCODER_SECTION, &generator.encoder);
     out.store.put(&out.keys.encoder(), checkpoint.encode())?;
     out.finish(StageResult {
         steps,
@@ -208,26 +207,26 @@ pub enum SegnetFrom<'a> {
     Version(&'a str),
 }
 
-/// [`segnet_stage`] on backend `B`.
+/// [`segnet_stage`] on Burn's `device` (with autodiff).
 #[allow(clippy::too_many_arguments)]
-fn segnet_stage_in<B: AutodiffBackend>(
+fn segnet_stage_in(
     category: &Category,
     prepared: &Prepared,
     config: &Config,
     from: SegnetFrom<'_>,
     retraining: Option<&Retraining>,
     out: &StageOutput,
-    device: &B::Device,
+    device: &Device,
     progress: &mut dyn Progress,
 ) -> Result<StageResult, PipelineError> {
     let start = Instant::now();
     let segnet_start = match from {
-        SegnetFrom::Encoder(key) => SegnetStart::Encoder(Box::new(load_encoder::<B>(
-            &out.store, key, config, device,
-        )?)),
+        SegnetFrom::Encoder(key) => {
+            SegnetStart::Encoder(Box::new(load_encoder(&out.store, key, config, device)?))
+        }
         SegnetFrom::Version(version) => {
             let (model, card) =
-                load_version::<B>(&out.store, &category.name, version, device)?.into_parts();
+                load_version(&out.store, &category.name, version, device)?.into_parts();
             if card.model != config.model {
                 return Err(PipelineError::Architecture {
                     version: version.to_string(),
@@ -298,7 +297,7 @@ fn segnet_stage_in<B: AutodiffBackend>(
         batch_size: config.inference.batch_size,
     };
     let mut curve = Curve::open(out.store.clone(), out.keys.curve(), progress)?;
-    let trained = train_segnet::<B>(
+    let trained = train_segnet(
         &inputs,
         segnet_start,
         device,
@@ -338,11 +337,11 @@ fn segnet_stage_in<B: AutodiffBackend>(
 
     let gate = match (retraining, &inputs.validation_set, evaluation_set) {
         (Some(retraining), Some(set), Some(evaluation_set)) => {
-            let current = load_version::<B::InnerBackend>(
+            let current = load_version(
                 &out.store,
                 &category.name,
                 &retraining.current,
-                device,
+                &device.clone().inner(),
             )?;
             let new_images: Vec<&image::RgbImage> = prepared
                 .new_validation
@@ -361,7 +360,7 @@ fn segnet_stage_in<B: AutodiffBackend>(
                 evaluation_set,
                 &new_images,
                 config.inference.batch_size,
-                device,
+                &device.clone().inner(),
             )?)
         }
         _ => None,
@@ -373,7 +372,7 @@ fn segnet_stage_in<B: AutodiffBackend>(
     out.store.put(&model.card(), files.card)?;
     out.store.put_json(&out.keys.data(), &prepared.manifest)?;
 
-    let detector = Detector::new(outcome.model, card, device.clone());
+    let detector = Detector::new(outcome.model, card, device.clone().inner());
     let (evaluation, inference_images_per_second) = if category.test.is_empty() {
         (None, None)
     } else {
@@ -431,12 +430,12 @@ fn segnet_stage_in<B: AutodiffBackend>(
 }
 
 /// A registered version of `category` from the store.
-pub fn load_version<B: Backend>(
+pub fn load_version(
     store: &BlockingStore,
     category: &str,
     version: &str,
-    device: &B::Device,
-) -> Result<Detector<B>, PipelineError> {
+    device: &Device,
+) -> Result<Detector, PipelineError> {
     let keys = CategoryModels::new(category)?.version(version)?.model();
     let read = |key: Key| -> Result<(Vec<u8>, String), PipelineError> {
         let location = store.describe(&key);
@@ -459,12 +458,12 @@ pub fn load_version<B: Backend>(
 }
 
 /// The encoder a pre-training stage stored at `key`.
-fn load_encoder<B: Backend>(
+fn load_encoder(
     store: &BlockingStore,
     key: &Key,
     config: &Config,
-    device: &B::Device,
-) -> Result<Encoder<B>, PipelineError> {
+    device: &Device,
+) -> Result<Encoder, PipelineError> {
     let location = store.describe(key);
     let bytes = store
         .get(key)?
@@ -475,8 +474,7 @@ fn load_encoder<B: Backend>(
         .and_then(|checkpoint| {
             checkpoint.load_module(
                 ENCODER_SECTION,
-                config.model.encoder().init::<B>(device),
-                device,
+                config.model.encoder().init(device),
                 &location,
             )
         })
@@ -491,12 +489,12 @@ pub struct Fitted {
     pub reused: Vec<Stage>,
 }
 
-/// [`fit_category`] on backend `B`.
-fn fit_category_in<B: AutodiffBackend>(
+/// [`fit_category`] on Burn's `device` (with autodiff).
+fn fit_category_in(
     category: &Category,
     config: &Config,
     store: &BlockingStore,
-    device: &B::Device,
+    device: &Device,
     progress: &mut dyn Progress,
 ) -> Result<Fitted, PipelineError> {
     claim_for(store, config)?;
@@ -508,7 +506,7 @@ fn fit_category_in<B: AutodiffBackend>(
             reused.push(Stage::Pretrain);
             result
         }
-        None => pretrain_stage_in::<B>(&prepared, config, &pretrain_out, device, progress)?,
+        None => pretrain_stage_in(&prepared, config, &pretrain_out, device, progress)?,
     };
     let segnet_out = StageOutput::fit(store, Stage::Segnet)?;
     let segnet = match segnet_out.finished()? {
@@ -516,7 +514,7 @@ fn fit_category_in<B: AutodiffBackend>(
             reused.push(Stage::Segnet);
             result
         }
-        None => segnet_stage_in::<B>(
+        None => segnet_stage_in(
             category,
             &prepared,
             config,

@@ -1,14 +1,11 @@
-//! The pipeline's entry points on a [`Device`]: the one place the training backends are chosen.
-//! Instantiating Burn's GPU backends costs minutes of compile time per crate; the crates above
-//! reuse these instances instead of making their own.
-
-use burn::tensor::backend::AutodiffBackend;
+//! The pipeline's entry points on a [`Device`]: the device is checked and started here, and the
+//! stages run on Burn's device for it (with autodiff: they train).
 
 use super::{
     Fitted, PipelineError, Prepared, Retraining, SegnetFrom, StageOutput, StageResult,
     fit_category_in, pretrain_stage_in, segnet_stage_in,
 };
-use crate::backend::{BackendJob, Device, run_on};
+use crate::backend::Device;
 use crate::config::Config;
 use crate::data::Category;
 use crate::store::BlockingStore;
@@ -22,25 +19,7 @@ pub fn pretrain_stage(
     device: Device,
     progress: &mut dyn Progress,
 ) -> Result<StageResult, PipelineError> {
-    struct Job<'a> {
-        prepared: &'a Prepared,
-        config: &'a Config,
-        out: &'a StageOutput,
-        progress: &'a mut dyn Progress,
-    }
-    impl BackendJob for Job<'_> {
-        type Output = Result<StageResult, PipelineError>;
-        fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
-            pretrain_stage_in::<B>(self.prepared, self.config, self.out, &device, self.progress)
-        }
-    }
-    let job = Job {
-        prepared,
-        config,
-        out,
-        progress,
-    };
-    run_on(device, job)?
+    pretrain_stage_in(prepared, config, out, &device.training()?, progress)
 }
 
 /// Stage 2 on `device`: SegNet from `from`, model selection on validation data, the model
@@ -58,40 +37,16 @@ pub fn segnet_stage(
     device: Device,
     progress: &mut dyn Progress,
 ) -> Result<StageResult, PipelineError> {
-    struct Job<'a> {
-        category: &'a Category,
-        prepared: &'a Prepared,
-        config: &'a Config,
-        from: SegnetFrom<'a>,
-        retraining: Option<&'a Retraining>,
-        out: &'a StageOutput,
-        progress: &'a mut dyn Progress,
-    }
-    impl BackendJob for Job<'_> {
-        type Output = Result<StageResult, PipelineError>;
-        fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
-            segnet_stage_in::<B>(
-                self.category,
-                self.prepared,
-                self.config,
-                self.from,
-                self.retraining,
-                self.out,
-                &device,
-                self.progress,
-            )
-        }
-    }
-    let job = Job {
+    segnet_stage_in(
         category,
         prepared,
         config,
         from,
         retraining,
         out,
+        &device.training()?,
         progress,
-    };
-    run_on(device, job)?
+    )
 }
 
 /// Both stages of one category on `device` into `store`, skipping a stage that finished before
@@ -103,29 +58,5 @@ pub fn fit_category(
     device: Device,
     progress: &mut dyn Progress,
 ) -> Result<Fitted, PipelineError> {
-    struct Job<'a> {
-        category: &'a Category,
-        config: &'a Config,
-        store: &'a BlockingStore,
-        progress: &'a mut dyn Progress,
-    }
-    impl BackendJob for Job<'_> {
-        type Output = Result<Fitted, PipelineError>;
-        fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
-            fit_category_in::<B>(
-                self.category,
-                self.config,
-                self.store,
-                &device,
-                self.progress,
-            )
-        }
-    }
-    let job = Job {
-        category,
-        config,
-        store,
-        progress,
-    };
-    run_on(device, job)?
+    fit_category_in(category, config, store, &device.training()?, progress)
 }

@@ -105,7 +105,7 @@ pub struct ModelFiles {
     pub weights: Vec<u8>,
 }
 
-pub fn encode_model<B: Backend>(model: &SegNet<B>, card: &ModelCard) -> ModelFiles {
+pub fn encode_model(model: &SegNet, card: &ModelCard) -> ModelFiles {
     let mut checkpoint = Checkpoint::new(CheckpointMeta {
         stage: "model".into(),
         step: card.training.selected_step,
@@ -113,7 +113,7 @@ pub fn encode_model<B: Backend>(model: &SegNet<B>, card: &ModelCard) -> ModelFil
         seed: card.training.seed,
         extra: Default::default(),
     });
-    checkpoint.put_module::<B, _>("segnet", model);
+    checkpoint.put_module("segnet", model);
     let card = serde_json::to_string_pretty(card).expect("the card serialises") + "\n";
     ModelFiles {
         card: card.into_bytes(),
@@ -122,13 +122,13 @@ pub fn encode_model<B: Backend>(model: &SegNet<B>, card: &ModelCard) -> ModelFil
 }
 
 /// Reads a model from its two files' bytes; the origins name them in errors.
-pub fn decode_model<B: Backend>(
+pub fn decode_model(
     card: &[u8],
     card_origin: &str,
     weights: &[u8],
     weights_origin: &str,
-    device: &B::Device,
-) -> Result<Detector<B>, ModelError> {
+    device: &Device,
+) -> Result<Detector, ModelError> {
     let invalid = |message: String| ModelError::Card {
         origin: card_origin.to_string(),
         message,
@@ -156,21 +156,13 @@ pub fn decode_model<B: Backend>(
         .validate("model")
         .map_err(|e| invalid(e.to_string()))?;
     let checkpoint = Checkpoint::decode(weights, weights_origin)?;
-    let model = checkpoint.load_module(
-        "segnet",
-        card.model.segnet().init::<B>(device),
-        device,
-        weights_origin,
-    )?;
+    let model =
+        checkpoint.load_module("segnet", card.model.segnet().init(device), weights_origin)?;
     Ok(Detector::new(model, card, device.clone()))
 }
 
 /// Writes `model` and its card into `dir`.
-pub fn save_model<B: Backend>(
-    dir: &Path,
-    model: &SegNet<B>,
-    card: &ModelCard,
-) -> Result<(), ModelError> {
+pub fn save_model(dir: &Path, model: &SegNet, card: &ModelCard) -> Result<(), ModelError> {
     let io = |path: PathBuf| move |source| ModelError::Io { path, source };
     std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
     let files = encode_model(model, card);
@@ -185,7 +177,7 @@ pub fn save_model<B: Backend>(
 }
 
 /// Reads a model folder written by [`save_model`].
-pub fn load_model<B: Backend>(dir: &Path, device: &B::Device) -> Result<Detector<B>, ModelError> {
+pub fn load_model(dir: &Path, device: &Device) -> Result<Detector, ModelError> {
     let read = |name: &str| {
         let path = dir.join(name);
         limits::read_file(&path, limits::for_name(name))

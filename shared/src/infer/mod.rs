@@ -1,5 +1,5 @@
 //! Inference: a trained SegNet's anomaly maps brought back to each image's original size, with
-//! image scores, batched and timed, on the backend a device names; the test split scored by a
+//! image scores, batched and timed, on the device named; the test split scored by a
 //! detector. The saved model (card and weights) lives in `bundle`.
 
 mod bundle;
@@ -12,12 +12,10 @@ pub use bundle::{
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{BackendJob, Device, DeviceError, run_on};
+use crate::backend::{BurnDevice, Device, DeviceError};
 
 use crate::metrics::{AnomalyMap, ImageScore};
 use crate::model::{SegNet, anomaly_maps, images_tensor};
@@ -33,14 +31,15 @@ pub struct Prediction {
 }
 
 /// A trained SegNet ready to score images of any size.
-pub struct Detector<B: Backend> {
-    model: SegNet<B>,
+pub struct Detector {
+    model: SegNet,
     card: ModelCard,
-    device: B::Device,
+    device: BurnDevice,
 }
 
-impl<B: Backend> Detector<B> {
-    pub fn new(model: SegNet<B>, card: ModelCard, device: B::Device) -> Self {
+impl Detector {
+    /// `device` is where `model` lives, without autodiff.
+    pub fn new(model: SegNet, card: ModelCard, device: BurnDevice) -> Self {
         Self {
             model,
             card,
@@ -53,11 +52,11 @@ impl<B: Backend> Detector<B> {
     }
 
     /// The network and its card.
-    pub fn into_parts(self) -> (SegNet<B>, ModelCard) {
+    pub fn into_parts(self) -> (SegNet, ModelCard) {
         (self.model, self.card)
     }
 
-    pub fn model(&self) -> &SegNet<B> {
+    pub fn model(&self) -> &SegNet {
         &self.model
     }
 
@@ -79,7 +78,7 @@ impl<B: Backend> Detector<B> {
                 &mut data[i * 3 * plane..(i + 1) * 3 * plane],
             );
         }
-        let input = images_tensor::<B>(data, images.len(), size as usize, &self.device);
+        let input = images_tensor(data, images.len(), size as usize, &self.device);
         anomaly_maps(&self.model, input)
             .into_iter()
             .zip(images)
@@ -122,7 +121,7 @@ pub trait Predictor {
     fn predict_all(&self, images: &[RgbImage], batch_size: usize) -> (Vec<Prediction>, Duration);
 }
 
-impl<B: Backend> Predictor for Detector<B> {
+impl Predictor for Detector {
     fn card(&self) -> &ModelCard {
         Detector::card(self)
     }
@@ -143,14 +142,7 @@ pub enum DetectorError {
 /// Reads a model folder written by [`save_model`] onto `device`. The backends are instantiated
 /// here, once, rather than in every command that predicts.
 pub fn load_detector(dir: &Path, device: Device) -> Result<Box<dyn Predictor>, DetectorError> {
-    struct Load<'a>(&'a Path);
-    impl BackendJob for Load<'_> {
-        type Output = Result<Box<dyn Predictor>, ModelError>;
-        fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
-            Ok(Box::new(load_model::<B::InnerBackend>(self.0, &device)?))
-        }
-    }
-    Ok(run_on(device, Load(dir))??)
+    Ok(Box::new(load_model(dir, &device.inference()?)?))
 }
 
 /// A test image and the model's score of it.
@@ -191,8 +183,8 @@ pub enum TestRunError<E: std::error::Error + 'static> {
 
 /// Predicts every test image of `category` in batches, hands each map to `sink` (to write it
 /// somewhere) and computes every metric.
-pub fn evaluate_test_split<B: Backend, E: std::error::Error + 'static>(
-    detector: &Detector<B>,
+pub fn evaluate_test_split<E: std::error::Error + 'static>(
+    detector: &Detector,
     category: &crate::data::Category,
     batch_size: usize,
     sink: &mut dyn FnMut(&crate::data::TestImage, &AnomalyMap) -> Result<(), E>,

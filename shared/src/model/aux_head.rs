@@ -13,7 +13,7 @@ pub struct AuxHeadConfig {
 }
 
 impl AuxHeadConfig {
-    pub fn init<B: Backend>(&self, device: &B::Device) -> AuxHead<B> {
+    pub fn init(&self, device: &Device) -> AuxHead {
         let [input, hidden, output] = self.channels;
         AuxHead {
             group: ConvGroupConfig::new([input, hidden]).init(device),
@@ -23,13 +23,13 @@ impl AuxHeadConfig {
 }
 
 #[derive(Module, Debug)]
-pub struct AuxHead<B: Backend> {
-    group: ConvGroup<B>,
-    head: Conv2d<B>,
+pub struct AuxHead {
+    group: ConvGroup,
+    head: Conv2d,
 }
 
-impl<B: Backend> AuxHead<B> {
-    pub fn forward(&self, x: Tensor<B, 4>, output_size: [usize; 2]) -> Tensor<B, 4> {
+impl AuxHead {
+    pub fn forward(&self, x: Tensor<4>, output_size: [usize; 2]) -> Tensor<4> {
         resize(self.head.forward(self.group.forward(x)), output_size)
     }
 }

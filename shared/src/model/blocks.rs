@@ -13,9 +13,9 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 /// `conv k×k (stride s, same padding) → BatchNorm → ReLU`.
 #[derive(Module, Debug)]
-pub struct ConvGroup<B: Backend> {
-    conv: Conv2d<B>,
-    norm: BatchNorm2d<B>,
+pub struct ConvGroup {
+    conv: Conv2d,
+    norm: BatchNorm2d,
 }
 
 #[derive(Config, Debug)]
@@ -28,7 +28,7 @@ pub struct ConvGroupConfig {
 }
 
 impl ConvGroupConfig {
-    pub fn init<B: Backend>(&self, device: &B::Device) -> ConvGroup<B> {
+    pub fn init(&self, device: &Device) -> ConvGroup {
         let pad = self.kernel / 2;
         ConvGroup {
             conv: Conv2dConfig::new(self.channels, [self.kernel, self.kernel])
@@ -41,17 +41,17 @@ impl ConvGroupConfig {
     }
 }
 
-impl<B: Backend> ConvGroup<B> {
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+impl ConvGroup {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         relu(self.norm.forward(self.conv.forward(x)))
     }
 }
 
 /// Two stacked conv groups (the decoder's "Conv block").
 #[derive(Module, Debug)]
-pub struct ConvBlock<B: Backend> {
-    first: ConvGroup<B>,
-    second: ConvGroup<B>,
+pub struct ConvBlock {
+    first: ConvGroup,
+    second: ConvGroup,
 }
 
 #[derive(Config, Debug)]
@@ -60,7 +60,7 @@ pub struct ConvBlockConfig {
 }
 
 impl ConvBlockConfig {
-    pub fn init<B: Backend>(&self, device: &B::Device) -> ConvBlock<B> {
+    pub fn init(&self, device: &Device) -> ConvBlock {
         let [input, output] = self.channels;
         ConvBlock {
             first: ConvGroupConfig::new([input, output]).init(device),
@@ -69,8 +69,8 @@ impl ConvBlockConfig {
     }
 }
 
-impl<B: Backend> ConvBlock<B> {
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+impl ConvBlock {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.second.forward(self.first.forward(x))
     }
 }
@@ -78,8 +78,8 @@ impl<B: Backend> ConvBlock<B> {
 /// Bilinear up-sampling to a target size followed by one conv group (the decoder's
 /// "up-sampling block").
 #[derive(Module, Debug)]
-pub struct UpBlock<B: Backend> {
-    group: ConvGroup<B>,
+pub struct UpBlock {
+    group: ConvGroup,
 }
 
 #[derive(Config, Debug)]
@@ -88,24 +88,24 @@ pub struct UpBlockConfig {
 }
 
 impl UpBlockConfig {
-    pub fn init<B: Backend>(&self, device: &B::Device) -> UpBlock<B> {
+    pub fn init(&self, device: &Device) -> UpBlock {
         UpBlock {
             group: ConvGroupConfig::new(self.channels).init(device),
         }
     }
 }
 
-impl<B: Backend> UpBlock<B> {
-    pub fn forward(&self, x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
+impl UpBlock {
+    pub fn forward(&self, x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
         self.group.forward(resize(x, size))
     }
 }
 
 /// Bilinear resize with half-pixel centres (PyTorch's `align_corners=False`). Power-of-two
 /// enlargements, the only ones the networks make, are done as successive [`upsample2x`] steps,
-/// which have a gradient on every backend; anything else uses Burn's `interpolate`, whose
-/// backward pass the CubeCL backends (CUDA) do not implement in Burn 0.21.
-pub fn resize<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
+/// which have a gradient on every backend; anything else uses Burn's `interpolate` (whose
+/// backward pass the CubeCL backends did not implement in Burn 0.21).
+pub fn resize(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
     if [h, w] == size {
         return x;
@@ -116,19 +116,20 @@ pub fn resize<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
     }
     interpolate(
         x,
-        size,
-        InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false),
+        InterpolateOptions::new(InterpolateMode::Bilinear)
+            .with_align_corners(false)
+            .with_output_size(size),
     )
 }
 
 /// Bilinear ×2 up-sampling with half-pixel centres and a replicated border: along each axis,
 /// output `2i` is `¾·x[i] + ¼·x[i−1]` and `2i+1` is `¾·x[i] + ¼·x[i+1]`, exactly what
 /// `interpolate(bilinear, align_corners=false)` gives at scale 2.
-pub fn upsample2x<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+pub fn upsample2x(x: Tensor<4>) -> Tensor<4> {
     upsample_axis(upsample_axis(x, 2), 3)
 }
 
-fn upsample_axis<B: Backend>(x: Tensor<B, 4>, dim: usize) -> Tensor<B, 4> {
+fn upsample_axis(x: Tensor<4>, dim: usize) -> Tensor<4> {
     let mut shape = x.dims();
     let n = shape[dim];
     shape[dim] = 2 * n;
@@ -154,21 +155,22 @@ fn upsample_axis<B: Backend>(x: Tensor<B, 4>, dim: usize) -> Tensor<B, 4> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::CpuTrain;
+    use crate::backend::cpu_device;
     use crate::model::random_seeded;
     use burn::tensor::{Distribution, Tolerance};
 
     /// The same values as Burn's bilinear `interpolate`, and a gradient.
     #[test]
     fn upsample2x_matches_bilinear_interpolation() {
-        let device = Default::default();
+        let device = cpu_device().autodiff();
         let normal = Distribution::Normal(0.0, 1.0);
         for [h, w] in [[1, 1], [3, 5], [8, 8]] {
-            let x = random_seeded::<CpuTrain, 4>([2, 3, h, w], normal, 1, &device).require_grad();
+            let x = random_seeded([2, 3, h, w], normal, 1, &device).require_grad();
             let expected = interpolate(
                 x.clone(),
-                [2 * h, 2 * w],
-                InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false),
+                InterpolateOptions::new(InterpolateMode::Bilinear)
+                    .with_align_corners(false)
+                    .with_output_size([2 * h, 2 * w]),
             );
             let ours = upsample2x(x.clone());
             ours.clone()
@@ -177,7 +179,7 @@ mod tests {
             let grads = ours.sum().backward();
             assert!(x.grad(&grads).is_some());
         }
-        let x = random_seeded::<CpuTrain, 4>([1, 2, 2, 3], normal, 2, &device);
+        let x = random_seeded([1, 2, 2, 3], normal, 2, &device);
         assert_eq!(resize(x, [16, 24]).dims(), [1, 2, 16, 24]);
     }
 }

@@ -21,7 +21,7 @@ pub struct DecoderConfig {
 }
 
 impl DecoderConfig {
-    pub fn init<B: Backend>(&self, device: &B::Device) -> Decoder<B> {
+    pub fn init(&self, device: &Device) -> Decoder {
         let mut channels = self.bottleneck;
         let (mut ups, mut blocks) = (Vec::new(), Vec::new());
         for &skip in &self.skips {
@@ -41,15 +41,15 @@ impl DecoderConfig {
 }
 
 #[derive(Module, Debug)]
-pub struct Decoder<B: Backend> {
-    ups: Vec<UpBlock<B>>,
-    blocks: Vec<ConvBlock<B>>,
-    final_up: UpBlock<B>,
-    final_block: ConvBlock<B>,
-    head: Conv2d<B>,
+pub struct Decoder {
+    ups: Vec<UpBlock>,
+    blocks: Vec<ConvBlock>,
+    final_up: UpBlock,
+    final_block: ConvBlock,
+    head: Conv2d,
 }
 
-impl<B: Backend> Decoder<B> {
+impl Decoder {
     /// Number of skip levels (each needs one skip tensor).
     pub fn levels(&self) -> usize {
         self.ups.len()
@@ -59,11 +59,11 @@ impl<B: Backend> Decoder<B> {
     /// up-sampled level by level and concatenated at every skip level.
     pub fn forward(
         &self,
-        bottleneck: Tensor<B, 4>,
-        skips: &[Tensor<B, 4>],
-        extra: Option<&Tensor<B, 4>>,
+        bottleneck: Tensor<4>,
+        skips: &[Tensor<4>],
+        extra: Option<&Tensor<4>>,
         output_size: [usize; 2],
-    ) -> Tensor<B, 4> {
+    ) -> Tensor<4> {
         let mut x = bottleneck;
         let mut extra = extra.cloned();
         for ((up, block), skip) in self.ups.iter().zip(&self.blocks).zip(skips) {

@@ -18,7 +18,7 @@ pub struct DiscriminatorConfig {
 }
 
 impl DiscriminatorConfig {
-    pub fn init<B: Backend>(&self, device: &B::Device) -> Discriminator<B> {
+    pub fn init(&self, device: &Device) -> Discriminator {
         let scale = |c: f64| ((c * self.width).round() as usize).max(1);
         let widths = [3, scale(64.0), scale(128.0), scale(256.0), scale(512.0)];
         let groups = (0..4)
@@ -45,21 +45,21 @@ impl DiscriminatorConfig {
 }
 
 #[derive(Module, Debug)]
-struct LeakyGroup<B: Backend> {
-    conv: Conv2d<B>,
-    norm: BatchNorm2d<B>,
+struct LeakyGroup {
+    conv: Conv2d,
+    norm: BatchNorm2d,
 }
 
 #[derive(Module, Debug)]
-pub struct Discriminator<B: Backend> {
-    groups: Vec<LeakyGroup<B>>,
-    head: Conv2d<B>,
+pub struct Discriminator {
+    groups: Vec<LeakyGroup>,
+    head: Conv2d,
     negative_slope: f64,
 }
 
-impl<B: Backend> Discriminator<B> {
+impl Discriminator {
     /// Patch scores for images in `[0, 1]`: `[batch, 1, H/8, W/8]`.
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self.groups.iter().fold(x, |x, g| {
             leaky_relu(g.norm.forward(g.conv.forward(x)), self.negative_slope)
         });

@@ -68,7 +68,7 @@ impl EncoderConfig {
         skips
     }
 
-    pub fn init<B: Backend>(&self, device: &B::Device) -> Encoder<B> {
+    pub fn init(&self, device: &Device) -> Encoder {
         let [stem, c1, c2, c3, c4] = self.channels();
         let layer = |input: usize, output: usize, stride: usize| ResLayer {
             blocks: vec![
@@ -95,17 +95,17 @@ impl EncoderConfig {
 
 /// Feature maps of every stage, finest first.
 #[derive(Clone, Debug)]
-pub struct EncoderFeatures<B: Backend> {
-    pub stem: Tensor<B, 4>,
-    pub layer1: Tensor<B, 4>,
-    pub layer2: Tensor<B, 4>,
-    pub layer3: Tensor<B, 4>,
-    pub layer4: Tensor<B, 4>,
+pub struct EncoderFeatures {
+    pub stem: Tensor<4>,
+    pub layer1: Tensor<4>,
+    pub layer2: Tensor<4>,
+    pub layer3: Tensor<4>,
+    pub layer4: Tensor<4>,
 }
 
-impl<B: Backend> EncoderFeatures<B> {
+impl EncoderFeatures {
     /// The first `levels` skip features for the decoder, coarsest first.
-    pub fn decoder_skips(&self, levels: usize) -> Vec<Tensor<B, 4>> {
+    pub fn decoder_skips(&self, levels: usize) -> Vec<Tensor<4>> {
         [&self.layer3, &self.layer2, &self.layer1, &self.stem]
             .into_iter()
             .take(levels)
@@ -113,11 +113,8 @@ impl<B: Backend> EncoderFeatures<B> {
             .collect()
     }
 
-    /// Applies `f` to every feature map (e.g. to move features between backends).
-    pub fn map<B2: Backend>(
-        self,
-        f: impl Fn(Tensor<B, 4>) -> Tensor<B2, 4>,
-    ) -> EncoderFeatures<B2> {
+    /// Applies `f` to every feature map (e.g. to move features between devices).
+    pub fn map(self, f: impl Fn(Tensor<4>) -> Tensor<4>) -> EncoderFeatures {
         EncoderFeatures {
             stem: f(self.stem),
             layer1: f(self.layer1),
@@ -129,19 +126,19 @@ impl<B: Backend> EncoderFeatures<B> {
 }
 
 #[derive(Module, Debug)]
-pub struct Encoder<B: Backend> {
-    stem: Conv2d<B>,
-    stem_norm: BatchNorm2d<B>,
+pub struct Encoder {
+    stem: Conv2d,
+    stem_norm: BatchNorm2d,
     pool: Option<MaxPool2d>,
-    layer1: ResLayer<B>,
-    layer2: ResLayer<B>,
-    layer3: ResLayer<B>,
-    layer4: ResLayer<B>,
+    layer1: ResLayer,
+    layer2: ResLayer,
+    layer3: ResLayer,
+    layer4: ResLayer,
 }
 
-impl<B: Backend> Encoder<B> {
+impl Encoder {
     /// `x`: images in `[0, 1]`, shape `[batch, 3, H, W]`.
-    pub fn forward(&self, x: Tensor<B, 4>) -> EncoderFeatures<B> {
+    pub fn forward(&self, x: Tensor<4>) -> EncoderFeatures {
         let device = x.device();
         let batch = x.dims()[0];
         let scale = IMAGENET_STD.map(|s| 1.0 / s);
@@ -168,35 +165,35 @@ impl<B: Backend> Encoder<B> {
 }
 
 #[derive(Module, Debug)]
-struct ResLayer<B: Backend> {
-    blocks: Vec<BasicBlock<B>>,
+struct ResLayer {
+    blocks: Vec<BasicBlock>,
 }
 
-impl<B: Backend> ResLayer<B> {
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+impl ResLayer {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.blocks.iter().fold(x, |x, block| block.forward(x))
     }
 }
 
 /// `relu(bn(conv3×3(relu(bn(conv3×3(x))))) + shortcut(x))`.
 #[derive(Module, Debug)]
-struct BasicBlock<B: Backend> {
-    conv1: Conv2d<B>,
-    norm1: BatchNorm2d<B>,
-    conv2: Conv2d<B>,
-    norm2: BatchNorm2d<B>,
-    shortcut: Option<Shortcut<B>>,
+struct BasicBlock {
+    conv1: Conv2d,
+    norm1: BatchNorm2d,
+    conv2: Conv2d,
+    norm2: BatchNorm2d,
+    shortcut: Option<Shortcut>,
 }
 
 /// 1×1 projection when the block changes resolution or width.
 #[derive(Module, Debug)]
-struct Shortcut<B: Backend> {
-    conv: Conv2d<B>,
-    norm: BatchNorm2d<B>,
+struct Shortcut {
+    conv: Conv2d,
+    norm: BatchNorm2d,
 }
 
-impl<B: Backend> BasicBlock<B> {
-    fn new(input: usize, output: usize, stride: usize, device: &B::Device) -> Self {
+impl BasicBlock {
+    fn new(input: usize, output: usize, stride: usize, device: &Device) -> Self {
         let shortcut = (stride != 1 || input != output).then(|| Shortcut {
             conv: conv([input, output], 1, stride).init(device),
             norm: BatchNorm2dConfig::new(output).init(device),
@@ -210,7 +207,7 @@ impl<B: Backend> BasicBlock<B> {
         }
     }
 
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let out = relu(self.norm1.forward(self.conv1.forward(x.clone())));
         let out = self.norm2.forward(self.conv2.forward(out));
         let identity = match &self.shortcut {
@@ -221,13 +218,13 @@ impl<B: Backend> BasicBlock<B> {
     }
 }
 
-impl<B: Backend> Shortcut<B> {
+impl Shortcut {
     /// The strided 1×1 projection as a subsampling followed by an unstrided 1×1 convolution:
     /// the same values and gradients, but the input gradient no longer goes through a
     /// transposed convolution whose stride exceeds its kernel. In Burn 0.21 one of the two
     /// kernels CubeCL's autotuner picks from for that (`conv_transpose2d_direct`) gives zeros
     /// there, so a GPU trained with wrong gradients whenever the tuning chose it.
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [stride_y, stride_x] = self.conv.stride.map(|s| s as isize);
         let subsampled = x.slice([
             Slice::full(),
@@ -248,7 +245,7 @@ impl<B: Backend> Shortcut<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::CpuTrain;
+    use crate::backend::cpu_device;
     use crate::model::random_seeded;
     use burn::module::Param;
     use burn::tensor::{Distribution, Tolerance};
@@ -257,25 +254,21 @@ mod tests {
     /// even and odd sizes.
     #[test]
     fn shortcut_matches_the_strided_convolution() {
-        let device = Default::default();
+        let device = cpu_device().autodiff();
         let normal = Distribution::Normal(0.0, 1.0);
         let mut projection_conv = conv([3, 5], 1, 2).init(&device);
         projection_conv.weight =
             Param::from_tensor(random_seeded([5, 3, 1, 1], normal, 1, &device));
-        let shortcut = Shortcut::<CpuTrain> {
+        let shortcut = Shortcut {
             conv: projection_conv,
             norm: BatchNorm2dConfig::new(5).init(&device),
         };
         for [h, w] in [[8usize, 8], [7, 5], [1, 3]] {
-            let x = random_seeded::<CpuTrain, 4>([2, 3, h, w], normal, 2, &device);
-            let projection = random_seeded::<CpuTrain, 4>(
-                [2, 5, h.div_ceil(2), w.div_ceil(2)],
-                normal,
-                3,
-                &device,
-            );
+            let x = random_seeded([2, 3, h, w], normal, 2, &device);
+            let projection =
+                random_seeded([2, 5, h.div_ceil(2), w.div_ceil(2)], normal, 3, &device);
             // Each result with the gradient of its own copy of the input.
-            let run = |forward: &dyn Fn(Tensor<CpuTrain, 4>) -> Tensor<CpuTrain, 4>| {
+            let run = |forward: &dyn Fn(Tensor<4>) -> Tensor<4>| {
                 let x = x.clone().detach().require_grad();
                 let y = forward(x.clone());
                 let grads = (y.clone() * projection.clone()).sum().backward();

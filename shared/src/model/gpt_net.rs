@@ -17,7 +17,7 @@ pub struct GptNetConfig {
 }
 
 impl GptNetConfig {
-    pub fn init<B: Backend>(&self, device: &B::Device) -> GptNet<B> {
+    pub fn init(&self, device: &Device) -> GptNet {
         let channels = self.encoder.channels();
         GptNet {
             encoder: self.encoder.init(device),
@@ -28,22 +28,22 @@ impl GptNetConfig {
 }
 
 #[derive(Module, Debug)]
-pub struct GptNet<B: Backend> {
-    pub encoder: Encoder<B>,
-    decoder: Decoder<B>,
-    aux: AuxHead<B>,
+pub struct GptNet {
+    pub encoder: Encoder,
+    decoder: Decoder,
+    aux: AuxHead,
 }
 
 /// The two reconstructions of a masked batch, in `[0, 1]`.
-pub struct Reconstruction<B: Backend> {
+pub struct Reconstruction {
     /// `G(x_m)`: through the decoder with skip connections.
-    pub image: Tensor<B, 4>,
+    pub image: Tensor<4>,
     /// From the bottleneck features only.
-    pub auxiliary: Tensor<B, 4>,
+    pub auxiliary: Tensor<4>,
 }
 
-impl<B: Backend> GptNet<B> {
-    pub fn forward(&self, masked: Tensor<B, 4>) -> Reconstruction<B> {
+impl GptNet {
+    pub fn forward(&self, masked: Tensor<4>) -> Reconstruction {
         let [_, _, h, w] = masked.dims();
         let features = self.encoder.forward(masked);
         let skips = features.decoder_skips(self.decoder.levels());

@@ -1,4 +1,4 @@
-//! The SLSG networks in Burn, generic over the backend: the ResNet-18 encoder, GPT-Net and its
+//! The SLSG networks in Burn, on any device: the ResNet-18 encoder, GPT-Net and its
 //! discriminator (pre-training), SegNet with the SG block (segmentation) and its anomaly maps,
 //! and the losses. Each `Module` sits beside its `Config`; nothing here reads files or knows
 //! about training loops.
@@ -28,30 +28,23 @@ pub use sg_block::{SgBlock, SgBlockConfig, position_encoding};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
-use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::tensor::Distribution;
-use burn::tensor::backend::AutodiffBackend;
 
-use crate::backend::Cpu;
+use crate::backend::cpu_device;
 
 /// A batch of channel-first images (values in `[0, 1]`) as a `[n, 3, size, size]` tensor.
-pub fn images_tensor<B: Backend>(
-    data: Vec<f32>,
-    n: usize,
-    size: usize,
-    device: &B::Device,
-) -> Tensor<B, 4> {
+pub fn images_tensor(data: Vec<f32>, n: usize, size: usize, device: &Device) -> Tensor<4> {
     Tensor::from_data(TensorData::new(data, [n, 3, size, size]), device)
 }
 
 /// A `shape` tensor drawn from `distribution` by a generator of its own seeded with `seed`,
 /// never Burn's process-wide one: concurrent draws elsewhere cannot change it, nor it them.
-pub fn random_seeded<B: Backend, const D: usize>(
+pub fn random_seeded<const D: usize>(
     shape: [usize; D],
     distribution: Distribution,
     seed: u64,
-    device: &B::Device,
-) -> Tensor<B, D> {
+    device: &Device,
+) -> Tensor<D> {
     let mut rng = crate::seed::rng_for(seed, &[]);
     Tensor::from_data(
         TensorData::random::<f32, _, _>(shape, distribution, &mut rng),
@@ -61,15 +54,15 @@ pub fn random_seeded<B: Backend, const D: usize>(
 
 /// A network's config: builds the network on any backend.
 pub trait NetworkConfig {
-    type Network<B: Backend>: Module<B>;
-    fn init<B: Backend>(&self, device: &B::Device) -> Self::Network<B>;
+    type Network: Module;
+    fn init(&self, device: &Device) -> Self::Network;
 }
 
 macro_rules! network_config {
     ($($config:ty => $network:ident),* $(,)?) => {$(
         impl NetworkConfig for $config {
-            type Network<B: Backend> = $network<B>;
-            fn init<B: Backend>(&self, device: &B::Device) -> $network<B> {
+            type Network = $network;
+            fn init(&self, device: &Device) -> $network {
                 <$config>::init(self, device)
             }
         }
@@ -92,42 +85,24 @@ network_config!(
 /// would interleave their draws: seeding, building and materialising happen under one lock, and
 /// nothing else in the workspace draws from that generator (random test inputs come from
 /// [`random_seeded`], networks from here; `tests/tests/layers.rs` holds every file to that).
-pub fn init_seeded<B: Backend, C: NetworkConfig>(
-    config: &C,
-    seed: u64,
-    device: &B::Device,
-) -> C::Network<B> {
+pub fn init_seeded<C: NetworkConfig>(config: &C, seed: u64, device: &Device) -> C::Network {
     static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    struct Materialise;
-    impl<B: Backend> ModuleVisitor<B> for Materialise {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let _ = param.val();
-        }
-    }
-    let cpu = Default::default();
+    let cpu = cpu_device();
     // Building a network may draw from the generator too, on any backend: everything here
     // holds the lock.
     let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    Cpu::seed(&cpu, seed);
-    let drawn: C::Network<Cpu> = config.init::<Cpu>(&cpu);
-    drawn.visit(&mut Materialise);
-    let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::default();
-    let bytes = recorder
-        .record(drawn.into_record(), ())
-        .expect("a record serialises");
-    let record = recorder
-        .load(bytes, device)
-        .expect("a record loads into the network it came from");
-    config.init::<B>(device).load_record(record)
+    cpu.seed(seed);
+    let drawn = config.init(&cpu).materialize();
+    config.init(device).load_record(drawn.into_record())
 }
 
 /// Trainable parameters (BatchNorm running statistics are state, not parameters), counted as
-/// PyTorch counts `p.numel()` over `parameters()`. Needs an autodiff backend, where only
-/// trainable tensors require gradients.
-pub fn trainable_parameters<B: AutodiffBackend, M: Module<B>>(module: &M) -> usize {
+/// PyTorch counts `p.numel()` over `parameters()`. Needs a module on an autodiff device,
+/// where only trainable tensors require gradients.
+pub fn trainable_parameters<M: Module>(module: &M) -> usize {
     struct Counter(usize);
-    impl<B: Backend> ModuleVisitor<B> for Counter {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+    impl ModuleVisitor for Counter {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             if param.is_require_grad() {
                 self.0 += param.shape().num_elements();
             }

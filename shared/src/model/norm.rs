@@ -17,7 +17,7 @@ pub struct BatchNorm2dConfig {
 }
 
 impl BatchNorm2dConfig {
-    pub fn init<B: Backend>(&self, device: &B::Device) -> BatchNorm2d<B> {
+    pub fn init(&self, device: &Device) -> BatchNorm2d {
         BatchNorm2d {
             gamma: Initializer::Ones.init([self.channels], device),
             beta: Initializer::Zeros.init([self.channels], device),
@@ -30,24 +30,24 @@ impl BatchNorm2dConfig {
 }
 
 #[derive(Module, Debug)]
-pub struct BatchNorm2d<B: Backend> {
-    pub gamma: Param<Tensor<B, 1>>,
-    pub beta: Param<Tensor<B, 1>>,
-    pub running_mean: RunningState<Tensor<B, 1>>,
-    pub running_var: RunningState<Tensor<B, 1>>,
+pub struct BatchNorm2d {
+    pub gamma: Param<Tensor<1>>,
+    pub beta: Param<Tensor<1>>,
+    pub running_mean: RunningState<Tensor<1>>,
+    pub running_var: RunningState<Tensor<1>>,
     momentum: f64,
     epsilon: f64,
 }
 
-impl<B: Backend> BatchNorm2d<B> {
+impl BatchNorm2d {
     /// Batch statistics (and a running-statistics update) under autodiff, running
     /// statistics otherwise.
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let device = x.device();
         let [batch, channels, h, w] = x.dims();
-        let (mean, var) = if B::ad_enabled(&device) {
+        let (mean, var) = if device.is_autodiff() {
             let count = (batch * h * w) as f64;
-            let per_channel = |t: Tensor<B, 4>| {
+            let per_channel = |t: Tensor<4>| {
                 t.sum_dim(3)
                     .sum_dim(2)
                     .sum_dim(0)
@@ -56,7 +56,7 @@ impl<B: Backend> BatchNorm2d<B> {
             };
             let mean = per_channel(x.clone());
             let var = (per_channel(x.clone().square()) - mean.clone().square()).clamp_min(0.0);
-            let update = |state: &RunningState<Tensor<B, 1>>, batch_value: Tensor<B, 1>| {
+            let update = |state: &RunningState<Tensor<1>>, batch_value: Tensor<1>| {
                 let running = state.value_sync().to_device(&device);
                 state.update(
                     running
@@ -81,7 +81,7 @@ impl<B: Backend> BatchNorm2d<B> {
 }
 
 /// A per-channel vector laid out as a contiguous `[batch, C, 1, 1]` operand.
-pub fn per_sample<B: Backend>(values: Tensor<B, 1>, batch: usize) -> Tensor<B, 4> {
+pub fn per_sample(values: Tensor<1>, batch: usize) -> Tensor<4> {
     let channels = values.dims()[0];
     values.reshape([1, channels, 1, 1]).repeat_dim(0, batch)
 }
@@ -89,20 +89,18 @@ pub fn per_sample<B: Backend>(values: Tensor<B, 1>, batch: usize) -> Tensor<B, 4
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{Cpu, CpuTrain};
+    use crate::backend::cpu_device;
     use crate::model::random_seeded;
-    use burn::module::AutodiffModule;
     use burn::nn::BatchNormConfig;
     use burn::tensor::{Distribution, Tolerance};
 
     /// Same outputs and running statistics as Burn's own `BatchNorm`.
     #[test]
     fn matches_burn_batch_norm() {
-        let device = Default::default();
-        let x =
-            random_seeded::<CpuTrain, 4>([3, 5, 4, 6], Distribution::Normal(2.0, 3.0), 1, &device);
-        let ours = BatchNorm2dConfig::new(5).init::<CpuTrain>(&device);
-        let burns = BatchNormConfig::new(5).init::<CpuTrain>(&device);
+        let device = cpu_device().autodiff();
+        let x = random_seeded([3, 5, 4, 6], Distribution::Normal(2.0, 3.0), 1, &device);
+        let ours = BatchNorm2dConfig::new(5).init(&device);
+        let burns = BatchNormConfig::new(5).init(&device);
         ours.forward(x.clone()).into_data().assert_approx_eq::<f32>(
             &burns.forward(x.clone()).into_data(),
             Tolerance::absolute(1e-4),
@@ -124,7 +122,7 @@ mod tests {
         let (ours, burns) = (ours.valid(), burns.valid());
         let x = x.inner();
         let a = ours.forward(x.clone());
-        let b: Tensor<Cpu, 4> = burns.forward(x);
+        let b: Tensor<4> = burns.forward(x);
         a.into_data()
             .assert_approx_eq::<f32>(&b.into_data(), Tolerance::absolute(1e-4));
     }

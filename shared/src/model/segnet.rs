@@ -31,7 +31,7 @@ pub struct SegNetConfig {
 }
 
 impl SegNetConfig {
-    pub fn init<B: Backend>(&self, device: &B::Device) -> SegNet<B> {
+    pub fn init(&self, device: &Device) -> SegNet {
         let channels = self.encoder.channels();
         let c4 = channels[4];
         SegNet {
@@ -52,25 +52,25 @@ impl SegNetConfig {
 }
 
 #[derive(Module, Debug)]
-pub struct SegNet<B: Backend> {
-    pub encoder: Encoder<B>,
-    pub sg: SgBlock<B>,
-    sg_skip: Conv2d<B>,
-    decoder: Decoder<B>,
-    aux: AuxHead<B>,
+pub struct SegNet {
+    pub encoder: Encoder,
+    pub sg: SgBlock,
+    sg_skip: Conv2d,
+    decoder: Decoder,
+    aux: AuxHead,
 }
 
 /// Per-pixel class logits `[batch, 2, H, W]` (channel 1 = anomalous).
-pub struct Segmentation<B: Backend> {
+pub struct Segmentation {
     /// Decoder logits plus the auxiliary logits.
-    pub logits: Tensor<B, 4>,
+    pub logits: Tensor<4>,
     /// The auxiliary head's logits alone (for its loss).
-    pub aux_logits: Tensor<B, 4>,
+    pub aux_logits: Tensor<4>,
 }
 
-impl<B: Backend> SegNet<B> {
+impl SegNet {
     /// `x`: images in `[0, 1]`, `[batch, 3, H, W]`.
-    pub fn forward(&self, x: Tensor<B, 4>) -> Segmentation<B> {
+    pub fn forward(&self, x: Tensor<4>) -> Segmentation {
         let [_, _, h, w] = x.dims();
         self.forward_features(self.encoder.forward(x), [h, w])
     }
@@ -79,9 +79,9 @@ impl<B: Backend> SegNet<B> {
     /// frozen encoder runs without autodiff).
     pub fn forward_features(
         &self,
-        features: EncoderFeatures<B>,
+        features: EncoderFeatures,
         output_size: [usize; 2],
-    ) -> Segmentation<B> {
+    ) -> Segmentation {
         let refined = self.sg.forward(features.layer4.clone());
         let extra = relu(self.sg_skip.forward(refined.clone()));
         let skips = features.decoder_skips(self.decoder.levels());
@@ -97,19 +97,17 @@ impl<B: Backend> SegNet<B> {
 }
 
 /// Probability of the anomalous class, `[batch, 1, H, W]`.
-pub fn anomaly_probability<B: Backend>(logits: Tensor<B, 4>) -> Tensor<B, 4> {
+pub fn anomaly_probability(logits: Tensor<4>) -> Tensor<4> {
     softmax(logits, 1).narrow(1, 1, 1)
 }
 
 /// Anomalous-class probability maps of a batch `[n, 3, H, W]` at the input size, one
 /// row-major `H × W` map per image.
-pub fn anomaly_maps<B: Backend>(model: &SegNet<B>, images: Tensor<B, 4>) -> Vec<Vec<f32>> {
+pub fn anomaly_maps(model: &SegNet, images: Tensor<4>) -> Vec<Vec<f32>> {
     let [n, _, h, w] = images.dims();
     let probabilities = anomaly_probability(model.forward(images).logits);
     let values: Vec<f32> = probabilities
-        .into_data()
-        .convert::<f32>()
-        .into_vec()
+        .try_into_vec_as::<f32>()
         .expect("a float tensor converts to f32");
     values.chunks(h * w).take(n).map(|m| m.to_vec()).collect()
 }

@@ -27,7 +27,7 @@ pub struct SgBlockConfig {
 }
 
 impl SgBlockConfig {
-    pub fn init<B: Backend>(&self, device: &B::Device) -> SgBlock<B> {
+    pub fn init(&self, device: &Device) -> SgBlock {
         let c = self.channels;
         let d = (c / self.reduction).max(1);
         let one_by_one =
@@ -45,19 +45,19 @@ impl SgBlockConfig {
 }
 
 #[derive(Module, Debug)]
-pub struct SgBlock<B: Backend> {
-    pub f: Conv2d<B>,
-    pub g: Conv2d<B>,
-    h: Conv2d<B>,
-    u: Conv2d<B>,
+pub struct SgBlock {
+    pub f: Conv2d,
+    pub g: Conv2d,
+    h: Conv2d,
+    u: Conv2d,
     neighbours: usize,
     position_channels: usize,
     subtract_position: bool,
 }
 
-impl<B: Backend> SgBlock<B> {
+impl SgBlock {
     /// `X′ = u([Z′, V″])` for the bottleneck `x` of shape `[batch, C, H, W]`.
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let n = h * w;
         let fx = self.f.forward(x.clone());
@@ -96,18 +96,17 @@ impl<B: Backend> SgBlock<B> {
     /// the feature similarity alone when `subtract_position` is off).
     pub fn neighbour_indices(
         &self,
-        queries: Tensor<B, 3>,
-        keys: Tensor<B, 3>,
+        queries: Tensor<3>,
+        keys: Tensor<3>,
         h: usize,
         w: usize,
-    ) -> Tensor<B, 3, Int> {
+    ) -> Tensor<3, Int> {
         let n = h * w;
         let queries = l2_normalise(queries.detach(), 2);
         let keys = l2_normalise(keys.detach(), 1);
         let mut similarity = queries.matmul(keys); // [B, N, N]
         if self.subtract_position {
-            let positions =
-                position_similarity::<B>(h, w, self.position_channels, &similarity.device());
+            let positions = position_similarity(h, w, self.position_channels, &similarity.device());
             similarity = similarity - positions.unsqueeze_dim(0);
         }
         // A full sort: `argtopk` is not implemented by every backend (Flex lacks it), and N is
@@ -117,7 +116,7 @@ impl<B: Backend> SgBlock<B> {
     }
 
     /// Neighbour indices for a bottleneck map, as used by [`forward`](Self::forward).
-    pub fn neighbours_of(&self, x: Tensor<B, 4>) -> Tensor<B, 3, Int> {
+    pub fn neighbours_of(&self, x: Tensor<4>) -> Tensor<3, Int> {
         let [b, _, h, w] = x.dims();
         let fx = self.f.forward(x.clone());
         let d = fx.dims()[1];
@@ -127,7 +126,7 @@ impl<B: Backend> SgBlock<B> {
     }
 }
 
-fn l2_normalise<B: Backend>(x: Tensor<B, 3>, dim: usize) -> Tensor<B, 3> {
+fn l2_normalise(x: Tensor<3>, dim: usize) -> Tensor<3> {
     let norm = x.clone().square().sum_dim(dim).sqrt().clamp_min(1e-12);
     x / norm
 }
@@ -154,12 +153,7 @@ pub fn position_encoding(h: usize, w: usize, channels: usize) -> Vec<Vec<f32>> {
 }
 
 /// `W_p = CosSim(P, Pᵀ)` (Eq. 4), `[N, N]`.
-fn position_similarity<B: Backend>(
-    h: usize,
-    w: usize,
-    channels: usize,
-    device: &B::Device,
-) -> Tensor<B, 2> {
+fn position_similarity(h: usize, w: usize, channels: usize, device: &Device) -> Tensor<2> {
     let encoding = position_encoding(h, w, channels);
     let normalised: Vec<Vec<f32>> = encoding
         .into_iter()
@@ -175,5 +169,5 @@ fn position_similarity<B: Backend>(
             similarity.push(a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>());
         }
     }
-    Tensor::<B, 1>::from_floats(similarity.as_slice(), device).reshape([n, n])
+    Tensor::<1>::from_floats(similarity.as_slice(), device).reshape([n, n])
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::Cpu;
+use crate::backend::cpu_device;
 use crate::data::{Category, DataError, Dataset, DatasetCache, Manifest, SourceError, read_rgb};
 use crate::fit::{PipelineError, Retraining, load_version};
 use crate::job::{ClusterConfig, Plan, PlanError, RetrainMode, utc_stamp};
@@ -272,8 +272,7 @@ fn drift(
     version: &str,
     images: &[String],
 ) -> Result<Option<f64>, PipelineError> {
-    let device = Default::default();
-    let detector = load_version::<Cpu>(store, &category.name, version, &device)?;
+    let detector = load_version(store, &category.name, version, &cpu_device())?;
     let Some(threshold) = detector.card().decision_threshold else {
         return Ok(None);
     };

@@ -1,10 +1,9 @@
 //! Training: GPT-Net pre-training, SegNet training, model selection on validation data,
 //! checkpoints that resume the same schedule exactly, and progress events for the caller (the
-//! category pipeline). Generic over Burn's `AutodiffBackend`.
+//! category pipeline), on any Burn device with autodiff.
 //!
-//! Burn provides the optimisers (Adam; SGD with momentum and weight decay), gradients, the
-//! records every checkpoint section is written with, and SegNet's cosine learning-rate
-//! schedule (whose record is checkpointed too). The loops themselves are written here rather
+//! Burn provides the optimisers (Adam; SGD with momentum and weight decay), gradients, and the
+//! records every checkpoint section is written with. The loops themselves are written here rather
 //! than run by burn-train's `Learner`, because no part of burn-train fits without losing a
 //! feature: pre-training alternates two optimisers (D, then G) in each step, which a
 //! single-optimiser learner cannot express; SegNet's batches come from a simulation stream
@@ -13,7 +12,7 @@
 //! stores model, optimiser, schedule and best-so-far model together in one checksummed object in
 //! the object store; model selection scores AUROC on a simulated validation set, which is no
 //! per-item metric of its event store, and its early-stopping and checkpoint strategies read
-//! that store. burn-train 0.21 would also add over 100 crates to every build (bundled SQLite and
+//! that store. burn-train would also add over 100 crates to every build (bundled SQLite and
 //! image codecs through burn-dataset, rstest as a normal dependency), measured with
 //! `cargo tree`.
 
@@ -49,8 +48,8 @@ pub enum TrainError {
 }
 
 /// The loss value, or an error if training diverged.
-fn finite<B: Backend>(loss: Tensor<B, 1>, stage: Stage, step: u64) -> Result<f64, TrainError> {
-    let value = loss.into_scalar().elem::<f64>();
+fn finite(loss: Tensor<1>, stage: Stage, step: u64) -> Result<f64, TrainError> {
+    let value = f64::from(loss.into_scalar::<f32>());
     if value.is_finite() {
         Ok(value)
     } else {

@@ -6,9 +6,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer, adaptor::OptimizerAdaptor};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 use image::RgbImage;
 
 use super::masking::inpainting_mask;
@@ -43,43 +42,33 @@ struct MaskedBatch {
     masked: Vec<f32>,
 }
 
-type GeneratorOptimizer<B> = OptimizerAdaptor<Adam, GptNet<B>, B>;
-type DiscriminatorOptimizer<B> = OptimizerAdaptor<Adam, Discriminator<B>, B>;
-
-/// Trains GPT-Net (resuming from the latest checkpoint in `store`) and returns it.
-pub fn pretrain<B: AutodiffBackend>(
+/// Trains GPT-Net on `device` (an autodiff device), resuming from the latest checkpoint in
+/// `store`, and returns it.
+pub fn pretrain(
     inputs: &PretrainInputs,
-    device: &B::Device,
+    device: &Device,
     store: &mut dyn CheckpointStore,
     progress: &mut dyn Progress,
-) -> Result<GptNet<B>, TrainError> {
+) -> Result<GptNet, TrainError> {
     let c = &inputs.config;
     let mut clock = FirstStepClock::start();
     let seed = crate::seed::derive_seed(inputs.seed, &[INIT_STREAM]);
-    let mut generator: GptNet<B> = init_seeded(&inputs.model.gpt_net(), seed, device);
-    let mut discriminator: Discriminator<B> =
+    let mut generator: GptNet = init_seeded(&inputs.model.gpt_net(), seed, device);
+    let mut discriminator: Discriminator =
         init_seeded(&inputs.model.discriminator(), seed ^ 1, device);
     let adam = AdamConfig::new()
         .with_beta_1(c.adam_betas[0] as f32)
         .with_beta_2(c.adam_betas[1] as f32);
-    let mut optimizer_g: GeneratorOptimizer<B> = adam.init();
-    let mut optimizer_d: DiscriminatorOptimizer<B> = adam.init();
+    let mut optimizer_g = adam.init();
+    let mut optimizer_d = adam.init();
     let total = c.total_steps(inputs.normals.len());
     let mut step = 0;
     if let Some(checkpoint) = latest_checkpoint(store, Stage::Pretrain.name())? {
         let origin = store.describe(Stage::Pretrain.name(), checkpoint.meta.step);
-        generator = checkpoint.load_module("generator", generator, device, &origin)?;
-        discriminator = checkpoint.load_module("discriminator", discriminator, device, &origin)?;
-        optimizer_g = optimizer_g.load_record(checkpoint.load_record(
-            "optimizer_generator",
-            device,
-            &origin,
-        )?);
-        optimizer_d = optimizer_d.load_record(checkpoint.load_record(
-            "optimizer_discriminator",
-            device,
-            &origin,
-        )?);
+        generator = checkpoint.load_module("generator", generator, &origin)?;
+        discriminator = checkpoint.load_module("discriminator", discriminator, &origin)?;
+        optimizer_g = checkpoint.load_optimizer("optimizer_generator", optimizer_g, &origin)?;
+        optimizer_d = checkpoint.load_optimizer("optimizer_discriminator", optimizer_d, &origin)?;
         step = checkpoint.meta.step;
         progress.on_event(&TrainEvent::Resumed {
             stage: Stage::Pretrain,
@@ -104,10 +93,10 @@ pub fn pretrain<B: AutodiffBackend>(
         })
     };
     let save = |step: u64,
-                g: &GptNet<B>,
-                d: &Discriminator<B>,
-                og: &GeneratorOptimizer<B>,
-                od: &DiscriminatorOptimizer<B>,
+                g: &GptNet,
+                d: &Discriminator,
+                og: &ModuleOptimizer,
+                od: &ModuleOptimizer,
                 store: &mut dyn CheckpointStore| {
         let mut checkpoint = Checkpoint::new(CheckpointMeta {
             stage: Stage::Pretrain.name().into(),
@@ -116,10 +105,10 @@ pub fn pretrain<B: AutodiffBackend>(
             seed: inputs.seed,
             extra: Default::default(),
         });
-        checkpoint.put_module::<B, _>("generator", g);
-        checkpoint.put_module::<B, _>("discriminator", d);
-        checkpoint.put_record::<B, _>("optimizer_generator", og.to_record());
-        checkpoint.put_record::<B, _>("optimizer_discriminator", od.to_record());
+        checkpoint.put_module("generator", g);
+        checkpoint.put_module("discriminator", d);
+        checkpoint.put_optimizer("optimizer_generator", og);
+        checkpoint.put_optimizer("optimizer_discriminator", od);
         save_checkpoint(store, &checkpoint, c.keep_checkpoints)
     };
 
@@ -132,8 +121,8 @@ pub fn pretrain<B: AutodiffBackend>(
     let mut producer = producer;
     while let Some(batch) = producer.next() {
         let n = batch.images.len() / (3 * size * size);
-        let x = images_tensor::<B>(batch.images, n, size, device);
-        let masked = images_tensor::<B>(batch.masked, n, size, device);
+        let x = images_tensor(batch.images, n, size, device);
+        let masked = images_tensor(batch.masked, n, size, device);
 
         let fake = generator.forward(masked.clone()).image.detach();
         let loss_d = lsgan_discriminator(
@@ -207,8 +196,8 @@ pub fn pretrain<B: AutodiffBackend>(
     Ok(generator)
 }
 
-fn scalar<B: Backend>(t: Tensor<B, 1>) -> f64 {
-    t.into_scalar().elem::<f64>()
+fn scalar(t: Tensor<1>) -> f64 {
+    f64::from(t.into_scalar::<f32>())
 }
 
 /// Batch `index`: images from the epoch permutation, each with its own in-painting mask.

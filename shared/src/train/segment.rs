@@ -1,20 +1,14 @@
 //! SegNet training (docs/method.md §5): the pre-trained encoder (frozen by default), batches of
 //! normal and simulated images from the CPU producer, focal + L1 + auxiliary loss (Eq. 11), SGD
-//! with momentum and weight decay under Burn's cosine schedule; periodic validation keeps the
+//! with momentum and weight decay under a cosine schedule; periodic validation keeps the
 //! best model. Every step's loss is checked, so a diverged run stops at the step it diverged.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::lr_scheduler::LrScheduler;
-use burn::lr_scheduler::cosine::CosineAnnealingLrScheduler;
-use burn::module::AutodiffModule;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{
-    GradientsParams, Optimizer, Sgd, SgdConfig, adaptor::OptimizerAdaptor, decay::WeightDecayConfig,
-};
+use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig, decay::WeightDecayConfig};
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 
 use super::progress::{
     FirstStepClock, Progress, Stage, StepReport, StoppedEarly, TrainEvent, ValidationReport,
@@ -48,16 +42,16 @@ pub struct SegmentInputs {
 }
 
 /// Where SegNet training starts (a checkpoint of the same job, when there is one, wins).
-pub enum SegnetStart<B: Backend> {
+pub enum SegnetStart {
     /// A pre-trained encoder; the rest of the network initialised from the seed.
-    Encoder(Box<Encoder<B>>),
+    Encoder(Box<Encoder>),
     /// A whole trained SegNet, fine-tuned.
-    Model(Box<SegNet<B>>),
+    Model(Box<SegNet>),
 }
 
 /// The selected model and how it was selected.
-pub struct SegmentOutcome<B: Backend> {
-    pub model: SegNet<B>,
+pub struct SegmentOutcome {
+    pub model: SegNet,
     pub steps: u64,
     pub best_step: u64,
     pub validation: Option<ValidationReport>,
@@ -65,21 +59,20 @@ pub struct SegmentOutcome<B: Backend> {
     pub stopped_early: Option<StoppedEarly>,
 }
 
-type SegnetOptimizer<B> = OptimizerAdaptor<Sgd<<B as AutodiffBackend>::InnerBackend>, SegNet<B>, B>;
-
-/// Trains SegNet from `start` (resuming from the latest checkpoint in `store`).
-pub fn train_segnet<B: AutodiffBackend>(
+/// Trains SegNet from `start` on `device` (an autodiff device), resuming from the latest
+/// checkpoint in `store`.
+pub fn train_segnet(
     inputs: &SegmentInputs,
-    start: SegnetStart<B>,
-    device: &B::Device,
+    start: SegnetStart,
+    device: &Device,
     store: &mut dyn CheckpointStore,
     progress: &mut dyn Progress,
-) -> Result<SegmentOutcome<B::InnerBackend>, TrainError> {
+) -> Result<SegmentOutcome, TrainError> {
     let c = &inputs.config;
     let mut clock = FirstStepClock::start();
-    let mut model: SegNet<B> = match start {
+    let mut model: SegNet = match start {
         SegnetStart::Encoder(encoder) => {
-            let mut model: SegNet<B> = init_seeded(
+            let mut model: SegNet = init_seeded(
                 &inputs.model.segnet(),
                 crate::seed::derive_seed(inputs.seed, &[INIT_STREAM]),
                 device,
@@ -89,7 +82,7 @@ pub fn train_segnet<B: AutodiffBackend>(
         }
         SegnetStart::Model(model) => *model,
     };
-    let mut optimizer: SegnetOptimizer<B> = SgdConfig::new()
+    let mut optimizer = SgdConfig::new()
         .with_momentum(Some(
             MomentumConfig::new()
                 .with_momentum(c.momentum)
@@ -99,20 +92,14 @@ pub fn train_segnet<B: AutodiffBackend>(
             (c.weight_decay > 0.0).then(|| WeightDecayConfig::new(c.weight_decay as f32)),
         )
         .init();
-    let mut schedule = c.learning_rate_schedule();
     let mut step = 0;
-    let mut best: Option<(SegNet<B::InnerBackend>, ValidationReport)> = None;
+    let mut best: Option<(SegNet, ValidationReport)> = None;
     if let Some(checkpoint) = latest_checkpoint(store, Stage::Segnet.name())? {
         let origin = store.describe(Stage::Segnet.name(), checkpoint.meta.step);
-        model = checkpoint.load_module("model", model, device, &origin)?;
-        optimizer = optimizer.load_record(checkpoint.load_record("optimizer", device, &origin)?);
-        schedule = schedule.load_record::<B>(checkpoint.load_record::<B, usize>(
-            "lr_schedule",
-            device,
-            &origin,
-        )?);
+        model = checkpoint.load_module("model", model, &origin)?;
+        optimizer = checkpoint.load_optimizer("optimizer", optimizer, &origin)?;
         if checkpoint.has("best") {
-            let best_model = checkpoint.load_module("best", model.valid(), device, &origin)?;
+            let best_model = checkpoint.load_module("best", model.valid(), &origin)?;
             let report = checkpoint
                 .meta
                 .extra
@@ -140,10 +127,9 @@ pub fn train_segnet<B: AutodiffBackend>(
     let mut batches =
         (step < c.steps).then(|| batch_producer(inputs.simulator.clone(), producer_config));
     let save = |step: u64,
-                model: &SegNet<B>,
-                optimizer: &SegnetOptimizer<B>,
-                schedule: &CosineAnnealingLrScheduler,
-                best: &Option<(SegNet<B::InnerBackend>, ValidationReport)>,
+                model: &SegNet,
+                optimizer: &ModuleOptimizer,
+                best: &Option<(SegNet, ValidationReport)>,
                 store: &mut dyn CheckpointStore| {
         let mut checkpoint = Checkpoint::new(CheckpointMeta {
             stage: Stage::Segnet.name().into(),
@@ -152,11 +138,10 @@ pub fn train_segnet<B: AutodiffBackend>(
             seed: inputs.seed,
             extra: Default::default(),
         });
-        checkpoint.put_module::<B, _>("model", model);
-        checkpoint.put_record::<B, _>("optimizer", optimizer.to_record());
-        checkpoint.put_record::<B, _>("lr_schedule", schedule.to_record::<B>());
+        checkpoint.put_module("model", model);
+        checkpoint.put_optimizer("optimizer", optimizer);
         if let Some((best_model, report)) = best {
-            checkpoint.put_module::<B::InnerBackend, _>("best", best_model);
+            checkpoint.put_module("best", best_model);
             checkpoint.meta.extra.insert(
                 "best".into(),
                 serde_json::to_value(report).expect("report serialises"),
@@ -176,9 +161,9 @@ pub fn train_segnet<B: AutodiffBackend>(
     let mut stopped_early = None;
     while let Some(batch) = batches.as_mut().and_then(Iterator::next) {
         let n = batch.len();
-        let x = images_tensor::<B>(batch.images, n, size, device);
+        let x = images_tensor(batch.images, n, size, device);
         let target =
-            Tensor::<B, 4>::from_data(TensorData::new(batch.masks, [n, 1, size, size]), device);
+            Tensor::<4>::from_data(TensorData::new(batch.masks, [n, 1, size, size]), device);
         let segmentation = if c.freeze_encoder {
             let features = model
                 .encoder
@@ -195,7 +180,7 @@ pub fn train_segnet<B: AutodiffBackend>(
         let loss = focal_loss.clone().mul_scalar(c.alpha[0])
             + l1_loss.clone().mul_scalar(c.alpha[1])
             + aux_loss.clone().mul_scalar(c.alpha[2]);
-        let learning_rate = schedule.step();
+        let learning_rate = c.learning_rate(step);
         let grads = GradientsParams::from_grads(loss.clone().backward(), &model);
         model = optimizer.step(learning_rate, model, grads);
 
@@ -206,9 +191,9 @@ pub fn train_segnet<B: AutodiffBackend>(
         if step % c.log_every == 0 || step == c.steps {
             let losses = vec![
                 ("total", total_loss),
-                ("focal", focal_loss.into_scalar().elem::<f64>()),
-                ("l1", l1_loss.into_scalar().elem::<f64>()),
-                ("auxiliary", aux_loss.into_scalar().elem::<f64>()),
+                ("focal", f64::from(focal_loss.into_scalar::<f32>())),
+                ("l1", f64::from(l1_loss.into_scalar::<f32>())),
+                ("auxiliary", f64::from(aux_loss.into_scalar::<f32>())),
             ];
             let images_per_second = window.1 as f64 / window.0.elapsed().as_secs_f64();
             window = (Instant::now(), 0);
@@ -231,7 +216,7 @@ pub fn train_segnet<B: AutodiffBackend>(
                 set,
                 inputs.image_score,
                 inputs.batch_size,
-                device,
+                &device.clone().inner(),
             )
             .map_err(|e| match e {
                 EvalError::NonFinite { value, .. } => TrainError::NonFinite {
@@ -264,7 +249,7 @@ pub fn train_segnet<B: AutodiffBackend>(
         let stop = progress.stop_requested();
         let ending = stopped_early.is_some();
         if step % c.checkpoint_every == 0 || step == c.steps || stop || ending {
-            save(step, &model, &optimizer, &schedule, &best, store)?;
+            save(step, &model, &optimizer, &best, store)?;
             progress.on_event(&TrainEvent::Checkpoint {
                 stage: Stage::Segnet,
                 step,

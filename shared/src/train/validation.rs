@@ -186,22 +186,19 @@ impl ValidationScores {
 }
 
 /// `model`'s scores on the set; a map with a non-finite score (a diverged model) is an error.
-pub fn score<B: Backend>(
-    model: &SegNet<B>,
+pub fn score(
+    model: &SegNet,
     set: &ValidationSet,
     image_score: ImageScore,
     batch_size: usize,
-    device: &B::Device,
+    device: &Device,
 ) -> Result<ValidationScores, EvalError> {
     let plane = set.size * set.size;
     let mut samples = Vec::with_capacity(set.len());
     for start in (0..set.len()).step_by(batch_size.max(1)) {
         let end = (start + batch_size.max(1)).min(set.len());
         let data = set.images[start * 3 * plane..end * 3 * plane].to_vec();
-        let maps = anomaly_maps(
-            model,
-            images_tensor::<B>(data, end - start, set.size, device),
-        );
+        let maps = anomaly_maps(model, images_tensor(data, end - start, set.size, device));
         for (i, map) in maps.into_iter().enumerate() {
             let (anomalous, pixels) = &set.samples[start + i];
             let regions = if pixels.is_empty() {

@@ -2,12 +2,12 @@
 //! parameter, over-fitting a fixed batch, the SG block's neighbour choice, parameter counts, and
 //! a detector's image score taken where its threshold was chosen.
 
-use burn::module::{AutodiffModule, ModuleVisitor, Param};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::optim::{GradientsParams, SgdConfig};
 use burn::prelude::*;
-use burn::tensor::Distribution;
-use slsg::backend::{Cpu, CpuTrain};
+use burn::tensor::{Distribution, Gradients};
+use slsg::backend::cpu_device;
 use slsg::infer::Detector;
 use slsg::model::loss::{focal, l1, l2, lsgan_discriminator, lsgan_generator};
 use slsg::model::{
@@ -19,26 +19,24 @@ use slsg::raster::{resize_rgb, write_chw};
 
 use crate::common;
 
-type B = CpuTrain;
-
 fn tiny() -> EncoderConfig {
     EncoderConfig::new().with_width(0.125)
 }
 
-fn batch(n: usize, size: usize) -> Tensor<B, 4> {
+fn batch(n: usize, size: usize) -> Tensor<4> {
     random_seeded(
         [n, 3, size, size],
         Distribution::Uniform(0.0, 1.0),
         n as u64,
-        &Default::default(),
+        &cpu_device().autodiff(),
     )
 }
 
 #[test]
 fn output_shapes() {
-    let device = Default::default();
+    let device = cpu_device().autodiff();
     let x = batch(2, 64);
-    let encoder = init_seeded::<B, _>(&tiny(), 1, &device);
+    let encoder = init_seeded(&tiny(), 1, &device);
     let f = encoder.forward(x.clone());
     let dims = [
         f.stem.dims(),
@@ -58,20 +56,19 @@ fn output_shapes() {
         ]
     );
 
-    let pooled =
-        init_seeded::<B, _>(&tiny().with_skip_max_pool(false), 2, &device).forward(x.clone());
+    let pooled = init_seeded(&tiny().with_skip_max_pool(false), 2, &device).forward(x.clone());
     assert_eq!(
         [pooled.layer1.dims(), pooled.layer4.dims()],
         [[2, 8, 16, 16], [2, 64, 2, 2]]
     );
 
-    let gpt = init_seeded::<B, _>(&GptNetConfig::new(tiny()).with_aux_hidden(8), 3, &device)
-        .forward(x.clone());
+    let gpt =
+        init_seeded(&GptNetConfig::new(tiny()).with_aux_hidden(8), 3, &device).forward(x.clone());
     assert_eq!(
         [gpt.image.dims(), gpt.auxiliary.dims()],
         [[2, 3, 64, 64]; 2]
     );
-    let gpt_pooled = init_seeded::<B, _>(
+    let gpt_pooled = init_seeded(
         &GptNetConfig::new(tiny().with_skip_max_pool(false)),
         4,
         &device,
@@ -79,14 +76,14 @@ fn output_shapes() {
     .forward(x.clone());
     assert_eq!(gpt_pooled.image.dims(), [2, 3, 64, 64]);
 
-    let d = init_seeded::<B, _>(&DiscriminatorConfig::new().with_width(0.125), 5, &device)
-        .forward(x.clone());
+    let d =
+        init_seeded(&DiscriminatorConfig::new().with_width(0.125), 5, &device).forward(x.clone());
     assert_eq!(d.dims(), [2, 1, 8, 8]);
 
-    let sg = init_seeded::<B, _>(&SgBlockConfig::new(64), 6, &device).forward(f.layer4.clone());
+    let sg = init_seeded(&SgBlockConfig::new(64), 6, &device).forward(f.layer4.clone());
     assert_eq!(sg.dims(), [2, 64, 4, 4]);
 
-    let seg = init_seeded::<B, _>(
+    let seg = init_seeded(
         &SegNetConfig::new(tiny()).with_sg_skip_channels(8),
         7,
         &device,
@@ -100,17 +97,14 @@ fn output_shapes() {
 }
 
 /// Names of trainable parameters without a non-zero gradient.
-fn missing_gradients<M: AutodiffModule<B>>(
-    module: &M,
-    grads: &<B as burn::tensor::backend::AutodiffBackend>::Gradients,
-) -> Vec<String> {
+fn missing_gradients<M: Module>(module: &M, grads: &Gradients) -> Vec<String> {
     struct Check<'a> {
-        grads: &'a <B as burn::tensor::backend::AutodiffBackend>::Gradients,
+        grads: &'a Gradients,
         missing: Vec<String>,
         seen: usize,
     }
-    impl ModuleVisitor<B> for Check<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+    impl ModuleVisitor for Check<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             if !param.is_require_grad() {
                 return;
             }
@@ -118,7 +112,7 @@ fn missing_gradients<M: AutodiffModule<B>>(
             let reached = param
                 .val()
                 .grad(self.grads)
-                .is_some_and(|g| g.abs().sum().into_scalar() > 0.0);
+                .is_some_and(|g| g.abs().sum().into_scalar::<f32>() > 0.0);
             if !reached {
                 self.missing
                     .push(format!("{} {:?}", param.id, param.shape()));
@@ -137,11 +131,11 @@ fn missing_gradients<M: AutodiffModule<B>>(
 
 #[test]
 fn gradients_reach_every_trainable_parameter() {
-    let device = Default::default();
+    let device = cpu_device().autodiff();
     let x = batch(2, 64);
-    let target = random_seeded::<B, 4>([2, 1, 64, 64], Distribution::Bernoulli(0.3), 8, &device);
+    let target = random_seeded::<4>([2, 1, 64, 64], Distribution::Bernoulli(0.3), 8, &device);
 
-    let segnet = init_seeded::<B, _>(
+    let segnet = init_seeded(
         &SegNetConfig::new(tiny()).with_sg_skip_channels(8),
         9,
         &device,
@@ -157,8 +151,8 @@ fn gradients_reach_every_trainable_parameter() {
         "SegNet"
     );
 
-    let gpt = init_seeded::<B, _>(&GptNetConfig::new(tiny()), 10, &device);
-    let d = init_seeded::<B, _>(&DiscriminatorConfig::new().with_width(0.125), 11, &device);
+    let gpt = init_seeded(&GptNetConfig::new(tiny()), 10, &device);
+    let d = init_seeded(&DiscriminatorConfig::new().with_width(0.125), 11, &device);
     let reconstruction = gpt.forward(x.clone());
     let loss = lsgan_generator(d.forward(reconstruction.image.clone()))
         + l1(reconstruction.image, x.clone())
@@ -182,7 +176,7 @@ fn gradients_reach_every_trainable_parameter() {
 
 #[test]
 fn segnet_overfits_a_fixed_batch() {
-    let device = Default::default();
+    let device = cpu_device().autodiff();
     let n = 4;
     // Bright squares on noise, the mask marks the squares.
     let mut images = vec![0.0f32; n * 3 * 64 * 64];
@@ -203,9 +197,9 @@ fn segnet_overfits_a_fixed_batch() {
             }
         }
     }
-    let x = Tensor::<B, 4>::from_data(TensorData::new(images, [n, 3, 64, 64]), &device);
-    let target = Tensor::<B, 4>::from_data(TensorData::new(masks, [n, 1, 64, 64]), &device);
-    let mut model = init_seeded::<B, _>(
+    let x = Tensor::<4>::from_data(TensorData::new(images, [n, 3, 64, 64]), &device);
+    let target = Tensor::<4>::from_data(TensorData::new(masks, [n, 1, 64, 64]), &device);
+    let mut model = init_seeded(
         &SegNetConfig::new(tiny()).with_sg_skip_channels(8),
         12,
         &device,
@@ -221,7 +215,7 @@ fn segnet_overfits_a_fixed_batch() {
         let loss = focal(out.logits.clone(), target.clone(), 4.0).mul_scalar(0.4)
             + l1(anomaly_probability(out.logits), target.clone()).mul_scalar(0.6)
             + focal(out.aux_logits, target.clone(), 4.0).mul_scalar(0.3);
-        losses.push(loss.clone().into_scalar().elem::<f64>());
+        losses.push(f64::from(loss.clone().into_scalar::<f32>()));
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(0.04, model, grads);
     }
@@ -238,7 +232,7 @@ fn segnet_overfits_a_fixed_batch() {
 /// subtracting the position similarity (Eq. 5) the copy and its surroundings are chosen.
 #[test]
 fn position_similarity_moves_neighbours_to_repeated_content() {
-    let device: burn::backend::flex::FlexDevice = Default::default();
+    let device = cpu_device();
     let (h, w) = (16usize, 16usize);
     let mut features = vec![0.0f32; 4 * h * w];
     for i in 0..h {
@@ -252,13 +246,13 @@ fn position_similarity_moves_neighbours_to_repeated_content() {
             }
         }
     }
-    let x = Tensor::<Cpu, 4>::from_data(TensorData::new(features, [1, 4, h, w]), &device);
-    let identity = || Tensor::<Cpu, 2>::eye(4, &device).reshape([4, 4, 1, 1]);
+    let x = Tensor::<4>::from_data(TensorData::new(features, [1, 4, h, w]), &device);
+    let identity = || Tensor::<2>::eye(4, &device).reshape([4, 4, 1, 1]);
     let block = |subtract: bool| {
         let config = SgBlockConfig::new(4)
             .with_reduction(1)
             .with_subtract_position(subtract);
-        let mut block = init_seeded::<Cpu, _>(&config, 16, &device);
+        let mut block = init_seeded(&config, 16, &device);
         for conv in [&mut block.f, &mut block.g] {
             conv.weight = Param::from_tensor(identity());
             conv.bias = Some(Param::from_tensor(Tensor::zeros([4], &device)));
@@ -268,9 +262,7 @@ fn position_similarity_moves_neighbours_to_repeated_content() {
     let stats = |subtract: bool| {
         let indices: Vec<i64> = block(subtract)
             .neighbours_of(x.clone())
-            .into_data()
-            .convert::<i64>()
-            .into_vec()
+            .try_into_vec_as::<i64>()
             .unwrap();
         let (mut adjacent, mut copies, mut total) = (0, 0, 0);
         for node in 0..h * w {
@@ -306,15 +298,15 @@ fn position_similarity_moves_neighbours_to_repeated_content() {
 
 #[test]
 fn full_size_parameter_counts() {
-    let device = Default::default();
+    let device = cpu_device().autodiff();
     let config = ModelConfig::default();
     // torchvision's resnet18 has 11 689 512 parameters, 513 000 of them in the classifier.
     assert_eq!(
-        trainable_parameters(&init_seeded::<B, _>(&config.encoder(), 13, &device)),
+        trainable_parameters(&init_seeded(&config.encoder(), 13, &device)),
         11_176_512
     );
-    let segnet = trainable_parameters(&init_seeded::<B, _>(&config.segnet(), 14, &device));
-    let gpt = trainable_parameters(&init_seeded::<B, _>(&config.gpt_net(), 15, &device));
+    let segnet = trainable_parameters(&init_seeded(&config.segnet(), 14, &device));
+    let gpt = trainable_parameters(&init_seeded(&config.gpt_net(), 15, &device));
     println!("SegNet {segnet} parameters (the paper reports 20.46 M), GPT-Net {gpt}");
     assert!(
         (15_000_000..25_000_000).contains(&segnet),
@@ -327,10 +319,10 @@ fn full_size_parameter_counts() {
 /// image), and hands the map back at the image's size.
 #[test]
 fn detector_scores_images_at_the_model_size() {
-    let device = Default::default();
+    let device = cpu_device();
     let card = common::card(common::model());
     let size = card.model.image_size;
-    let segnet = init_seeded::<Cpu, _>(&card.model.segnet(), 9, &device);
+    let segnet = init_seeded(&card.model.segnet(), 9, &device);
     let large: Vec<_> = common::normals(2)
         .iter()
         .map(|image| resize_rgb(image, 3 * size, 2 * size))
@@ -345,7 +337,7 @@ fn detector_scores_images_at_the_model_size() {
     }
     let expected: Vec<f64> = anomaly_maps(
         &segnet,
-        images_tensor::<Cpu>(data, large.len(), size as usize, &device),
+        images_tensor(data, large.len(), size as usize, &device),
     )
     .iter()
     .map(|map| card.image_score.score(map))

@@ -17,13 +17,12 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use burn::backend::wgpu::WgpuDevice;
-use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::Gradients;
 use common::{checkpoints, normals, simulator};
 use rand::RngExt;
-use slsg::backend::{AutotuneLevel, CpuTrain, GpuSettings, WgpuTrain, configure_gpu, wgpu_device};
+use slsg::backend::{AutotuneLevel, GpuSettings, configure_gpu, cpu_device};
 use slsg::config::Config;
 use slsg::config::{PretrainConfig, SegnetConfig};
 use slsg::infer::{Detector, decode_model, encode_model};
@@ -36,9 +35,6 @@ use slsg::model::{
 use slsg::train::{
     PretrainInputs, Progress, SegmentInputs, SegnetStart, Stage, TrainEvent, pretrain, train_segnet,
 };
-
-type Flex = CpuTrain;
-type Gpu = WgpuTrain;
 
 /// The GPU checks' tiny config.
 fn tiny() -> Config {
@@ -61,21 +57,30 @@ fn input() -> [usize; 4] {
     [tiny().pretrain.batch_size, 3, size, size]
 }
 
-/// The wgpu device every test uses, with the settings a worker would apply and the tuning
-/// cache the GPU check leaves in CI.
-fn gpu() -> WgpuDevice {
+/// Flex, for training.
+fn flex() -> Device {
+    cpu_device().autodiff()
+}
+
+/// The wgpu device every test uses (for training), with the settings a worker would apply and
+/// the tuning cache the GPU check leaves in CI.
+fn gpu() -> Device {
     configure_gpu(&GpuSettings {
         autotune: AutotuneLevel::Minimal,
         cache: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gpu-cache/gpu"),
     })
     .unwrap();
-    wgpu_device(None).unwrap_or_else(|e| {
-        panic!("{e}: the parity tests need a Vulkan adapter (`.ci/run` installs Mesa's lavapipe)")
-    })
+    slsg::backend::Device::Wgpu(None)
+        .training()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}: the parity tests need a Vulkan adapter (`.ci/run` installs Mesa's lavapipe)"
+            )
+        })
 }
 
-fn values<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
-    tensor.into_data().convert::<f32>().into_vec().unwrap()
+fn values<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
+    tensor.try_into_vec_as::<f32>().unwrap()
 }
 
 fn uniform(n: usize, stream: u64) -> Vec<f32> {
@@ -90,11 +95,7 @@ fn signed(n: usize, stream: u64) -> Vec<f32> {
         .collect()
 }
 
-fn tensor<B: Backend, const D: usize>(
-    data: Vec<f32>,
-    shape: [usize; D],
-    device: &B::Device,
-) -> Tensor<B, D> {
+fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
     Tensor::from_data(TensorData::new(data, shape), device)
 }
 
@@ -139,11 +140,11 @@ trait Case {
     fn input(&self) -> [usize; 4] {
         input()
     }
-    fn outputs<B: Backend>(
+    fn outputs(
         &self,
-        network: &<Self::Config as NetworkConfig>::Network<B>,
-        x: Tensor<B, 4>,
-    ) -> Vec<Tensor<B, 4>>;
+        network: &<Self::Config as NetworkConfig>::Network,
+        x: Tensor<4>,
+    ) -> Vec<Tensor<4>>;
 }
 
 /// What a network computed on one backend.
@@ -154,16 +155,13 @@ struct Outcome {
     parameter_gradients: Vec<(Vec<usize>, Vec<f32>)>,
 }
 
-fn parameter_gradients<B: AutodiffBackend, M: Module<B>>(
-    module: &M,
-    grads: &B::Gradients,
-) -> Vec<(Vec<usize>, Vec<f32>)> {
-    struct Collect<'a, B: AutodiffBackend> {
-        grads: &'a B::Gradients,
+fn parameter_gradients<M: Module>(module: &M, grads: &Gradients) -> Vec<(Vec<usize>, Vec<f32>)> {
+    struct Collect<'a> {
+        grads: &'a Gradients,
         found: Vec<(Vec<usize>, Vec<f32>)>,
     }
-    impl<B: AutodiffBackend> ModuleVisitor<B> for Collect<'_, B> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+    impl ModuleVisitor for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             if let Some(gradient) = param.val().grad(self.grads) {
                 self.found
                     .push((param.shape().dims::<D>().to_vec(), values(gradient)));
@@ -179,11 +177,11 @@ fn parameter_gradients<B: AutodiffBackend, M: Module<B>>(
 }
 
 /// Forward, then backward of a fixed random projection of every output (so that every
-/// gradient carries information), on backend `B`.
-fn run<B: AutodiffBackend, C: Case>(case: &C, device: &B::Device) -> Outcome {
-    let network = init_seeded::<B, _>(&case.config(), 7, device);
+/// gradient carries information).
+fn run<C: Case>(case: &C, device: &Device) -> Outcome {
+    let network = init_seeded(&case.config(), 7, device);
     let shape = case.input();
-    let x = tensor::<B, 4>(uniform(shape.iter().product(), 1), shape, device).require_grad();
+    let x = tensor::<4>(uniform(shape.iter().product(), 1), shape, device).require_grad();
     let outputs = case.outputs(&network, x.clone());
     let loss = outputs
         .iter()
@@ -191,7 +189,7 @@ fn run<B: AutodiffBackend, C: Case>(case: &C, device: &B::Device) -> Outcome {
         .map(|(k, output)| {
             let dims = output.dims();
             let projection =
-                tensor::<B, 4>(signed(dims.iter().product(), 100 + k as u64), dims, device);
+                tensor::<4>(signed(dims.iter().product(), 100 + k as u64), dims, device);
             (output.clone() * projection).sum()
         })
         .reduce(|a, b| a + b)
@@ -207,8 +205,8 @@ fn run<B: AutodiffBackend, C: Case>(case: &C, device: &B::Device) -> Outcome {
 /// Runs `case` on both backends and compares outputs within `forward` and gradients within
 /// `backward`.
 fn compare<C: Case>(name: &str, case: C, forward: f32, backward: f32) {
-    let flex = run::<Flex, C>(&case, &Default::default());
-    let gpu = run::<Gpu, C>(&case, &gpu());
+    let flex = run(&case, &flex());
+    let gpu = run(&case, &gpu());
     assert_eq!(flex.outputs.len(), gpu.outputs.len());
     for (k, (a, b)) in flex.outputs.iter().zip(&gpu.outputs).enumerate() {
         assert_close(&format!("{name} output {k}"), a, b, forward);
@@ -254,11 +252,11 @@ impl Case for EncoderCase {
     fn config(&self) -> EncoderConfig {
         model().encoder()
     }
-    fn outputs<B: Backend>(
+    fn outputs(
         &self,
-        network: &<EncoderConfig as NetworkConfig>::Network<B>,
-        x: Tensor<B, 4>,
-    ) -> Vec<Tensor<B, 4>> {
+        network: &<EncoderConfig as NetworkConfig>::Network,
+        x: Tensor<4>,
+    ) -> Vec<Tensor<4>> {
         let f = network.forward(x);
         vec![f.stem, f.layer1, f.layer2, f.layer3, f.layer4]
     }
@@ -270,11 +268,11 @@ impl Case for GptNetCase {
     fn config(&self) -> GptNetConfig {
         model().gpt_net()
     }
-    fn outputs<B: Backend>(
+    fn outputs(
         &self,
-        network: &<GptNetConfig as NetworkConfig>::Network<B>,
-        x: Tensor<B, 4>,
-    ) -> Vec<Tensor<B, 4>> {
+        network: &<GptNetConfig as NetworkConfig>::Network,
+        x: Tensor<4>,
+    ) -> Vec<Tensor<4>> {
         let r = network.forward(x);
         vec![r.image, r.auxiliary]
     }
@@ -286,11 +284,11 @@ impl Case for DiscriminatorCase {
     fn config(&self) -> DiscriminatorConfig {
         model().discriminator()
     }
-    fn outputs<B: Backend>(
+    fn outputs(
         &self,
-        network: &<DiscriminatorConfig as NetworkConfig>::Network<B>,
-        x: Tensor<B, 4>,
-    ) -> Vec<Tensor<B, 4>> {
+        network: &<DiscriminatorConfig as NetworkConfig>::Network,
+        x: Tensor<4>,
+    ) -> Vec<Tensor<4>> {
         vec![network.forward(x)]
     }
 }
@@ -301,11 +299,11 @@ impl Case for SegNetCase {
     fn config(&self) -> SegNetConfig {
         model().segnet()
     }
-    fn outputs<B: Backend>(
+    fn outputs(
         &self,
-        network: &<SegNetConfig as NetworkConfig>::Network<B>,
-        x: Tensor<B, 4>,
-    ) -> Vec<Tensor<B, 4>> {
+        network: &<SegNetConfig as NetworkConfig>::Network,
+        x: Tensor<4>,
+    ) -> Vec<Tensor<4>> {
         let s = network.forward(x);
         vec![s.logits, s.aux_logits]
     }
@@ -322,11 +320,11 @@ impl Case for SgBlockCase {
     fn input(&self) -> [usize; 4] {
         [2, 64, 8, 8]
     }
-    fn outputs<B: Backend>(
+    fn outputs(
         &self,
-        network: &<SgBlockConfig as NetworkConfig>::Network<B>,
-        x: Tensor<B, 4>,
-    ) -> Vec<Tensor<B, 4>> {
+        network: &<SgBlockConfig as NetworkConfig>::Network,
+        x: Tensor<4>,
+    ) -> Vec<Tensor<4>> {
         vec![network.forward(x)]
     }
 }
@@ -340,11 +338,11 @@ impl Case for AuxHeadCase {
     fn input(&self) -> [usize; 4] {
         [2, 64, 2, 2]
     }
-    fn outputs<B: Backend>(
+    fn outputs(
         &self,
-        network: &<AuxHeadConfig as NetworkConfig>::Network<B>,
-        x: Tensor<B, 4>,
-    ) -> Vec<Tensor<B, 4>> {
+        network: &<AuxHeadConfig as NetworkConfig>::Network,
+        x: Tensor<4>,
+    ) -> Vec<Tensor<4>> {
         vec![network.forward(x, [32, 32])]
     }
 }
@@ -352,8 +350,8 @@ impl Case for AuxHeadCase {
 #[test]
 fn initial_weights_are_the_same_on_both_backends() {
     let config = SegNetCase.config();
-    let flex = common::tensors(&init_seeded::<Flex, _>(&config, 3, &Default::default()));
-    let gpu = common::tensors(&init_seeded::<Gpu, _>(&config, 3, &gpu()));
+    let flex = common::tensors(&init_seeded(&config, 3, &flex()));
+    let gpu = common::tensors(&init_seeded(&config, 3, &gpu()));
     assert_eq!(flex, gpu);
 }
 
@@ -391,14 +389,14 @@ fn auxiliary_head_forward_and_backward() {
 type LossInput = (Vec<f32>, [usize; 4]);
 
 /// A loss's value and the gradients of its inputs on one backend.
-fn loss_run<B: AutodiffBackend>(
+fn loss_run(
     inputs: &[LossInput],
-    loss: impl Fn(Vec<Tensor<B, 4>>) -> Tensor<B, 1>,
-    device: &B::Device,
+    loss: impl Fn(Vec<Tensor<4>>) -> Tensor<1>,
+    device: &Device,
 ) -> Vec<Vec<f32>> {
-    let tensors: Vec<Tensor<B, 4>> = inputs
+    let tensors: Vec<Tensor<4>> = inputs
         .iter()
-        .map(|(data, shape)| tensor::<B, 4>(data.clone(), *shape, device).require_grad())
+        .map(|(data, shape)| tensor::<4>(data.clone(), *shape, device).require_grad())
         .collect();
     let value = loss(tensors.clone());
     let grads = value.backward();
@@ -439,7 +437,7 @@ fn losses_and_their_gradients() {
         ("LSGAN generator", vec![scores(9)]),
         ("LSGAN discriminator", vec![scores(10), scores(11)]),
     ];
-    fn apply<B: AutodiffBackend>(name: &str, t: Vec<Tensor<B, 4>>) -> Tensor<B, 1> {
+    fn apply(name: &str, t: Vec<Tensor<4>>) -> Tensor<1> {
         let mut t = t.into_iter();
         let mut next = || t.next().expect("enough inputs");
         match name {
@@ -453,8 +451,8 @@ fn losses_and_their_gradients() {
     }
     let device = gpu();
     for (name, inputs) in cases {
-        let flex = loss_run::<Flex>(&inputs, |t| apply(name, t), &Default::default());
-        let gpu = loss_run::<Gpu>(&inputs, |t| apply(name, t), &device);
+        let flex = loss_run(&inputs, |t| apply(name, t), &flex());
+        let gpu = loss_run(&inputs, |t| apply(name, t), &device);
         assert_close(&format!("{name} loss"), &flex[0], &gpu[0], 1e-5);
         for k in 1..flex.len() {
             assert_close(
@@ -473,18 +471,18 @@ fn anomaly_maps_agree() {
     let images = uniform(input().iter().product(), 12);
     let maps = |device_maps: Vec<Vec<f32>>| device_maps.concat();
     let flex = maps(anomaly_maps(
-        &init_seeded::<Flex, _>(&config, 5, &Default::default()).valid(),
+        &init_seeded(&config, 5, &flex()).valid(),
         images_tensor(
             images.clone(),
             2,
             model().image_size as usize,
-            &Default::default(),
+            &cpu_device(),
         ),
     ));
     let device = gpu();
     let gpu = maps(anomaly_maps(
-        &init_seeded::<Gpu, _>(&config, 5, &device).valid(),
-        images_tensor(images, 2, model().image_size as usize, &device),
+        &init_seeded(&config, 5, &device).valid(),
+        images_tensor(images, 2, model().image_size as usize, &device.inner()),
     ));
     assert_close("anomaly maps", &flex, &gpu, 1e-4);
 }
@@ -526,7 +524,7 @@ const TRAINING_STEPS: u64 = 3;
 /// The relative tolerance of the losses after the first step (measured: up to 6e-3 at step 3).
 const LATER_STEPS: f64 = 2e-2;
 
-fn pretrain_losses<B: AutodiffBackend>(device: &B::Device) -> Losses {
+fn pretrain_losses(device: &Device) -> Losses {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let inputs = PretrainInputs {
@@ -541,7 +539,7 @@ fn pretrain_losses<B: AutodiffBackend>(device: &B::Device) -> Losses {
         threads: 2,
     };
     let mut losses = Losses::default();
-    pretrain::<B>(
+    pretrain(
         &inputs,
         device,
         &mut checkpoints(&dir, &runtime),
@@ -553,14 +551,14 @@ fn pretrain_losses<B: AutodiffBackend>(device: &B::Device) -> Losses {
 
 #[test]
 fn pretraining_first_steps_give_the_same_losses() {
-    let flex = pretrain_losses::<Flex>(&Default::default());
-    let gpu = pretrain_losses::<Gpu>(&gpu());
+    let flex = pretrain_losses(&flex());
+    let gpu = pretrain_losses(&gpu());
     assert_same_losses("pre-training", &flex, &gpu, 1e-4, LATER_STEPS);
 }
 
 /// SegNet trained a few steps on `B` from the same encoder and batches: its losses, and the
 /// model it selected.
-fn segnet_run<B: AutodiffBackend>(device: &B::Device) -> (Losses, SegNet<B::InnerBackend>) {
+fn segnet_run(device: &Device) -> (Losses, SegNet) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let simulator = simulator(4);
@@ -578,9 +576,9 @@ fn segnet_run<B: AutodiffBackend>(device: &B::Device) -> (Losses, SegNet<B::Inne
         threads: 2,
         batch_size: tiny().inference.batch_size,
     };
-    let encoder = init_seeded::<B, _>(&model().encoder(), 1, device);
+    let encoder = init_seeded(&model().encoder(), 1, device);
     let mut losses = Losses::default();
-    let outcome = train_segnet::<B>(
+    let outcome = train_segnet(
         &inputs,
         SegnetStart::Encoder(Box::new(encoder)),
         device,
@@ -591,19 +589,11 @@ fn segnet_run<B: AutodiffBackend>(device: &B::Device) -> (Losses, SegNet<B::Inne
     (losses, outcome.model)
 }
 
-type FlexModel = SegNet<<Flex as AutodiffBackend>::InnerBackend>;
-type GpuModel = SegNet<<Gpu as AutodiffBackend>::InnerBackend>;
-
 /// SegNet trained on each backend once, for the tests that compare the runs.
-fn segnet_runs() -> &'static ((Losses, FlexModel), (Losses, GpuModel)) {
-    static RUNS: std::sync::OnceLock<((Losses, FlexModel), (Losses, GpuModel))> =
+fn segnet_runs() -> &'static ((Losses, SegNet), (Losses, SegNet)) {
+    static RUNS: std::sync::OnceLock<((Losses, SegNet), (Losses, SegNet))> =
         std::sync::OnceLock::new();
-    RUNS.get_or_init(|| {
-        (
-            segnet_run::<Flex>(&Default::default()),
-            segnet_run::<Gpu>(&gpu()),
-        )
-    })
+    RUNS.get_or_init(|| (segnet_run(&flex()), segnet_run(&gpu())))
 }
 
 #[test]
@@ -612,7 +602,7 @@ fn segnet_first_steps_give_the_same_losses() {
     assert_same_losses("SegNet", flex, gpu, 1e-4, LATER_STEPS);
 }
 
-fn maps<B: Backend>(detector: &Detector<B>) -> Vec<f32> {
+fn maps(detector: &Detector) -> Vec<f32> {
     detector
         .predict(&normals(2))
         .into_iter()
@@ -633,7 +623,7 @@ fn models_move_between_backends() {
             maps(&Detector::new(
                 trained_on_gpu.clone(),
                 common::card(model()),
-                device.clone(),
+                device.clone().inner(),
             )),
         ),
         (
@@ -642,24 +632,24 @@ fn models_move_between_backends() {
             maps(&Detector::new(
                 trained_on_flex.clone(),
                 common::card(model()),
-                Default::default(),
+                cpu_device(),
             )),
         ),
     ] {
-        let on_flex = decode_model::<<Flex as AutodiffBackend>::InnerBackend>(
+        let on_flex = decode_model(
             &files.card,
             "card",
             &files.weights,
             "weights",
-            &Default::default(),
+            &cpu_device(),
         )
         .unwrap();
-        let on_gpu = decode_model::<<Gpu as AutodiffBackend>::InnerBackend>(
+        let on_gpu = decode_model(
             &files.card,
             "card",
             &files.weights,
             "weights",
-            &device,
+            &device.clone().inner(),
         )
         .unwrap();
         assert_close(
@@ -706,7 +696,7 @@ fn the_first_step_is_timed_and_recorded() {
         threads: 1,
     };
     let mut first = FirstStep(None);
-    pretrain::<Gpu>(
+    pretrain(
         &inputs,
         &gpu(),
         &mut checkpoints(&dir, &runtime),

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use burn::module::{AutodiffModule, Module, ModuleMapper, Param};
+use burn::module::{Module, ModuleMapper, Param};
 use burn::prelude::*;
-use slsg::backend::CpuTrain;
+use slsg::backend::cpu_device;
 use slsg::config::{PretrainConfig, SegnetConfig};
 use slsg::metrics::ImageScore;
 use slsg::model::init_seeded;
@@ -19,8 +19,6 @@ use slsg::train::{
 use crate::common;
 
 use common::{checkpoints, model, normals, simulator, tensors};
-
-type B = CpuTrain;
 
 /// Stops training once a given step has been reported.
 struct StopAt {
@@ -51,7 +49,7 @@ fn max_difference(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
 #[test]
 fn pretraining_resumes_where_it_stopped() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let device = Default::default();
+    let device = cpu_device().autodiff();
     let inputs = PretrainInputs {
         model: model(),
         config: PretrainConfig {
@@ -66,7 +64,7 @@ fn pretraining_resumes_where_it_stopped() {
         threads: 2,
     };
     let straight_dir = tempfile::tempdir().unwrap();
-    let straight = pretrain::<B>(
+    let straight = pretrain(
         &inputs,
         &device,
         &mut checkpoints(&straight_dir, &runtime),
@@ -76,7 +74,7 @@ fn pretraining_resumes_where_it_stopped() {
 
     let resumed_dir = tempfile::tempdir().unwrap();
     let mut store = checkpoints(&resumed_dir, &runtime);
-    let stopped = pretrain::<B>(
+    let stopped = pretrain(
         &inputs,
         &device,
         &mut store,
@@ -90,7 +88,7 @@ fn pretraining_resumes_where_it_stopped() {
         "{:?}",
         stopped.err()
     );
-    let resumed = pretrain::<B>(&inputs, &device, &mut store, &mut Silent).unwrap();
+    let resumed = pretrain(&inputs, &device, &mut store, &mut Silent).unwrap();
 
     let difference = max_difference(&tensors(&straight.valid()), &tensors(&resumed.valid()));
     assert!(difference <= 1e-6, "parameters differ by {difference}");
@@ -99,7 +97,7 @@ fn pretraining_resumes_where_it_stopped() {
 #[test]
 fn segnet_training_resumes_where_it_stopped() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let device = Default::default();
+    let device = cpu_device().autodiff();
     let config = SimulationConfig::default();
     let textures = TextureBank::procedural(32, 32, 4, 1);
     let simulator = Arc::new(Simulator::new(config.clone(), normals(4), textures.clone()).unwrap());
@@ -122,11 +120,11 @@ fn segnet_training_resumes_where_it_stopped() {
         threads: 2,
         batch_size: 4,
     };
-    let encoder = init_seeded::<B, _>(&model().encoder(), 1, &device);
+    let encoder = init_seeded(&model().encoder(), 1, &device);
     let encoder = || encoder.clone();
 
     let straight_dir = tempfile::tempdir().unwrap();
-    let straight = train_segnet::<B>(
+    let straight = train_segnet(
         &inputs(),
         SegnetStart::Encoder(Box::new(encoder())),
         &device,
@@ -137,7 +135,7 @@ fn segnet_training_resumes_where_it_stopped() {
 
     let resumed_dir = tempfile::tempdir().unwrap();
     let mut store = checkpoints(&resumed_dir, &runtime);
-    let stopped = train_segnet::<B>(
+    let stopped = train_segnet(
         &inputs(),
         SegnetStart::Encoder(Box::new(encoder())),
         &device,
@@ -153,7 +151,7 @@ fn segnet_training_resumes_where_it_stopped() {
         stopped.err()
     );
     // The encoder passed in is ignored: the checkpoint's is used.
-    let resumed = train_segnet::<B>(
+    let resumed = train_segnet(
         &inputs(),
         SegnetStart::Encoder(Box::new(encoder())),
         &device,
@@ -173,8 +171,8 @@ fn segnet_training_resumes_where_it_stopped() {
 /// Every weight NaN: the state a diverged run leaves behind.
 struct Poison;
 
-impl<Bk: Backend> ModuleMapper<Bk> for Poison {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<Bk, D>>) -> Param<Tensor<Bk, D>> {
+impl ModuleMapper for Poison {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         param.map(|t| t.mul_scalar(f32::NAN))
     }
 }
@@ -182,7 +180,7 @@ impl<Bk: Backend> ModuleMapper<Bk> for Poison {
 #[test]
 fn fine_tuning_a_diverged_model_stops_at_its_first_step() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let device = Default::default();
+    let device = cpu_device().autodiff();
     let simulator = simulator(4);
     let inputs = SegmentInputs {
         model: model(),
@@ -200,9 +198,9 @@ fn fine_tuning_a_diverged_model_stops_at_its_first_step() {
         threads: 2,
         batch_size: 4,
     };
-    let diverged = init_seeded::<B, _>(&model().segnet(), 1, &device).map(&mut Poison);
+    let diverged = init_seeded(&model().segnet(), 1, &device).map(&mut Poison);
     let dir = tempfile::tempdir().unwrap();
-    let trained = train_segnet::<B>(
+    let trained = train_segnet(
         &inputs,
         SegnetStart::Model(Box::new(diverged)),
         &device,

@@ -650,6 +650,15 @@ fn the_dockerfile_lints_clean_and_builds_what_the_workspace_has() {
         "the bindings follow the runtime's CUDA {major}.{minor}: {:?}",
         stages["build-cuda"]
     );
+    // The CUDA build links the LLVM the project's own script fetches and checks, as `.ci/run`'s
+    // build does.
+    assert!(
+        stages["build-cuda"]
+            .iter()
+            .any(|l| l.contains("scripts/llvm.sh") && l.contains("cargo build")),
+        "the CUDA build uses scripts/llvm.sh: {:?}",
+        stages["build-cuda"]
+    );
     // Every cargo build names a package, binary and feature the workspace has.
     let builds: Vec<&String> = stages
         .values()

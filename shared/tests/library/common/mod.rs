@@ -78,12 +78,11 @@ pub fn simulator(count: usize) -> Arc<Simulator> {
 }
 
 /// Every float tensor of a module (parameters and running statistics), in visiting order.
-pub fn tensors<Bk: Backend, M: Module<Bk>>(module: &M) -> Vec<Vec<f32>> {
+pub fn tensors<M: Module>(module: &M) -> Vec<Vec<f32>> {
     struct Collect(Vec<Vec<f32>>);
-    impl<Bk: Backend> ModuleVisitor<Bk> for Collect {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<Bk, D>>) {
-            self.0
-                .push(param.val().into_data().convert::<f32>().into_vec().unwrap());
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.val().try_into_vec_as::<f32>().unwrap());
         }
     }
     let mut collect = Collect(Vec::new());

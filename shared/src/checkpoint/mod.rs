@@ -6,18 +6,21 @@
 use std::collections::BTreeMap;
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorder};
-use burn::tensor::Tensor;
-use burn::tensor::backend::Backend;
+use burn::optim::ModuleOptimizer;
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Tensor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+mod burn_0_21;
 
 use crate::store::layout::StageKeys;
 use crate::store::{BlockingStore, NameError, StoreError};
 
 const MAGIC: &[u8; 8] = b"SLSGCKPT";
-/// Bumped whenever the layout of the container or of a section changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped whenever the layout of the container or of a section changes. Format 1 (sections as
+/// Burn 0.21's MessagePack records) is still read, converted as it is decoded.
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -63,8 +66,6 @@ pub struct Checkpoint {
     sections: BTreeMap<String, Vec<u8>>,
 }
 
-type Bytes = NamedMpkBytesRecorder<FullPrecisionSettings>;
-
 impl Checkpoint {
     pub fn new(meta: CheckpointMeta) -> Self {
         Self {
@@ -73,72 +74,77 @@ impl Checkpoint {
         }
     }
 
-    /// Adds a module's parameters and running statistics.
-    pub fn put_module<B: Backend, M: Module<B>>(&mut self, name: &str, module: &M) {
-        self.put_record::<B, _>(name, module.clone().into_record());
+    /// Adds a module's parameters and running statistics (as Burn's burnpack bytes).
+    pub fn put_module<M: Module>(&mut self, name: &str, module: &M) {
+        // `valid()` reads each running statistic as the forward passes left it: a training
+        // module's record would hold the value last synchronised.
+        let bytes = module
+            .valid()
+            .into_record()
+            .into_bytes()
+            .expect("a module's record always serialises");
+        self.sections.insert(name.to_string(), bytes.to_vec());
     }
 
-    /// Adds any Burn record (optimiser state, …).
-    pub fn put_record<B: Backend, R: Record<B>>(&mut self, name: &str, record: R) {
-        let bytes = Bytes::default()
-            .record(record, ())
-            .expect("records always serialise");
-        self.sections.insert(name.to_string(), bytes);
+    /// Adds an optimiser's state (as Burn's burnpack bytes).
+    pub fn put_optimizer(&mut self, name: &str, optimizer: &ModuleOptimizer) {
+        let bytes = optimizer
+            .into_bytes()
+            .expect("an optimiser's state always serialises");
+        self.sections.insert(name.to_string(), bytes.to_vec());
     }
 
     pub fn has(&self, name: &str) -> bool {
         self.sections.contains_key(name)
     }
 
-    /// Loads section `name` into `module`, which fixes the architecture: a section whose
-    /// tensors have other shapes (weights of another model size) is refused, not loaded.
-    pub fn load_module<B: Backend, M: Module<B>>(
-        &self,
-        name: &str,
-        module: M,
-        device: &B::Device,
-        origin: &str,
-    ) -> Result<M, CheckpointError> {
-        let record = self.load_record::<B, M::Record>(name, device, origin)?;
-        let expected = shapes(&module);
-        let loaded = module.load_record(record);
-        let found = shapes(&loaded);
-        if let Some(i) =
-            (0..expected.len().max(found.len())).find(|&i| expected.get(i) != found.get(i))
-        {
-            return Err(CheckpointError::Incompatible {
-                origin: origin.to_string(),
-                section: name.to_string(),
-                message: format!(
-                    "tensor {i} has shape {:?}, the model expects {:?}",
-                    found.get(i),
-                    expected.get(i)
-                ),
-            });
-        }
-        Ok(loaded)
-    }
-
-    pub fn load_record<B: Backend, R: Record<B>>(
-        &self,
-        name: &str,
-        device: &B::Device,
-        origin: &str,
-    ) -> Result<R, CheckpointError> {
-        let bytes = self
-            .sections
+    fn section(&self, name: &str, origin: &str) -> Result<Bytes, CheckpointError> {
+        self.sections
             .get(name)
+            .map(|bytes| Bytes::from_bytes_vec(bytes.clone()))
             .ok_or_else(|| CheckpointError::MissingSection {
                 origin: origin.to_string(),
                 section: name.to_string(),
-            })?;
-        Bytes::default()
-            .load(bytes.clone(), device)
-            .map_err(|e| CheckpointError::Incompatible {
-                origin: origin.to_string(),
-                section: name.to_string(),
-                message: e.to_string(),
             })
+    }
+
+    fn incompatible(name: &str, origin: &str, message: String) -> CheckpointError {
+        CheckpointError::Incompatible {
+            origin: origin.to_string(),
+            section: name.to_string(),
+            message,
+        }
+    }
+
+    /// Loads section `name` into `module`, which fixes the architecture and the device: a
+    /// section whose tensors have other shapes (weights of another model size) is refused, not
+    /// loaded, naming the first tensor that differs.
+    pub fn load_module<M: Module>(
+        &self,
+        name: &str,
+        module: M,
+        origin: &str,
+    ) -> Result<M, CheckpointError> {
+        let bytes = self.section(name, origin)?;
+        fits(&shapes(&module), &bytes).map_err(|e| Self::incompatible(name, origin, e))?;
+        let record = ModuleRecord::from_bytes(bytes)
+            .map_err(|e| Self::incompatible(name, origin, e.to_string()))?;
+        module
+            .try_load_record(record)
+            .map_err(|e| Self::incompatible(name, origin, e.to_string()))
+    }
+
+    /// Loads section `name` into `optimizer`. Its state lands on Burn's default device and
+    /// moves to each parameter's device at the next step.
+    pub fn load_optimizer(
+        &self,
+        name: &str,
+        optimizer: ModuleOptimizer,
+        origin: &str,
+    ) -> Result<ModuleOptimizer, CheckpointError> {
+        optimizer
+            .from_bytes(self.section(name, origin)?)
+            .map_err(|e| Self::incompatible(name, origin, e.to_string()))
     }
 
     /// `MAGIC | format u32 | sha256(format ‖ body) | body`, body = meta JSON and the sections.
@@ -195,7 +201,7 @@ impl Checkpoint {
             ));
         }
         let format = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if format != FORMAT_VERSION {
+        if format != FORMAT_VERSION && format != burn_0_21::FORMAT_VERSION {
             return Err(CheckpointError::UnsupportedFormat {
                 origin: origin.to_string(),
                 found: format,
@@ -222,23 +228,75 @@ impl Checkpoint {
             let data = reader
                 .take(len)
                 .ok_or_else(|| corrupt("truncated section"))?;
-            sections.insert(name, data.to_vec());
+            if format == FORMAT_VERSION {
+                sections.insert(name, data.to_vec());
+            } else if let Some(converted) = burn_0_21::convert_section(&name, data)
+                .map_err(|e| corrupt(&format!("section `{name}` (Burn 0.21's records): {e}")))?
+            {
+                sections.insert(name, converted);
+            }
         }
         Ok(Checkpoint { meta, sections })
     }
 }
 
-/// The shape of every float tensor of a module, in visiting order.
-fn shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<usize>> {
-    struct Shapes(Vec<Vec<usize>>);
-    impl<B: Backend> ModuleVisitor<B> for Shapes {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            self.0.push(param.shape().dims::<D>().to_vec());
+/// Every float tensor of a module (parameters and running statistics) by its path
+/// (`encoder.stem.weight`, `decoder.blocks.0.first.conv.weight`), with its shape.
+fn shapes<M: Module>(module: &M) -> BTreeMap<String, Vec<usize>> {
+    #[derive(Default)]
+    struct Shapes {
+        path: Vec<String>,
+        found: BTreeMap<String, Vec<usize>>,
+    }
+    impl ModuleVisitor for Shapes {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.found
+                .insert(self.path.join("."), param.shape().dims::<D>().to_vec());
         }
     }
-    let mut shapes = Shapes(Vec::new());
+    let mut shapes = Shapes::default();
     module.visit(&mut shapes);
-    shapes.0
+    shapes.found
+}
+
+/// Whether a module section holds exactly the tensors `expected` names, with their shapes; the
+/// first difference otherwise, in one line.
+fn fits(expected: &BTreeMap<String, Vec<usize>>, section: &Bytes) -> Result<(), String> {
+    let tensors = burn_pack::Reader::from_bytes(section.clone())
+        .and_then(burn_pack::Reader::into_tensors)
+        .map_err(|e| e.to_string())?;
+    let found: BTreeMap<String, Vec<usize>> = tensors
+        .into_iter()
+        .map(|t| (t.name, t.shape.to_vec()))
+        .collect();
+    let mut differences = expected
+        .iter()
+        .filter_map(|(path, shape)| match found.get(path) {
+            None => Some(format!("it has no tensor `{path}`")),
+            Some(other) if other != shape => Some(format!(
+                "tensor `{path}` has shape {other:?}, the model expects {shape:?}"
+            )),
+            Some(_) => None,
+        })
+        .chain(
+            found
+                .keys()
+                .filter(|path| !expected.contains_key(*path))
+                .map(|path| format!("tensor `{path}` is not part of the model")),
+        );
+    match differences.next() {
+        None => Ok(()),
+        Some(first) => match differences.count() {
+            0 => Err(first),
+            more => Err(format!("{first} (and {more} more differences)")),
+        },
+    }
 }
 
 struct Reader<'a> {
