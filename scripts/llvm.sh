@@ -14,7 +14,10 @@
 # ~/.cache/slsg/llvm-22.1.8. Needs curl, dpkg-deb (or ar and tar), sha256sum and a C compiler, and, to link,
 # the system libraries LLVM was built with (zlib, zstd, libxml2, z3: `llvm-config
 # --system-libs`); a missing development link (libzstd.so for libzstd.so.1) is made in the
-# folder.
+# folder. Debian 13 built LLVM against glibc 2.41, whose headers turn strtol and sscanf into
+# their C23 entry points (`__isoc23_strtol`, …, glibc 2.38 and later); where the C library
+# lacks them (Debian 12's glibc 2.36) the folder gets them from scripts/isoc23.c, linked after
+# LLVM.
 set -euo pipefail
 
 VERSION=22.1.8-1~deb13u5
@@ -31,13 +34,17 @@ BUNDLE=tracel-llvm-23.1.0-4
 DIR=${SLSG_LLVM_DIR:-$HOME/.cache/slsg/llvm-22.1.8}
 PREFIX="$DIR/data/tracel/$BUNDLE"
 MARKER="$PREFIX/.tracel-llvm-installed"
+# The folder's layout: a folder an earlier version of this script laid out is laid out again
+# (from the packages already downloaded).
+LAYOUT=2
+STAMP="$DIR/layout"
 
 if [ "$(uname -m)" != x86_64 ] || [ "$(uname -s)" != Linux ]; then
   echo "scripts/llvm.sh: Debian's amd64 LLVM packages need x86-64 Linux, not $(uname -sm)" >&2
   exit 1
 fi
 
-if [ ! -f "$MARKER" ]; then
+if [ ! -f "$MARKER" ] || [ "$(cat "$STAMP" 2> /dev/null)" != "$LAYOUT" ]; then
   mkdir -p "$DIR/debs"
   rm -rf "$DIR/root" "$PREFIX"
   for entry in "${PACKAGES[@]}"; do
@@ -65,13 +72,18 @@ if [ ! -f "$MARKER" ]; then
   "$llvm/bin/llvm-config" --version > /dev/null
   # The build script turns each `llvm-config --system-libs` word into a library name and
   # reads an absolute path (/usr/lib/…/libz3.so) as "libz3": the wrapper names it -lz3.
-  mkdir -p "$PREFIX/bin"
-  cat > "$PREFIX/bin/llvm-config" << EOF
+  # Its one argument is added to the answer to `--system-libs`.
+  write_wrapper() {
+    mkdir -p "$PREFIX/bin"
+    cat > "$PREFIX/bin/llvm-config" << EOF
 #!/bin/sh
 out=\$("$llvm/bin/llvm-config" "\$@") || exit \$?
+case " \$* " in *" --system-libs "*) out="\$out$1" ;; esac
 printf '%s\n' "\$out" | sed -E 's#(^| )/[^ ]*/lib([A-Za-z0-9_+-]+)\.so[.0-9]*#\1-l\2#g'
 EOF
-  chmod +x "$PREFIX/bin/llvm-config"
+    chmod +x "$PREFIX/bin/llvm-config"
+  }
+  write_wrapper ""
   # A system library present only as its runtime file (libzstd.so.1, no libzstd.so) gets the
   # development link beside LLVM's own libraries, which the linker searches.
   for flag in $("$PREFIX/bin/llvm-config" --link-static --system-libs); do
@@ -87,6 +99,18 @@ EOF
       ln -sf "$runtime" "$llvm/lib/lib$lib.so"
     fi
   done
+  probe="$DIR/isoc23-probe"
+  if ! printf '%s\n' 'long __isoc23_strtol(const char *, char **, int);' \
+    'int main(void) { return (int)__isoc23_strtol("0", 0, 10); }' |
+    cc -x c - -o "$probe" 2> /dev/null; then
+    echo "scripts/llvm.sh: this C library lacks the C23 entry points LLVM calls; adding them" >&2
+    cc -O2 -std=c11 -Wall -Werror -c "$(dirname "$0")/isoc23.c" -o "$DIR/isoc23.o"
+    ar rcs "$llvm/lib/libslsg_isoc23.a" "$DIR/isoc23.o"
+    rm -f "$DIR/isoc23.o"
+    write_wrapper " -lslsg_isoc23"
+  fi
+  rm -f "$probe"
+  echo "$LAYOUT" > "$STAMP"
   touch "$MARKER"
   echo "scripts/llvm.sh: LLVM $("$PREFIX/bin/llvm-config" --version) ready in $DIR" >&2
 fi
