@@ -56,6 +56,10 @@ pub enum DeviceError {
         "the GPU settings of this process are already {current}; one process uses one autotune level and one cache folder"
     )]
     SettingsChanged { current: String },
+    #[error(
+        "the GPU settings came after a GPU runtime had started with CubeCL's own; apply them before the first GPU device is used"
+    )]
+    SettingsTooLate,
 }
 
 impl FromStr for Device {
@@ -210,22 +214,25 @@ impl fmt::Display for GpuSettings {
     }
 }
 
-/// Applies `settings` to the GPU backends of this process. The first call decides; a later
-/// call with the same settings does nothing, one with other settings is refused. Builds
-/// without a GPU backend accept any settings.
+/// Applies `settings` to the GPU backends of this process, before any GPU device is used
+/// (starting a GPU runtime fixes CubeCL's configuration; a later call is refused). The first
+/// call decides; a later call with the same settings does nothing, one with other settings is
+/// refused. Builds without a GPU backend accept any settings.
 pub fn configure_gpu(settings: &GpuSettings) -> Result<(), DeviceError> {
-    static APPLIED: std::sync::OnceLock<GpuSettings> = std::sync::OnceLock::new();
+    static APPLIED: std::sync::OnceLock<Option<GpuSettings>> = std::sync::OnceLock::new();
     let applied = APPLIED.get_or_init(|| {
         #[cfg(any(feature = "wgpu", feature = "cuda"))]
-        cubecl_settings::apply(settings);
-        settings.clone()
+        if !cubecl_settings::apply(settings) {
+            return None;
+        }
+        Some(settings.clone())
     });
-    if applied == settings {
-        Ok(())
-    } else {
-        Err(DeviceError::SettingsChanged {
+    match applied {
+        None => Err(DeviceError::SettingsTooLate),
+        Some(applied) if applied == settings => Ok(()),
+        Some(applied) => Err(DeviceError::SettingsChanged {
             current: applied.to_string(),
-        })
+        }),
     }
 }
 
@@ -237,10 +244,11 @@ mod cubecl_settings {
 
     use super::{AutotuneLevel, GpuSettings};
 
-    /// CubeCL reads its configuration once, at the first kernel; nothing has run yet when
-    /// [`super::configure_gpu`] calls this. CubeCL's own environment variables (its debug
-    /// logs, `CUBECL_DEBUG_LOG`) still apply; the level and the cache folder are ours.
-    pub fn apply(settings: &GpuSettings) {
+    /// CubeCL reads its configuration once, when the first GPU runtime starts; false when that
+    /// has happened (the settings are then not applied). CubeCL's own environment variables
+    /// (its debug logs, `CUBECL_DEBUG_LOG`) still apply; the level and the cache folder are
+    /// ours.
+    pub fn apply(settings: &GpuSettings) -> bool {
         let mut config = CubeClRuntimeConfig::default().override_from_env();
         config.autotune.level = match settings.autotune {
             AutotuneLevel::Minimal => Level::Minimal,
@@ -250,7 +258,7 @@ mod cubecl_settings {
         };
         config.environment.path = CacheConfig::Directory(settings.cache.clone());
         config.compilation.cache = true;
-        CubeClRuntimeConfig::set(config);
+        CubeClRuntimeConfig::try_set(config)
     }
 }
 

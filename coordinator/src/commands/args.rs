@@ -122,17 +122,18 @@ fn parse_autotune(text: &str) -> Result<AutotuneLevel, String> {
 }
 
 impl GpuArgs {
-    /// Refuses a device this build or machine cannot run, before any work is given to it, and
-    /// applies the GPU settings when a device is a GPU.
+    /// Applies the GPU settings when a device is a GPU, then refuses a device this build or
+    /// machine cannot run, before any work is given to it. The settings come first: checking a
+    /// wgpu device starts its runtime, which reads CubeCL's configuration once and for all.
     pub fn prepare(&self, devices: &[Device], cache: &CacheArgs) -> Result<(), DeviceError> {
-        for device in devices {
-            device.check()?;
-        }
         if devices.iter().any(|d| d.is_gpu()) {
             configure_gpu(&GpuSettings {
                 autotune: self.autotune,
                 cache: cache.root().join("gpu"),
             })?;
+        }
+        for device in devices {
+            device.check()?;
         }
         Ok(())
     }
