@@ -264,7 +264,10 @@ fn a_device_that_is_not_there_is_refused_in_one_line() {
     // No Vulkan driver at all (the loader finds none): every command that runs on a device
     // says so at once, before it reads data or reaches a coordinator.
     let no_driver = [("VK_ICD_FILENAMES", "/nonexistent/icd.json")];
-    let missing = ["device `wgpu` is not available", "lists no Vulkan adapter"];
+    let missing = [
+        "device `wgpu` is not available",
+        "lists no Vulkan, Metal or DirectX 12 adapter",
+    ];
     let refused = fit("wgpu", &no_driver);
     let stderr = String::from_utf8_lossy(&refused.stderr).trim().to_string();
     fails_with(refused, &missing);
