@@ -12,8 +12,8 @@ use slsg_tests::{
 /// Small enough for CI on two cores (about two minutes): 64 px, an eighth of the paper's
 /// width, 150 pre-training and 700 SegNet steps; the bound is on steps, not time. At this width
 /// the encoder is trained with SegNet instead of frozen (the frozen default has its own test, at
-/// a quarter width): frozen, a 150-step GPT-Net encoder this small left some seeds at chance (measured: image AUROC 0.60–0.88 over four seeds,
-/// 0.975–0.981 unfrozen over three).
+/// a quarter width): frozen, a 150-step GPT-Net encoder this small left some seeds at chance
+/// (measured: image AUROC 0.60–0.88 over four seeds, 0.975–0.981 unfrozen over three).
 const TINY: &[&str] = &[
     "--set",
     "model.image_size=64",
