@@ -49,7 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let mut csv =
-        String::from("index,branch,base_image,source,delta,mask_area,inside_foreground\n");
+        String::from("index,branch,base_image,source,delta,mask_area,inside_foreground,draws\n");
     let samples = simulate_samples(&simulator, args.count as usize, args.seed);
     for (i, sample) in samples.iter().enumerate() {
         let info = &sample.info;
@@ -61,7 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         })?;
         writeln!(
             csv,
-            "{i},{},{},{},{:.4},{},{}",
+            "{i},{},{},{},{:.4},{},{},{}",
             branch_name(info.branch),
             category.train[info.base]
                 .file_name()
@@ -69,7 +69,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             info.source.map_or_else(String::new, |s| s.to_string()),
             info.delta,
             info.mask_area,
-            info.inside_foreground
+            info.inside_foreground,
+            info.draws
         )?;
     }
     std::fs::write(args.out.join("samples.csv"), csv)

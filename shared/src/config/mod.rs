@@ -20,6 +20,11 @@ use crate::simulate::SimulationConfig;
 /// The most CPU threads a config may ask for.
 pub const MAX_THREADS: usize = 256;
 
+/// Fields added after configs were first recorded (a fit's `config.toml`, a job's spec), as
+/// `(section, field, value)`: the value that keeps the behaviour a record without the field ran
+/// under, where the field's default would change it.
+const ADDED_FIELDS: &[(&str, &str, f64)] = &[("simulation", "min_visible_change", 0.0)];
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -128,6 +133,46 @@ impl Config {
             message: toml_error(&e, Some(text)),
         })?;
         Self::from_document(document, origin)
+    }
+
+    /// Parses a config this project recorded (a fit's `config.toml`): a field the record
+    /// predates takes the value that keeps the behaviour it ran under, not today's default.
+    pub fn parse_recorded(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let mut document: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: toml_error(&e, Some(text)),
+        })?;
+        for &(section, field, value) in ADDED_FIELDS {
+            if let toml::Value::Table(table) = document
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            {
+                table.entry(field).or_insert(toml::Value::Float(value));
+            }
+        }
+        Self::from_document(document, origin)
+    }
+
+    /// Deserialises a recorded config inside a larger record (a job's spec) as
+    /// [`Config::parse_recorded`] parses one: for `#[serde(deserialize_with)]`.
+    pub fn deserialize_recorded<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Config, D::Error> {
+        let mut value = serde_json::Value::deserialize(deserializer)?;
+        if let Some(document) = value.as_object_mut() {
+            for &(section, field, default) in ADDED_FIELDS {
+                if let Some(table) = document
+                    .entry(section)
+                    .or_insert_with(|| serde_json::Value::Object(Default::default()))
+                    .as_object_mut()
+                {
+                    table
+                        .entry(field)
+                        .or_insert(serde_json::Value::from(default));
+                }
+            }
+        }
+        serde_json::from_value(value).map_err(serde::de::Error::custom)
     }
 
     fn from_document(document: toml::Table, origin: &str) -> Result<Config, ConfigError> {
@@ -332,6 +377,65 @@ fn optional_field(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recorded_config_keeps_the_behaviour_of_fields_it_predates() {
+        let mut old = toml::Table::try_from(Config::default()).unwrap();
+        old["simulation"]
+            .as_table_mut()
+            .unwrap()
+            .remove("min_visible_change");
+        let old = toml::to_string(&old).unwrap();
+        let today = Config::parse(&old, "config.toml").unwrap();
+        assert_eq!(
+            today.simulation.min_visible_change,
+            crate::simulate::MIN_VISIBLE_CHANGE
+        );
+        let recorded = Config::parse_recorded(&old, "config.toml").unwrap();
+        assert_eq!(recorded.simulation.min_visible_change, 0.0);
+        assert_eq!(
+            Config {
+                simulation: SimulationConfig {
+                    min_visible_change: today.simulation.min_visible_change,
+                    ..recorded.simulation.clone()
+                },
+                ..recorded
+            },
+            today
+        );
+        let written = Config::default().to_toml();
+        assert_eq!(
+            Config::parse_recorded(&written, "config.toml").unwrap(),
+            Config::default()
+        );
+        assert_eq!(
+            Config::parse_recorded("seed = 3\n", "config.toml")
+                .unwrap()
+                .simulation
+                .min_visible_change,
+            0.0
+        );
+
+        #[derive(Deserialize)]
+        struct Spec {
+            #[serde(deserialize_with = "Config::deserialize_recorded")]
+            config: Config,
+        }
+        let mut spec = serde_json::json!({ "config": Config::default() });
+        let parse = |spec: &serde_json::Value| {
+            serde_json::from_value::<Spec>(spec.clone())
+                .unwrap()
+                .config
+                .simulation
+                .min_visible_change
+        };
+        assert_eq!(parse(&spec), crate::simulate::MIN_VISIBLE_CHANGE);
+        spec["config"]["simulation"]
+            .as_object_mut()
+            .unwrap()
+            .remove("min_visible_change");
+        assert_eq!(parse(&spec), 0.0);
+    }
 
     #[test]
     fn default_round_trips_through_toml() {

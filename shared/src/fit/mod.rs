@@ -497,7 +497,7 @@ fn fit_category_in(
     device: &Device,
     progress: &mut dyn Progress,
 ) -> Result<Fitted, PipelineError> {
-    claim_for(store, config)?;
+    let config = &claim_for(store, config)?;
     let prepared = prepare(category, config, None)?;
     let mut reused = Vec::new();
     let pretrain_out = StageOutput::fit(store, Stage::Pretrain)?;
@@ -534,20 +534,21 @@ fn fit_category_in(
 
 /// Records `config` as the fit's (`config.toml`), or checks that it is the one recorded: a
 /// folder's checkpoints must not continue under another config. The thread count changes
-/// speed, not results, so it may differ.
-fn claim_for(store: &BlockingStore, config: &Config) -> Result<(), PipelineError> {
+/// speed, not results, so it may differ. Returns the config to run: `config`, except that a
+/// field the record predates keeps the behaviour the record ran under.
+fn claim_for(store: &BlockingStore, config: &Config) -> Result<Config, PipelineError> {
     let key = fit_config();
     let location = store.describe(&key);
     let Some(bytes) = store.get(&key)? else {
         store.put(&key, config.to_toml().into_bytes())?;
-        return Ok(());
+        return Ok(config.clone());
     };
     let other = |difference: String| PipelineError::OtherConfig {
         location: location.clone(),
         difference,
     };
-    let recorded = Config::parse(&String::from_utf8_lossy(&bytes), &location)
-        .map_err(|e| other(e.to_string()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let recorded = Config::parse(&text, &location).map_err(|e| other(e.to_string()))?;
     let normalised = |c: &Config| {
         let mut c = c.clone();
         c.threads = 0;
@@ -556,7 +557,17 @@ fn claim_for(store: &BlockingStore, config: &Config) -> Result<(), PipelineError
     if normalised(&recorded) != normalised(config) {
         return Err(other(config_difference(&recorded, config)));
     }
-    Ok(())
+    let as_recorded = Config::parse_recorded(&text, &location).map_err(|e| other(e.to_string()))?;
+    if as_recorded != recorded {
+        tracing::info!(
+            "{location} predates a setting; the fit continues as it began ({})",
+            config_difference(&recorded, &as_recorded)
+        );
+    }
+    Ok(Config {
+        threads: config.threads,
+        ..as_recorded
+    })
 }
 
 /// The first field whose value differs between two configs, as `field: old → new`.

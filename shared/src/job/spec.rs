@@ -49,7 +49,9 @@ pub struct JobSpec {
     #[serde(default)]
     pub dataset_listing: Option<String>,
     pub category: String,
-    /// The training configuration of this job (the sweep point's values applied).
+    /// The training configuration of this job (the sweep point's values applied); a spec
+    /// recorded before a field existed keeps the behaviour it was planned with.
+    #[serde(deserialize_with = "Config::deserialize_recorded")]
     pub config: Config,
     /// The sweep point's field values (empty without a sweep).
     pub point: BTreeMap<String, String>,

@@ -34,8 +34,13 @@ pub struct SimulationConfig {
     pub logical_mask: PerlinConfig,
     /// Masks covering less than this fraction of the image are redrawn (49 px at 256²).
     pub min_mask_fraction: f64,
-    /// Redraws before the foreground restriction is dropped for that sample.
+    /// Redraws before the foreground restriction is dropped for that sample; also the most
+    /// draws of a sample that changes too few pixels visibly.
     pub max_mask_attempts: u32,
+    /// A masked pixel is labelled anomalous only where the blend changed it by at least this
+    /// much (its most changed channel, values in `[0, 1]`); 0 labels the whole mask, as the
+    /// paper does.
+    pub min_visible_change: f64,
     /// Where anomalies may land; `auto` decides per category from its training images.
     pub foreground: ForegroundConfig,
     /// Transparency δ of Eq. 1 per source.
@@ -79,6 +84,7 @@ impl Default for SimulationConfig {
             },
             min_mask_fraction: 49.0 / 65536.0,
             max_mask_attempts: 16,
+            min_visible_change: MIN_VISIBLE_CHANGE,
             foreground: ForegroundConfig::Auto,
             transparency: TransparencyConfig::default(),
             jitter: JitterConfig::default(),
@@ -97,6 +103,9 @@ pub const SELF_THRESHOLD: f64 = 0.60;
 /// Logical anomalies are large: a quarter of the low-frequency noise exceeds this, and only
 /// the largest blob of it is kept.
 pub const LOGICAL_THRESHOLD: f64 = 0.30;
+
+/// About 13 grey levels of 255: twice what sensor noise and JPEG artefacts move a pixel.
+pub const MIN_VISIBLE_CHANGE: f64 = 0.05;
 
 /// A thresholded, rotated 2-D Perlin noise with scale `2^a` per axis, `a ∈ [0, max_scale_exponent)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -263,6 +272,7 @@ impl SimulationConfig {
         )?;
         s.real("min_mask_fraction", self.min_mask_fraction, 0.0, 0.5)?;
         s.whole("max_mask_attempts", self.max_mask_attempts, 1, 1000)?;
+        s.real("min_visible_change", self.min_visible_change, 0.0, 1.0)?;
         let t = &self.transparency;
         s.real("transparency.texture_fixed", t.texture_fixed, 0.0, 1.0)?;
         s.real(

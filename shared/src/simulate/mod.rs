@@ -13,8 +13,8 @@ mod texture;
 
 pub use augment::Augmentation;
 pub use config::{
-    CategoryOverride, ForegroundConfig, JitterConfig, PerlinConfig, Polarity, SimulationConfig,
-    TransparencyConfig,
+    CategoryOverride, ForegroundConfig, JitterConfig, MIN_VISIBLE_CHANGE, PerlinConfig, Polarity,
+    SimulationConfig, TransparencyConfig,
 };
 pub use foreground::{foreground_mask, otsu_threshold, resolve_foreground};
 pub use perlin::{perlin_field, perlin_mask};

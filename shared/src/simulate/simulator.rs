@@ -1,5 +1,5 @@
 //! One simulated sample (Eq. 1): draws the mask, the branch and its anomaly source, jitters the
-//! pasted region and blends it into a normal image.
+//! pasted region, blends it into a normal image and labels the pixels it changed visibly.
 
 use image::RgbImage;
 use rand::{Rng, RngExt};
@@ -35,9 +35,13 @@ pub struct SampleInfo {
     pub source: Option<usize>,
     /// Transparency δ of Eq. 1.
     pub delta: f32,
+    /// Pixels labelled anomalous: inside the mask and changed visibly by the blend.
     pub mask_area: usize,
     /// False when no mask inside the foreground was found and the restriction was dropped.
     pub inside_foreground: bool,
+    /// Times the branch's sample was drawn: more than one when a draw changed too few pixels
+    /// visibly (`min_visible_change`).
+    pub draws: u32,
 }
 
 /// Simulates anomalies on a category's normal images. Shared by reference between threads.
@@ -139,7 +143,9 @@ impl Simulator {
     }
 
     /// Simulates an anomaly on normal image `base`, writing the image (CHW, `[0, 1]`) and the
-    /// target mask `M` (1 = anomalous).
+    /// target mask (1 = anomalous): the pixels of `M` the blend changed visibly. The branch is
+    /// drawn once; its sample is drawn again while fewer pixels than a mask's minimum changed
+    /// visibly, up to `max_mask_attempts` times, the last draw kept with its true label.
     pub fn simulate_into(
         &self,
         base: usize,
@@ -155,6 +161,31 @@ impl Simulator {
         } else {
             Branch::Texture
         };
+        let mut draws = 0;
+        loop {
+            draws += 1;
+            let mut info = self.draw_sample(branch, base, rng, image_out, mask_out);
+            info.draws = draws;
+            if c.min_visible_change == 0.0 {
+                return info;
+            }
+            info.mask_area = self.keep_visible(base, image_out, mask_out);
+            if info.mask_area >= self.min_area || draws >= c.max_mask_attempts {
+                return info;
+            }
+        }
+    }
+
+    /// One draw of `branch`'s sample: the blended image and the whole mask `M` as its label.
+    fn draw_sample(
+        &self,
+        branch: Branch,
+        base: usize,
+        rng: &mut impl Rng,
+        image_out: &mut [f32],
+        mask_out: &mut [f32],
+    ) -> SampleInfo {
+        let c = &self.config;
         let perlin = match branch {
             Branch::Texture => &c.texture_mask,
             Branch::SelfShuffle => &c.self_mask,
@@ -242,7 +273,34 @@ impl Simulator {
             delta: delta as f32,
             mask_area: patch.inside.len(),
             inside_foreground,
+            draws: 1,
         }
+    }
+
+    /// Clears the label of every pixel the blend changed by less than `min_visible_change` (on
+    /// its most changed channel) and returns the pixels still labelled. A region pasted from a
+    /// source that looks like the base (another view of a symmetric object, tiles of a plain
+    /// surface, a faint δ) is not a defect, and a label there teaches the model that normal
+    /// pixels are anomalous.
+    fn keep_visible(&self, base: usize, image_out: &[f32], mask_out: &mut [f32]) -> usize {
+        let plane = mask_out.len();
+        let normal = self.normals[base].as_raw();
+        let threshold = self.config.min_visible_change as f32;
+        let mut labelled = 0;
+        for (i, label) in mask_out.iter_mut().enumerate() {
+            if *label == 0.0 {
+                continue;
+            }
+            let change = (0..3)
+                .map(|c| (image_out[c * plane + i] - normal[i * 3 + c] as f32 / 255.0).abs())
+                .fold(0.0f32, f32::max);
+            if change < threshold {
+                *label = 0.0;
+            } else {
+                labelled += 1;
+            }
+        }
+        labelled
     }
 
     /// A Perlin mask inside the foreground with at least `min_area` pixels; after
@@ -412,7 +470,7 @@ mod tests {
     use super::*;
     use crate::raster::{Connectivity, label_components};
     use crate::seed::rng_for;
-    use crate::simulate::config::{ForegroundConfig, Polarity};
+    use crate::simulate::config::{ForegroundConfig, JitterConfig, MIN_VISIBLE_CHANGE, Polarity};
 
     fn normals(count: usize) -> Vec<RgbImage> {
         (0..count)
@@ -440,27 +498,110 @@ mod tests {
         (image, mask, info)
     }
 
-    #[test]
-    fn pixels_change_only_inside_the_mask() {
-        let sim = simulator(SimulationConfig::default());
+    /// The largest change of pixel `i` over its three channels.
+    fn change(image: &[f32], normal: &[f32], i: usize) -> f32 {
+        let plane = normal.len() / 3;
+        (0..3)
+            .map(|c| (image[c * plane + i] - normal[c * plane + i]).abs())
+            .fold(0.0, f32::max)
+    }
+
+    fn normal_planes(sim: &Simulator, base: usize) -> Vec<f32> {
         let (mut normal, mut zeros) = (vec![0.0; sim.image_len()], vec![0.0; sim.image_len() / 3]);
-        sim.normal_into(1, &mut normal, &mut zeros);
-        let plane = 48 * 40;
-        let mut changed_inside = 0;
-        for seed in 0..40 {
+        sim.normal_into(base, &mut normal, &mut zeros);
+        normal
+    }
+
+    #[test]
+    fn exactly_the_visibly_changed_pixels_are_labelled() {
+        let sim = simulator(SimulationConfig::default());
+        let normal = normal_planes(&sim, 1);
+        let threshold = MIN_VISIBLE_CHANGE as f32;
+        let (mut faint, mut redrawn) = (0, 0);
+        for seed in 0..60 {
             let (image, mask, info) = run(&sim, seed, 1);
             assert_eq!(mask.iter().filter(|&&m| m == 1.0).count(), info.mask_area);
-            assert!(info.mask_area >= 2);
-            for i in 0..plane {
-                let differs = (0..3).any(|c| image[c * plane + i] != normal[c * plane + i]);
-                if mask[i] == 0.0 {
-                    assert!(!differs, "seed {seed}: pixel {i} outside the mask changed");
-                } else if differs {
-                    changed_inside += 1;
+            assert!(
+                info.mask_area >= sim.min_area || info.draws == 16,
+                "seed {seed}"
+            );
+            redrawn += usize::from(info.draws > 1);
+            for (i, &label) in mask.iter().enumerate() {
+                let change = change(&image, &normal, i);
+                if label == 1.0 {
+                    assert!(
+                        change >= threshold,
+                        "seed {seed}: pixel {i} labelled, {change}"
+                    );
+                } else if change > 0.0 {
+                    assert!(
+                        change < threshold,
+                        "seed {seed}: pixel {i} changed, {change}"
+                    );
+                    faint += 1;
                 }
             }
         }
-        assert!(changed_inside > 0);
+        // Faint self-shuffles are common at δ ≤ 0.25: some pixels change unseen, some
+        // samples are drawn again.
+        assert!(faint > 0 && redrawn > 0, "{faint} {redrawn}");
+    }
+
+    #[test]
+    fn without_a_visibility_threshold_the_whole_mask_is_labelled() {
+        let sim = simulator(SimulationConfig {
+            min_visible_change: 0.0,
+            ..Default::default()
+        });
+        let normal = normal_planes(&sim, 1);
+        let mut unchanged_but_labelled = 0;
+        for seed in 0..40 {
+            let (image, mask, info) = run(&sim, seed, 1);
+            assert_eq!(mask.iter().filter(|&&m| m == 1.0).count(), info.mask_area);
+            assert_eq!(info.draws, 1);
+            assert!(info.mask_area >= 2);
+            for (i, &label) in mask.iter().enumerate() {
+                let change = change(&image, &normal, i);
+                if label == 0.0 {
+                    assert_eq!(
+                        change, 0.0,
+                        "seed {seed}: pixel {i} outside the mask changed"
+                    );
+                } else if change < MIN_VISIBLE_CHANGE as f32 {
+                    unchanged_but_labelled += 1;
+                }
+            }
+        }
+        assert!(unchanged_but_labelled > 0);
+    }
+
+    #[test]
+    fn a_source_that_looks_like_the_base_is_drawn_again_then_left_unlabelled() {
+        // Every normal image is the same flat grey, so a logical paste changes nothing but
+        // what the jitter does; without jitter nothing is visible.
+        let flat = vec![RgbImage::from_pixel(48, 40, image::Rgb([120, 120, 120])); 3];
+        let sim = Simulator::new(
+            SimulationConfig {
+                logical_probability: 1.0,
+                jitter: JitterConfig {
+                    contrast: [1.0, 1.0],
+                    brightness: [0.0, 0.0],
+                },
+                ..Default::default()
+            },
+            flat,
+            TextureBank::procedural(48, 40, 6, 1),
+        )
+        .unwrap();
+        let (image, mask, info) = run(&sim, 3, 0);
+        assert_eq!(info.draws, 16);
+        assert_eq!(info.mask_area, 0);
+        assert!(mask.iter().all(|&m| m == 0.0));
+        assert!(
+            image
+                .iter()
+                .all(|&v| (v - 120.0 / 255.0).abs() < MIN_VISIBLE_CHANGE as f32)
+        );
     }
 
     #[test]
@@ -498,7 +639,11 @@ mod tests {
 
     #[test]
     fn branches_follow_their_probabilities_and_logical_masks_are_one_blob() {
-        let sim = simulator(SimulationConfig::default());
+        // The whole mask as the label, to see its shape.
+        let sim = simulator(SimulationConfig {
+            min_visible_change: 0.0,
+            ..Default::default()
+        });
         let mut counts = [0usize; 3];
         for seed in 0..400 {
             let (_, mask, info) = run(&sim, seed, 0);

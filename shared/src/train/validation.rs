@@ -92,13 +92,14 @@ impl ValidationSet {
                 let mut rng = rng_for(seed, &[VALIDATION_STREAM, base as u64, k as u64]);
                 simulator.simulate_into(base, &mut rng, &mut image, &mut mask);
                 images.extend_from_slice(&image);
-                let pixels = mask
+                let pixels: Vec<u32> = mask
                     .iter()
                     .enumerate()
                     .filter(|(_, m)| **m > 0.5)
                     .map(|(i, _)| i as u32)
                     .collect();
-                samples.push((true, pixels));
+                // A sample the simulation could not make visible is a normal image.
+                samples.push((!pixels.is_empty(), pixels));
             }
         }
         ValidationSet {

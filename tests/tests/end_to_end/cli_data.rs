@@ -27,6 +27,43 @@ fn write_oracle_maps(category: &Category, maps: &Path) {
     }
 }
 
+/// Sample `i` of a `slsg simulate` folder is labelled where it differs from `base` by the
+/// default visible change, within the PNG's rounding; `fields` is its `samples.csv` row.
+fn assert_labels_are_the_visible_change(
+    out: &Path,
+    i: usize,
+    base: &image::RgbImage,
+    fields: &[&str],
+) {
+    let simulated = image::open(out.join(format!("{i:03}_image.png")))
+        .unwrap()
+        .to_rgb8();
+    let mask = image::open(out.join(format!("{i:03}_mask.png")))
+        .unwrap()
+        .to_luma8();
+    let visible = slsg::simulate::MIN_VISIBLE_CHANGE as f32 * 255.0;
+    let mut labelled = 0;
+    for ((s, b), m) in simulated.pixels().zip(base.pixels()).zip(mask.pixels()) {
+        let change = (0..3)
+            .map(|c| (s.0[c] as f32 - b.0[c] as f32).abs())
+            .fold(0.0, f32::max);
+        if m.0[0] > 127 {
+            labelled += 1;
+            assert!(
+                change >= visible - 1.0,
+                "sample {i}: labelled, changed {change}"
+            );
+        } else {
+            assert!(
+                change < visible + 1.0,
+                "sample {i}: unlabelled, changed {change}"
+            );
+        }
+    }
+    assert_eq!(fields[5], labelled.to_string(), "sample {i}: mask_area");
+    assert!(fields[7].parse::<u32>().unwrap() >= 1, "sample {i}: draws");
+}
+
 #[test]
 fn synth_simulate_and_eval_work_together() {
     let dir = tempfile::tempdir().unwrap();
@@ -61,7 +98,9 @@ fn synth_simulate_and_eval_work_together() {
     assert_eq!(csv.lines().count(), 9);
 
     // By default anomalies land on an object, not on its background, and samples.csv says
-    // where each one landed truly; a texture is used whole.
+    // where each one landed truly; a texture is used whole. A pixel is labelled anomalous
+    // exactly where the simulated image differs visibly from its normal image, and
+    // samples.csv counts those pixels.
     for (category, rule) in [
         ("washer", "otsu: the object"),
         ("weave", "none: the whole image"),
@@ -86,15 +125,19 @@ fn synth_simulate_and_eval_work_together() {
         assert!(printed.contains(rule), "{category}: {printed}");
         let csv = std::fs::read_to_string(out.join("samples.csv")).unwrap();
         let mut inside = 0;
+        assert!(csv.starts_with(
+            "index,branch,base_image,source,delta,mask_area,inside_foreground,draws\n"
+        ));
         for (i, line) in csv.lines().skip(1).enumerate() {
             let fields: Vec<&str> = line.split(',').collect();
+            let base = image::open(data.join(format!("{category}/train/good/{}", fields[2])))
+                .unwrap()
+                .to_rgb8();
+            assert_labels_are_the_visible_change(&out, i, &base, &fields);
             if fields[6] != "true" {
                 continue;
             }
             inside += 1;
-            let base = image::open(data.join(format!("{category}/train/good/{}", fields[2])))
-                .unwrap()
-                .to_rgb8();
             let foreground = slsg::simulate::foreground_mask(
                 &base,
                 &slsg::simulate::ForegroundConfig::Otsu {
