@@ -115,9 +115,31 @@ fn init_logging() -> Result<(), String> {
     Ok(())
 }
 
+/// `RAYON_NUM_THREADS` sizes the CPU backend's thread pool, and rayon ignores a value it cannot
+/// read: a typo would silently take every core instead of the cap the user asked for. Empty is
+/// unset, as for rayon.
+fn check_thread_cap() -> Result<(), String> {
+    const VARIABLE: &str = "RAYON_NUM_THREADS";
+    let most = slsg::config::MAX_THREADS;
+    match std::env::var(VARIABLE) {
+        Err(std::env::VarError::NotPresent) => Ok(()),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!(
+            "{VARIABLE}: not UTF-8 (use a whole number from 0, every core, to {most})"
+        )),
+        Ok(value) if value.is_empty() => Ok(()),
+        Ok(value) => match value.parse::<usize>() {
+            Ok(threads) if threads <= most => Ok(()),
+            _ => Err(format!(
+                "{VARIABLE}: `{value}` is not a thread count; use a whole number from 0, every \
+                 core, to {most}"
+            )),
+        },
+    }
+}
+
 fn main() -> std::process::ExitCode {
     slsg::backend::default_to_cpu();
-    if let Err(e) = init_logging() {
+    if let Err(e) = init_logging().and_then(|()| check_thread_cap()) {
         errln!("error: {e}");
         return std::process::ExitCode::from(2);
     }

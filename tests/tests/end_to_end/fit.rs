@@ -524,4 +524,15 @@ fn progress_reaches_a_log_file_and_an_interrupted_stage_resumes() {
     fails_with(refused, &["SLSG_LOG_FORMAT", "xml"]);
     let refused = slsg(&["config", "--print-default"], &[("SLSG_LOG", "slsg=loud")]);
     fails_with(refused, &["SLSG_LOG", "slsg=loud"]);
+    for cap in ["two", "-1", "257", " 4"] {
+        let refused = slsg(
+            &["config", "--print-default"],
+            &[("RAYON_NUM_THREADS", cap)],
+        );
+        fails_with(refused, &["RAYON_NUM_THREADS", cap]);
+    }
+    ok(slsg(
+        &["config", "--print-default"],
+        &[("RAYON_NUM_THREADS", "1")],
+    ));
 }
