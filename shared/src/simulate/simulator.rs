@@ -164,8 +164,11 @@ impl Simulator {
         let mut draws = 0;
         loop {
             draws += 1;
-            let mut info = self.draw_sample(branch, base, rng, image_out, mask_out);
+            let (mut info, mask) = self.draw_sample(branch, base, rng, image_out);
             info.draws = draws;
+            for (out, &m) in mask_out.iter_mut().zip(mask.as_bytes()) {
+                *out = m as f32;
+            }
             if c.min_visible_change == 0.0 {
                 return info;
             }
@@ -176,15 +179,14 @@ impl Simulator {
         }
     }
 
-    /// One draw of `branch`'s sample: the blended image and the whole mask `M` as its label.
+    /// One draw of `branch`'s sample: the blended image into `image_out`, and its mask `M`.
     fn draw_sample(
         &self,
         branch: Branch,
         base: usize,
         rng: &mut impl Rng,
         image_out: &mut [f32],
-        mask_out: &mut [f32],
-    ) -> SampleInfo {
+    ) -> (SampleInfo, Mask) {
         let c = &self.config;
         let perlin = match branch {
             Branch::Texture => &c.texture_mask,
@@ -263,10 +265,7 @@ impl Simulator {
             self.height as usize,
             delta as f32,
         );
-        for (out, &m) in mask_out.iter_mut().zip(mask.as_bytes()) {
-            *out = m as f32;
-        }
-        SampleInfo {
+        let info = SampleInfo {
             branch,
             base,
             source,
@@ -274,7 +273,8 @@ impl Simulator {
             mask_area: patch.inside.len(),
             inside_foreground,
             draws: 1,
-        }
+        };
+        (info, mask)
     }
 
     /// Clears the label of every pixel the blend changed by less than `min_visible_change` (on
