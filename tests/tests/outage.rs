@@ -94,15 +94,15 @@ fn a_store_outage_longer_than_a_lease_loses_nothing() {
     let store_failures = || worker.output().matches("the store failed").count();
     let failed_before = store_failures();
     let outage = Outage::new();
-    let stopped = Instant::now();
+    let down = Instant::now();
     // Held until the worker has met the outage four times (its pauses between tries, half to
     // one and a half times 1, 2, 4 and 8 s, add up to at least 7.5 s) and the server has been
-    // down for longer than the 5 s lease (stopping it can take seconds, during which the worker
-    // may already fail).
+    // down for longer than the 5 s lease: `Outage::new` returns once it is down, and stopping
+    // it can take seconds, during which the worker may already fail.
     wait_until(
         "the worker met the outage four times, for longer than a lease",
         Duration::from_secs(300),
-        || store_failures() >= failed_before + 4 && stopped.elapsed() > Duration::from_secs(6),
+        || store_failures() >= failed_before + 4 && down.elapsed() > Duration::from_secs(6),
     );
     assert!(coordinator.is_running(), "{}", coordinator.output());
     assert!(worker.is_running(), "{}", worker.output());
