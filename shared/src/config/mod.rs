@@ -138,19 +138,18 @@ impl Config {
     /// Parses a config this project recorded (a fit's `config.toml`): a field the record
     /// predates takes the value that keeps the behaviour it ran under, not today's default.
     pub fn parse_recorded(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let mut document: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let document: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
             origin: origin.to_string(),
             message: toml_error(&e, Some(text)),
         })?;
-        for &(section, field, value) in ADDED_FIELDS {
-            if let toml::Value::Table(table) = document
-                .entry(section)
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            {
-                table.entry(field).or_insert(toml::Value::Float(value));
-            }
-        }
-        Self::from_document(document, origin)
+        let config = Self::deserialize_recorded(toml::Value::Table(document)).map_err(
+            |e: toml::de::Error| ConfigError::Parse {
+                origin: origin.to_string(),
+                message: toml_error(&e, None),
+            },
+        )?;
+        config.validate(origin)?;
+        Ok(config)
     }
 
     /// Deserialises a recorded config inside a larger record (a job's spec) as
